@@ -1,0 +1,61 @@
+# schemagate: every target bootstraps what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
+
+.PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
+        control-plane bench crds clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check operator tests bench
+
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+layers: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+test-db: $(VENV)/.installed
+	$(PY) -m pytest tests/db
+
+test-cluster: $(VENV)/.installed control-plane
+	$(PY) -m pytest tests/cluster
+
+# Everything CI runs (.ci/run calls this).
+test: lint types layers control-plane
+	$(PY) -m pytest tests
+
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
+# proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
+control-plane:
+	@bash hack/build-control-plane.sh control-plane >/dev/null
+
+cluster-up: $(VENV)/.installed control-plane
+	$(PY) -m schemagate.localenv.cluster up
+
+cluster-down: $(VENV)/.installed
+	$(PY) -m schemagate.localenv.cluster down
+
+demo: $(VENV)/.installed
+	$(PY) -m schemagate.localenv.demo
+
+crds: $(VENV)/.installed
+	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml
+
+bench: $(VENV)/.installed
+	$(PY) bench/verify.py
+
+clean:
+	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""The one vocabulary of DESIGN.md, shared by conditions, the pod gate, the CLI and metrics."""
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    VERIFIED = "Verified"
+    TABLES_ELSEWHERE = "TablesElsewhere"
+    NO_REVISION = "NoRevision"
+    STAMPED_BUT_MISSING = "StampedButMissing"
+    TABLES_MISSING = "TablesMissing"
+    REVISION_MISMATCH = "RevisionMismatch"
+    MIGRATION_NO_OP = "MigrationNoOp"
+    MIGRATION_FAILED = "MigrationFailed"
+    DATABASE_UNREACHABLE = "DatabaseUnreachable"
+    AUTHENTICATION_FAILED = "AuthenticationFailed"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    INVALID_SPEC = "InvalidSpec"
+
+
+#: Reasons that say the database itself was read and the schema is not as declared.
+SCHEMA_NOT_AS_DECLARED = frozenset({
+    Reason.TABLES_ELSEWHERE, Reason.NO_REVISION, Reason.STAMPED_BUT_MISSING,
+    Reason.TABLES_MISSING, Reason.REVISION_MISMATCH,
+})
+#: Reasons that say the database could not be read at all.
+CONNECTION_FAILURES = frozenset({Reason.DATABASE_UNREACHABLE, Reason.AUTHENTICATION_FAILED})

