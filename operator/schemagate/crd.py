@@ -1,0 +1,129 @@
+"""The CustomResourceDefinition, generated from the pydantic models.
+
+pydantic emits JSON Schema; Kubernetes wants a structural OpenAPI v3 schema: no
+`$ref`, no `anyOf` with null, no `additionalProperties: false` beside `properties`,
+no titles. The conversion below is small and total over what our models use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from schemagate.core import models
+
+JSON = dict[str, Any]
+
+_DROPPED_KEYS = {"title", "$defs"}
+
+
+def _structural(node: Any, defs: JSON) -> Any:
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        variants = [v for v in node["anyOf"] if v.get("type") != "null"]
+        if len(variants) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            merged = {**_structural(variants[0], defs), **rest}
+            merged["nullable"] = True
+            if merged.get("default", "absent") is None:
+                del merged["default"]
+            return _structural(merged, defs)
+    out: JSON = {}
+    for key, value in node.items():
+        if key in _DROPPED_KEYS:
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "default" and value is None:
+            continue
+        out[key] = _structural(value, defs)
+    return out
+
+
+def _schema_of(model: type[models.BaseModel]) -> JSON:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    result: JSON = _structural(raw, raw.get("$defs", {}))
+    return result
+
+
+def _spec_schema() -> JSON:
+    spec = _schema_of(models.DatabaseSchemaSpec)
+    spec["properties"]["tables"]["x-kubernetes-list-type"] = "set"
+    spec["properties"]["migrations"]["x-kubernetes-validations"] = [
+        {"rule": "self.run != 'Job' || has(self.job)",
+         "message": "migrations.run is Job but migrations.job is not set"},
+        {"rule": "self.run != 'Alembic' || has(self.alembic)",
+         "message": "migrations.run is Alembic but migrations.alembic is not set"},
+    ]
+    # Defaults for nested objects: the API server fills them so `kubectl get -o yaml`
+    # shows what the operator will act on.
+    spec["properties"]["migrations"]["default"] = {}
+    spec["properties"]["gate"]["default"] = {}
+    return spec
+
+
+def _status_schema() -> JSON:
+    status = _schema_of(models.DatabaseSchemaStatus)
+    conditions = status["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return status
+
+
+def _condition_column(name: str, condition: str, field: str) -> JSON:
+    return {"name": name, "type": "string",
+            "jsonPath": f'.status.conditions[?(@.type=="{condition}")].{field}'}
+
+
+def custom_resource_definition() -> JSON:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{models.PLURAL}.{models.GROUP}"},
+        "spec": {
+            "group": models.GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": models.KIND, "plural": models.PLURAL,
+                      "singular": models.SINGULAR, "shortNames": [models.SHORT_NAME],
+                      "listKind": f"{models.KIND}List"},
+            "versions": [{
+                "name": models.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    _condition_column("Ready", "Ready", "status"),
+                    _condition_column("Reason", "SchemaVerified", "reason"),
+                    {"name": "Missing", "type": "string", "jsonPath": ".status.missingTables"},
+                    {"name": "Revision", "type": "string", "jsonPath": ".status.revision.current"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "Declares the tables and Alembic revision a backend needs, "
+                                   "and gates the backend's pods on them.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": _spec_schema(),
+                        "status": _status_schema(),
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated by `schemagate crd` from schemagate.core.models. Do not edit.\n"
+    return header + yaml.safe_dump(custom_resource_definition(), sort_keys=False, width=100)
