@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from schemagate.core import models
 
@@ -48,7 +49,7 @@ def _structural(node: Any, defs: JSON) -> Any:
     return out
 
 
-def _schema_of(model: type[models.BaseModel]) -> JSON:
+def _schema_of(model: type[BaseModel]) -> JSON:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     result: JSON = _structural(raw, raw.get("$defs", {}))
     return result

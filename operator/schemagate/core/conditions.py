@@ -21,6 +21,10 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
 def set_condition(conditions: Sequence[Condition], *, type: str, status: bool | None, reason: str,
                   message: str, generation: int | None, now: datetime) -> list[Condition]:
     """Return `conditions` with `type` set; other conditions keep their place."""

@@ -120,7 +120,7 @@ class GateSpec(Model):
 class DatabaseSchemaSpec(Model):
     database: DatabaseSpec
     tables: list[Identifier] = Field(min_length=1, max_length=10_000)
-    migrations: MigrationsSpec = Field(default_factory=MigrationsSpec)  # type: ignore[arg-type]
+    migrations: MigrationsSpec = Field(default_factory=MigrationsSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     verify_interval_seconds: int = Field(30, ge=5, le=86400)
 

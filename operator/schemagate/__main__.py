@@ -1,0 +1,3 @@
+from schemagate.cli import main
+
+raise SystemExit(main())

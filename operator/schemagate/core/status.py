@@ -1,0 +1,106 @@
+"""The next `status` of a DatabaseSchema, from the previous one and one check's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemagate.core import conditions as cond
+from schemagate.core.models import (
+    DatabaseSchemaStatus,
+    DatabaseStatus,
+    GateStatus,
+    RevisionStatus,
+    TablePlace,
+)
+from schemagate.core.reasons import CONNECTION_FAILURES, Reason
+from schemagate.core.verdict import Verdict
+
+#: The operator could not look at the schema at all: nothing is known about it.
+COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
+#: Outcomes a person must act on; retrying alone will not fix them.
+NEEDS_A_PERSON = frozenset({Reason.INVALID_SPEC, Reason.SECRET_NOT_FOUND,
+                            Reason.AUTHENTICATION_FAILED})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile pass concluded; `verdict` is set when the database was read."""
+
+    reason: Reason
+    message: str
+    verdict: Verdict | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.reason is Reason.VERIFIED
+
+    @property
+    def looked(self) -> bool:
+        return self.reason not in COULD_NOT_LOOK
+
+
+def from_verdict(verdict: Verdict) -> Outcome:
+    return Outcome(verdict.reason, verdict.message, verdict)
+
+
+def gate_note(g: GateStatus) -> str:
+    if g.pods == 0:
+        return "no gated pods yet"
+    return f"{g.ready} of {g.pods} gated pods open"
+
+
+def _tri(outcome: Outcome) -> bool | None:
+    return None if not outcome.looked else outcome.verified
+
+
+def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation: int,
+                gate: GateStatus, now: datetime) -> DatabaseSchemaStatus:
+    c = previous.conditions
+    reason, message = outcome.reason.value, outcome.message
+    c = cond.set_condition(c, type=cond.SCHEMA_VERIFIED, status=_tri(outcome), reason=reason,
+                           message=message, generation=generation, now=now)
+    c = cond.set_condition(c, type=cond.MIGRATIONS_APPLIED, status=_tri(outcome), reason=reason,
+                           message=message, generation=generation, now=now)
+    ready_message = f"{message}; {gate_note(gate)}"
+    c = cond.set_condition(c, type=cond.READY, status=outcome.verified, reason=reason,
+                           message=ready_message, generation=generation, now=now)
+    stalled = outcome.reason in NEEDS_A_PERSON
+    c = cond.set_condition(c, type=cond.STALLED, status=stalled, reason=reason,
+                           message=message if stalled else "", generation=generation, now=now)
+    status = previous.model_copy(update={"observed_generation": generation, "conditions": c,
+                                         "gate": gate})
+    verdict = outcome.verdict
+    if verdict is None or not outcome.looked:
+        return status  # keep what was last seen; lastVerifiedTime says when
+    fp = verdict.fingerprint
+    return status.model_copy(update={
+        "missing_tables": list(verdict.missing_tables),
+        "found_elsewhere": [TablePlace(table=p.table, schema=p.schema, database=p.database)
+                            for p in verdict.found_elsewhere],
+        "revision": RevisionStatus(current=sorted(verdict.current_revisions or ()),
+                                   expected=sorted(verdict.expected_revisions or ())),
+        "database": None if fp is None else DatabaseStatus(
+            host=fp.host, port=fp.port, database=fp.database, user=fp.user,
+            search_path=fp.search_path, server_version=fp.server_version,
+            system_identifier=None if fp.system_identifier is None else str(fp.system_identifier)),
+        "last_verified_time": cond.timestamp(now),
+    })
+
+
+def transition(previous: DatabaseSchemaStatus, current: DatabaseSchemaStatus) -> str | None:
+    """A one-line description when the schema's verdict or readiness changed, else None.
+
+    Only transitions become Events and INFO logs; a steady state repeats nothing.
+    """
+    def key(s: DatabaseSchemaStatus) -> tuple[str | None, ...]:
+        verified = cond.find(s.conditions, cond.SCHEMA_VERIFIED)
+        ready = cond.find(s.conditions, cond.READY)
+        return (verified.status if verified else None, verified.reason if verified else None,
+                ready.status if ready else None)
+
+    if key(previous) == key(current):
+        return None
+    verified = cond.find(current.conditions, cond.SCHEMA_VERIFIED)
+    assert verified is not None
+    return f"{verified.reason}: {verified.message}"

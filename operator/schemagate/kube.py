@@ -1,0 +1,126 @@
+"""The only module that talks to the Kubernetes API (STYLE.md practice 1).
+
+Blocking calls of the official client; callers on Kopf's event loop run them with
+`asyncio.to_thread`. Functions return plain data the core understands.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from schemagate.core import models
+from schemagate.core.gate import PodCondition
+
+JSON = dict[str, Any]
+Body = Mapping[str, Any]
+
+
+class SecretNotFound(Exception):
+    """The Secret or its key is missing; the message names which, never a value."""
+
+
+class InvalidSelector(Exception):
+    """The API server refused the pod selector."""
+
+
+@dataclass(frozen=True)
+class GatedPod:
+    name: str
+    labels: dict[str, str]
+    condition: JSON | None  # this gate's current pod condition, as the API shows it
+
+    @property
+    def is_true(self) -> bool:
+        return self.condition is not None and self.condition.get("status") == "True"
+
+
+def connect(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster when running in a pod, else the kubeconfig (KUBECONFIG or the given path)."""
+    try:
+        config.load_incluster_config()
+        configuration = client.Configuration.get_default_copy()
+    except config.ConfigException:
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
+        try:
+            secret = self.core.read_namespaced_secret(ref.name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise SecretNotFound(
+                    f"Secret {ref.name} not found in namespace {namespace}") from None
+            raise
+        data = secret.data or {}
+        if ref.key not in data:
+            keys = ", ".join(sorted(data)) or "none"
+            raise SecretNotFound(f"Secret {ref.name} in namespace {namespace} has no key "
+                                 f"{ref.key} (its keys: {keys})")
+        return base64.b64decode(data[ref.key]).decode("utf-8").strip()
+
+    def gated_pods(self, namespace: str, condition_type: str) -> list[GatedPod]:
+        response: Any = self.core.list_namespaced_pod(namespace, _preload_content=False)
+        pods = json.loads(response.data)["items"]
+        return [gated_pod(pod, condition_type) for pod in pods
+                if carries_gate(pod, condition_type)
+                and not pod["metadata"].get("deletionTimestamp")]
+
+    def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
+                          wanted: PodCondition, transition_time: str) -> None:
+        body = {"status": {"conditions": [{
+            "type": condition_type,
+            "status": "True" if wanted.status else "False",
+            "reason": wanted.reason,
+            "message": wanted.message,
+            "lastTransitionTime": transition_time,
+        }]}}
+        try:
+            # Strategic merge keyed by `type`: the kubelet's conditions survive.
+            self.core.patch_namespaced_pod_status(pod, namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:  # a pod deleted meanwhile needs no gate
+                raise
+
+    def database_schema(self, namespace: str, name: str) -> JSON | None:
+        try:
+            obj: Any = self.custom.get_namespaced_custom_object(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    def patch_status(self, namespace: str, name: str, status: JSON) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status})
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile
+                raise
+
+
+def carries_gate(pod: Body, condition_type: str) -> bool:
+    gates = (pod.get("spec") or {}).get("readinessGates") or ()
+    return any(g.get("conditionType") == condition_type for g in gates)
+
+
+def gated_pod(pod: Body, condition_type: str) -> GatedPod:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    current = next((c for c in conditions if c.get("type") == condition_type), None)
+    return GatedPod(name=pod["metadata"]["name"], labels=pod["metadata"].get("labels") or {},
+                    condition=current)

@@ -1,0 +1,260 @@
+"""One DatabaseSchema's life in the operator: check, write status, drive the gate.
+
+Async orchestration over the edges (`kube`, `database`) and the pure core; every
+blocking call runs in a thread so Kopf's event loop never waits on a socket. Kopf
+itself stays in `handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from schemagate import database, kube
+from schemagate.core import conditions as cond
+from schemagate.core import gate
+from schemagate.core.models import (
+    DatabaseSchemaSpec,
+    DatabaseSchemaStatus,
+    DriftPolicy,
+    GateStatus,
+    LabelSelector,
+)
+from schemagate.core.reasons import Reason
+from schemagate.core.requirement import requirement_for
+from schemagate.core.status import Outcome, from_verdict, next_status, transition
+from schemagate.metrics import Metrics
+
+Key = tuple[str, str]  # (namespace, name)
+JSON = Mapping[str, Any]
+
+#: How soon to look again after the database could not be reached (seconds, capped by
+#: the resource's own interval): soon enough to notice recovery, rare enough not to hammer.
+RETRY_UNREACHABLE = 5.0
+#: While gated pods wait on an unverified schema, look this often: the check is one
+#: catalog round trip, and every second saved is a second of a rollout not waiting.
+RECHECK_WHILE_PODS_WAIT = 1.0
+
+
+class Stopped(Protocol):
+    def __bool__(self) -> bool: ...
+
+
+def explain_invalid(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"spec.{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Published:
+    state: gate.GateState
+    spec: DatabaseSchemaSpec | None
+
+
+@dataclass
+class Registry:
+    """What this process knows between events: each schema's gate and its wake-up."""
+
+    gates: dict[Key, Published] = field(default_factory=dict)
+    secrets: dict[Key, Key] = field(default_factory=dict)  # schema -> (namespace, secret)
+    wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+
+    def wake(self, key: Key) -> None:
+        if key in self.wakeups:
+            self.wakeups[key].set()
+
+    def wake_users_of_secret(self, namespace: str, secret: str) -> None:
+        for schema, ref in self.secrets.items():
+            if ref == (namespace, secret):
+                self.wake(schema)
+
+    async def sleep(self, key: Key, seconds: float) -> None:
+        event = self.wakeups.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    def forget(self, key: Key) -> None:
+        self.gates.pop(key, None)
+        self.secrets.pop(key, None)
+        self.wakeups.pop(key, None)
+
+
+@dataclass
+class Context:
+    kube: kube.Kube
+    registry: Registry
+    metrics: Metrics
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+async def check(spec: DatabaseSchemaSpec, namespace: str, ctx: Context) -> Outcome:
+    try:
+        url = await asyncio.to_thread(ctx.kube.read_secret_value, namespace,
+                                      spec.database.url_secret_ref)
+    except kube.SecretNotFound as exc:
+        return Outcome(Reason.SECRET_NOT_FOUND, str(exc))
+    try:
+        with ctx.metrics.verification_timer():
+            verdict = await asyncio.to_thread(
+                database.verify, url, requirement_for(spec),
+                connect_timeout=spec.database.connect_timeout_seconds)
+    except database.InvalidDatabaseUrl as exc:
+        ref = spec.database.url_secret_ref
+        return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
+                                            f"cannot be used: {exc}")
+    return from_verdict(verdict)
+
+
+async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.LoggerAdapter[Any]
+                    ) -> float:
+    """One pass; returns the seconds until the next one."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    generation = int(body["metadata"].get("generation") or 0)
+    previous = DatabaseSchemaStatus.model_validate(body.get("status") or {})
+    try:
+        spec: DatabaseSchemaSpec | None = DatabaseSchemaSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        spec = None
+        outcome = Outcome(Reason.INVALID_SPEC, explain_invalid(exc))
+    if spec is not None:
+        ref = spec.database.url_secret_ref
+        ctx.registry.secrets[(namespace, name)] = (namespace, ref.name)
+        outcome = await check(spec, namespace, ctx)
+    on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
+    state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
+                            message=outcome.message, on_drift=on_drift)
+    ctx.registry.gates[(namespace, name)] = Published(state, spec)
+    try:
+        gate_status = await asyncio.to_thread(apply_gate, ctx, namespace, name, state, spec)
+    except ValueError as exc:  # a selector the API server cannot use
+        outcome = Outcome(Reason.INVALID_SPEC, f"gate.podSelector: {exc}")
+        gate_status = GateStatus(condition_type=gate.gate_condition_type(name))
+    ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
+    status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
+                         now=ctx.clock())
+    if worth_writing(previous, status, spec):
+        await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
+                                status.model_dump(by_alias=True, mode="json", exclude_none=True))
+    if (change := transition(previous, status)) is not None:
+        logger.info("%s", change)
+    else:
+        logger.debug("unchanged: %s", outcome.reason.value)
+    return next_delay(spec, outcome, gate_status)
+
+
+def worth_writing(previous: DatabaseSchemaStatus, status: DatabaseSchemaStatus,
+                  spec: DatabaseSchemaSpec | None) -> bool:
+    """Skip a write that would only move lastVerifiedTime by less than the interval.
+
+    Fast re-checks while pods wait would otherwise write the object every second.
+    """
+    if previous.model_copy(update={"last_verified_time": None}) != status.model_copy(
+            update={"last_verified_time": None}):
+        return True
+    if previous.last_verified_time is None or status.last_verified_time is None:
+        return previous.last_verified_time != status.last_verified_time
+    interval = spec.verify_interval_seconds if spec else 30
+    elapsed = (cond.parse_timestamp(status.last_verified_time)
+               - cond.parse_timestamp(previous.last_verified_time))
+    return elapsed.total_seconds() >= interval
+
+
+def next_delay(spec: DatabaseSchemaSpec | None, outcome: Outcome, gate_status: GateStatus
+               ) -> float:
+    interval = float(spec.verify_interval_seconds if spec else 30)
+    if not outcome.looked:
+        return min(interval, RETRY_UNREACHABLE)
+    if not outcome.verified and gate_status.ready < gate_status.pods:
+        return min(interval, RECHECK_WHILE_PODS_WAIT)
+    return interval
+
+
+def apply_gate(ctx: Context, namespace: str, name: str, state: gate.GateState,
+               spec: DatabaseSchemaSpec | None) -> GateStatus:
+    """Set this schema's condition on every pod that carries its gate (blocking)."""
+    condition_type = gate.gate_condition_type(name)
+    selector = spec.gate.pod_selector if spec else LabelSelector()
+    selector_text = gate.selector_string(selector)
+    pods = ctx.kube.gated_pods(namespace, condition_type)
+    ready = 0
+    selected_count = 0
+    for pod in pods:
+        selected = gate.selects(selector, pod.labels)
+        selected_count += selected
+        wanted = gate.pod_condition(state, currently_true=pod.is_true, selected=selected,
+                                    selector=selector_text)
+        set_if_changed(ctx, namespace, pod, condition_type, wanted)
+        ready += wanted.status and selected
+    return GateStatus(condition_type=condition_type, pods=selected_count, ready=ready)
+
+
+def set_if_changed(ctx: Context, namespace: str, pod: kube.GatedPod, condition_type: str,
+                   wanted: gate.PodCondition) -> None:
+    current = pod.condition or {}
+    wire = "True" if wanted.status else "False"
+    if (current.get("status"), current.get("reason"), current.get("message")) == (
+            wire, wanted.reason, wanted.message):
+        return
+    moved = current.get("status") != wire or not current.get("lastTransitionTime")
+    when = cond.timestamp(ctx.clock()) if moved else str(current["lastTransitionTime"])
+    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when)
+
+
+async def keep_verified(body: JSON, stopped: Stopped, ctx: Context,
+                        logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """Verify now, then every interval or as soon as something relevant changes."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    ctx.registry.wakeups.setdefault(key, asyncio.Event())
+    while not stopped:
+        try:
+            delay = await reconcile(body, ctx, logger)
+        except Exception as exc:  # noqa: BLE001 - report, then retry: never crash-loop
+            ctx.metrics.reconcile_error(type(exc).__name__)
+            logger.warning("reconcile failed, retrying in %ss: %s", RETRY_UNREACHABLE, exc)
+            delay = RETRY_UNREACHABLE
+        await ctx.registry.sleep(key, delay)
+
+
+async def gate_new_pod(pod: JSON, ctx: Context) -> None:
+    """A pod appeared or changed: give it each of its gates' current answer."""
+    namespace = pod["metadata"]["namespace"]
+    for schema_name in gate.schema_names_gating(pod["spec"].get("readinessGates") or ()):
+        condition_type = gate.gate_condition_type(schema_name)
+        known = ctx.registry.gates.get((namespace, schema_name))
+        if known is None:
+            exists = await asyncio.to_thread(ctx.kube.database_schema, namespace, schema_name)
+            if exists is not None:
+                continue  # its daemon is about to check it; until then the pod is not Ready
+            known = Published(gate.schema_missing(schema_name), None)
+        selector = known.spec.gate.pod_selector if known.spec else LabelSelector()
+        view = kube.gated_pod(pod, condition_type)
+        wanted = gate.pod_condition(known.state, currently_true=view.is_true,
+                                    selected=known.spec is None or gate.selects(selector,
+                                                                                view.labels),
+                                    selector=gate.selector_string(selector))
+        await asyncio.to_thread(set_if_changed, ctx, namespace, view, condition_type, wanted)
+
+
+async def release(body: JSON, ctx: Context) -> int:
+    """The DatabaseSchema is being deleted: open its gates for good. Returns pods released."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    ctx.registry.forget((namespace, name))
+    state = gate.released(name)
+    condition_type = gate.gate_condition_type(name)
+    pods = await asyncio.to_thread(ctx.kube.gated_pods, namespace, condition_type)
+    for pod in pods:
+        wanted = gate.PodCondition(True, state.reason, state.message)
+        await asyncio.to_thread(set_if_changed, ctx, namespace, pod, condition_type, wanted)
+    return len(pods)

@@ -1,0 +1,19 @@
+"""The operator's settings: built once at start-up from the command line, then passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    metrics_port: int | None = 8080
+    liveness_port: int | None = 8081
+    kubeconfig: str | None = None
+    verbose: bool = False
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        return None if self.liveness_port is None else f"http://0.0.0.0:{self.liveness_port}/healthz"
