@@ -96,6 +96,11 @@ build_helm() {
 }
 
 case "$what" in
+  path)
+    # Where the binaries are (or will be); exit status 1 when they are not built yet.
+    echo "$BIN_DIR"
+    [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ]
+    ;;
   control-plane)
     if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ]; then echo "$BIN_DIR"; exit 0; fi
     start=$(date +%s)
@@ -107,5 +112,5 @@ case "$what" in
     echo "$BIN_DIR"
     ;;
   helm) build_helm ;;
-  *) echo "usage: $0 [control-plane|helm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [control-plane|path|helm]" >&2; exit 2 ;;
 esac
