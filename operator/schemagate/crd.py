@@ -59,9 +59,9 @@ def _spec_schema() -> JSON:
     spec = _schema_of(models.DatabaseSchemaSpec)
     spec["properties"]["tables"]["x-kubernetes-list-type"] = "set"
     spec["properties"]["migrations"]["x-kubernetes-validations"] = [
-        {"rule": "self.run != 'Job' || has(self.job)",
+        {"rule": "!has(self.run) || self.run != 'Job' || has(self.job)",
          "message": "migrations.run is Job but migrations.job is not set"},
-        {"rule": "self.run != 'Alembic' || has(self.alembic)",
+        {"rule": "!has(self.run) || self.run != 'Alembic' || has(self.alembic)",
          "message": "migrations.run is Alembic but migrations.alembic is not set"},
     ]
     # Defaults for nested objects: the API server fills them so `kubectl get -o yaml`

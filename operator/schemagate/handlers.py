@@ -6,6 +6,7 @@ The only module that imports Kopf. Blocking work happens in `reconciler`, in thr
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -30,7 +31,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=models.GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{models.GROUP}/finalizer"
-    settings.posting.level = logging.INFO  # INFO is for transitions only; each becomes an Event
+    settings.posting.level = logging.INFO  # our Events: one per transition (reconciler.announce)
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
@@ -39,7 +40,18 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         metrics.serve(operator_settings.metrics_port)
     memo["context"] = reconciler.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig)),
-        registry=reconciler.Registry(), metrics=metrics)
+        registry=reconciler.Registry(), metrics=metrics, announce=_announce)
+
+
+def _announce(body: Any, reason: str, message: str, warning: bool) -> None:
+    (kopf.warn if warning else kopf.info)(body, reason=reason, message=message)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # In a pod: the service account. Elsewhere: KUBECONFIG, which `run` set from
+    # --kubeconfig (the client library's own default was fixed at its import).
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
@@ -73,10 +85,32 @@ async def release_gates(body: kopf.Body, memo: Any, logger: kopf.Logger,
                         **_: Any) -> None:
     released = await reconciler.release(body, _ctx(memo))
     _ctx(memo).metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
-    logger.info("%s: released the gate of %d pod(s)", gate.GATE_RELEASED, released)
+    message = f"released the gate of {released} pod(s): the DatabaseSchema is being deleted"
+    logger.info("%s", message)
+    kopf.info(body, reason=gate.GATE_RELEASED, message=message)
+
+
+class _QuietWatchers(logging.Filter):
+    """Kopf reports every successful event handler at INFO; for pods and Secrets that is
+    one line per watch event. INFO is for transitions, so these go down to DEBUG."""
+
+    _chatty = ("Handler 'pod_changed' succeeded", "Handler 'secret_changed' succeeded")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.getMessage().startswith(self._chatty):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
 
 
 def run(settings: Settings) -> None:
+    if settings.kubeconfig:
+        # Kopf's own login reads KUBECONFIG; our client is given the same file explicitly.
+        os.environ["KUBECONFIG"] = settings.kubeconfig
+    kopf.configure(verbose=settings.verbose)
+    logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
+    # Alembic announces its context at INFO on every read of the version table.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=settings.all_namespaces,

@@ -91,11 +91,16 @@ class Registry:
         self.wakeups.pop(key, None)
 
 
+#: Posts a Kubernetes Event about the object: (body, reason, message, warning).
+Announce = Callable[[JSON, str, str, bool], None]
+
+
 @dataclass
 class Context:
     kube: kube.Kube
     registry: Registry
     metrics: Metrics
+    announce: Announce
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -149,6 +154,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
                                 status.model_dump(by_alias=True, mode="json", exclude_none=True))
     if (change := transition(previous, status)) is not None:
         logger.info("%s", change)
+        ctx.announce(body, outcome.reason.value, change, not outcome.verified)
     else:
         logger.debug("unchanged: %s", outcome.reason.value)
     return next_delay(spec, outcome, gate_status)
