@@ -1,0 +1,206 @@
+"""The `schemagate` command: `verify` today; `run` and `crd` arrive with the operator.
+
+Each subcommand registers its parser in `build_parser` and sets `handler` to a
+function taking the parsed arguments and returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from schemagate import database
+from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
+from schemagate.core.verdict import Requirement, Verdict, names
+
+EXIT_VERIFIED = 0
+EXIT_NOT_AS_DECLARED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+#: `schemagate verify` has no option for it (DESIGN.md); the resource's default.
+CONNECT_TIMEOUT = 5.0
+#: Places listed in the human output; `--json` carries them all.
+FOUND_SHOWN = 20
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit status 2, the message on standard error."""
+
+
+def exit_code(reason: Reason) -> int:
+    """DESIGN.md's exit status for a verdict's reason."""
+    if reason is Reason.VERIFIED:
+        return EXIT_VERIFIED
+    if reason in SCHEMA_NOT_AS_DECLARED:
+        return EXIT_NOT_AS_DECLARED
+    if reason in CONNECTION_FAILURES:
+        return EXIT_UNREACHABLE
+    return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schemagate",
+        description="Hold a backend's pods NotReady until its database schema is really there.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_verify(commands)
+    # The operator's commands. Placeholders until they land; replace each in place.
+    for name, summary in (("run", "run the operator"),
+                          ("crd", "print the CustomResourceDefinition YAML")):
+        placeholder = commands.add_parser(name, help=f"{summary} (not yet implemented)")
+        placeholder.set_defaults(handler=_not_yet_implemented)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+# schemagate verify
+
+def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser(
+        "verify", help="check the declared tables and Alembic revision in the database",
+        description="Check, through the backend's own database URL, that the declared tables "
+                    "are in the schema and the Alembic version table records the expected "
+                    "revision. Exit status: 0 verified; 1 the schema is not as declared; "
+                    "2 bad usage or input; 3 database unreachable or credentials refused.")
+    verify.add_argument("--url-env", metavar="VAR", default="DATABASE_URL",
+                        help="environment variable holding the database URL (default "
+                             "DATABASE_URL); the URL is never taken from the command line")
+    verify.add_argument("--schema", metavar="S", default="public",
+                        help="schema the tables must be in (default public)")
+    tables = verify.add_mutually_exclusive_group(required=True)
+    tables.add_argument("--table", metavar="T", action="append", dest="tables",
+                        help="a declared table; repeat for each")
+    tables.add_argument("--tables-file", metavar="F", type=Path,
+                        help="file of declared tables, one per line; blank lines and lines "
+                             "starting with # are ignored; - reads standard input")
+    verify.add_argument("--expected-revision", metavar="R", action="append", default=[],
+                        help="a revision the version table must record; repeat for several "
+                             "heads (compared as a set)")
+    verify.add_argument("--version-table", metavar="NAME", default="alembic_version",
+                        help="Alembic's version table (default alembic_version)")
+    verify.add_argument("--version-table-schema", metavar="S",
+                        help="schema of the version table (default: --schema)")
+    verify.add_argument("--skip-revision", action="store_true",
+                        help="only the tables count; the version table is not read")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(handler=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    try:
+        url = _url_from_environment(args.url_env)
+        requirement = _requirement(args)
+        verdict = database.verify(url, requirement, connect_timeout=CONNECT_TIMEOUT)
+    except UsageError as exc:
+        return _usage_error(str(exc), as_json=args.json)
+    except database.InvalidDatabaseUrl as exc:
+        return _usage_error(f"the URL in {args.url_env} cannot be used: {exc}",
+                            as_json=args.json)
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        print_verdict(verdict, sys.stdout)
+    return exit_code(verdict.reason)
+
+
+def _url_from_environment(variable: str) -> str:
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        raise UsageError(f"{variable} is not set: put the backend's database URL in the "
+                         "environment (the URL is never read from the command line)")
+    return url
+
+
+def _requirement(args: argparse.Namespace) -> Requirement:
+    tables = args.tables if args.tables is not None else read_tables_file(args.tables_file)
+    if not tables:
+        raise UsageError(f"no tables declared in {args.tables_file}")
+    try:
+        return Requirement(
+            schema=args.schema,
+            tables=tuple(tables),
+            revision_check=not args.skip_revision,
+            version_table=args.version_table,
+            version_table_schema=args.version_table_schema,
+            expected_revisions=frozenset(args.expected_revision) or None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def read_tables_file(path: Path) -> list[str]:
+    """Declared tables from `path` (`-` for standard input): one per line, surrounding
+    blanks stripped, blank lines and `#` comment lines ignored."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _usage_error(message: str, *, as_json: bool) -> int:
+    print(f"schemagate verify: error: {message}", file=sys.stderr)
+    if as_json:
+        verdict = Verdict(verified=False, reason=Reason.INVALID_SPEC, message=message)
+        print(json.dumps(verdict.to_json(), indent=2))
+    return EXIT_USAGE
+
+
+def print_verdict(verdict: Verdict, out: TextIO) -> None:
+    """The human form: the reason and message first, then what was seen."""
+    head = "verified" if verdict.verified else "NOT verified"
+    out.write(f"{head} ({verdict.reason.value}): {verdict.message}\n")
+    rows: list[tuple[str, str]] = []
+    fp = verdict.fingerprint
+    if fp is not None:
+        server = f"{fp.where} as {fp.user}, PostgreSQL {fp.server_version}"
+        if fp.system_identifier:
+            server += f", system identifier {fp.system_identifier}"
+        rows.append(("reached", server))
+        path = fp.search_path
+        if fp.effective_search_path:
+            path += f" (resolves to {', '.join(fp.effective_search_path)})"
+        rows.append(("search_path", path))
+    if verdict.current_revisions is not None or verdict.expected_revisions is not None:
+        current = _revision_list(verdict.current_revisions, absent="no version table")
+        expected = _revision_list(verdict.expected_revisions, absent="any")
+        rows.append(("revision", f"{current} (expected: {expected})"))
+    if verdict.missing_tables:
+        rows.append(("missing", names(verdict.missing_tables)))
+    shown = verdict.found_elsewhere[:FOUND_SHOWN]
+    for place in shown:
+        rows.append(("found", f"{place.table} in schema {place.schema} of database "
+                              f"{place.database}"))
+    if len(verdict.found_elsewhere) > len(shown):
+        rows.append(("found", f"... and {len(verdict.found_elsewhere) - len(shown):,} more "
+                              "(--json lists them all)"))
+    rows.append(("took", f"{verdict.duration_ms:.1f} ms"))
+    for label, value in rows:
+        out.write(f"  {label:<12}{value}\n")
+
+
+def _revision_list(revisions: frozenset[str] | None, *, absent: str) -> str:
+    if revisions is None:
+        return absent
+    return ", ".join(sorted(revisions)) or "none recorded"
+
+
+def _not_yet_implemented(args: argparse.Namespace) -> int:
+    print(f"schemagate {args.command}: not yet implemented", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

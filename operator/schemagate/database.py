@@ -1,0 +1,389 @@
+"""The one module that talks to PostgreSQL (SQLAlchemy, psycopg, Alembic's runtime).
+
+`observe` reads what a `Requirement` asks about, through the backend's own URL: its
+host, role, database and query options (`options=-csearch_path=...` included) are
+kept; only the driver is switched to psycopg. `verify` turns that into a `Verdict`
+and never raises for database errors.
+
+Costs, measured with `bench/verify.py`: every call opens a fresh connection (a cached
+engine with `NullPool`), because a pooled connection would go on reporting `Verified`
+after the password was rotated or the server moved, which is exactly what must be
+seen. The declared tables, the fingerprint and the version table's existence come
+from one catalog query with the names bound as one binary `text[]` parameter; the
+query returns only the missing names, so a healthy database sends back one short row.
+Alembic then reads the version table (`MigrationContext.get_current_heads`).
+Only when tables are missing do we search further: other schemas come with the same
+query, other databases (at most `MAX_DATABASES`) with one short connection each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import psycopg
+from alembic.runtime.migration import MigrationContext
+from psycopg.conninfo import make_conninfo
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import NullPool
+
+from schemagate.core.reasons import Reason
+from schemagate.core.verdict import (
+    Fingerprint,
+    Observation,
+    Place,
+    Requirement,
+    Verdict,
+    connection_failed,
+    decide,
+)
+
+log = logging.getLogger(__name__)
+
+DRIVER = "postgresql+psycopg"
+#: Other databases of the server searched for missing tables, in name order.
+MAX_DATABASES = 20
+#: Connect and query budget for each of those other databases (libpq's minimum is 2 s).
+OTHER_DATABASE_TIMEOUT = 2.0
+#: What `pg_class.relkind` counts as a table, as SQLAlchemy's `has_table` does:
+#: ordinary, partitioned, view, materialized view, foreign table.
+TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
+
+# One round trip answers the whole requirement. Names are bound, never spliced in, and
+# cast to `name` so they compare as PostgreSQL stores them (byte for byte, truncated at
+# 63 bytes as identifiers are). The common case, every table present, is one index scan
+# counting matches; the array sits behind a sub-select so the planner does not estimate
+# each of 10,000 elements. Only when the count falls short is the slower part evaluated
+# (CASE evaluates its sub-selects lazily): which names are missing, and in which other
+# schemas they exist. Schemas `pg_*` and `information_schema` are the system's own.
+CATALOG_QUERY = f"""
+WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+SELECT
+  pg_catalog.current_database()::text AS database,
+  pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
+  pg_catalog.inet_server_port() AS port,
+  CURRENT_USER::text AS "user",
+  pg_catalog.current_setting('search_path') AS search_path,
+  pg_catalog.current_schemas(true)::text[] AS effective_search_path,
+  pg_catalog.current_setting('server_version') AS server_version,
+  pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+    AS may_read_control,
+  EXISTS (SELECT FROM target) AS schema_exists,
+  EXISTS (SELECT FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = %(version_schema)s AND c.relname = %(version_table)s::name
+            AND c.relkind IN {TABLE_KINDS}) AS has_version_table,
+  CASE WHEN (
+    SELECT count(*) FROM pg_catalog.pg_class q
+    WHERE q.relnamespace = (SELECT oid FROM target) AND q.relkind IN {TABLE_KINDS}
+      AND q.relname = ANY((SELECT %(names)b::text[]::name[])::name[])
+  ) = pg_catalog.cardinality(%(names)b::text[]) THEN '{{}}'::text[] ELSE ARRAY(
+    SELECT ARRAY[d.name, e.nspname::text]
+    FROM pg_catalog.unnest(%(names)b::text[]) WITH ORDINALITY AS d(name, position)
+    LEFT JOIN LATERAL (
+      SELECT n.nspname FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+        AND n.nspname <> %(schema)s AND n.nspname <> 'information_schema'
+        AND n.nspname !~ '^pg_'
+    ) e ON true
+    WHERE NOT EXISTS (
+      SELECT FROM pg_catalog.pg_class p
+      WHERE p.relnamespace = (SELECT oid FROM target) AND p.relname = d.name::name
+        AND p.relkind IN {TABLE_KINDS})
+    ORDER BY d.position, e.nspname
+  ) END AS missing,
+  ARRAY(
+    SELECT datname::text FROM pg_catalog.pg_database
+    WHERE NOT datistemplate AND datallowconn AND datname <> pg_catalog.current_database()
+      AND pg_catalog.has_database_privilege(oid, 'CONNECT')
+    ORDER BY datname LIMIT {MAX_DATABASES}
+  ) AS other_databases
+"""  # noqa: S608 (only module constants are formatted in; every value is bound)
+
+SYSTEM_IDENTIFIER_QUERY = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
+
+ELSEWHERE_QUERY = f"""
+SELECT n.nspname::text, d.name
+FROM pg_catalog.unnest(%(names)b::text[]) WITH ORDINALITY AS d(name, position)
+JOIN pg_catalog.pg_class c ON c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+ORDER BY d.position, n.nspname
+"""  # noqa: S608 (only module constants are formatted in)
+
+_AUTH_REFUSED = re.compile(
+    r"password authentication failed|authentication failed|no password supplied|"
+    r"pg_hba\.conf|role \".*\" does not exist|certificate|SCRAM", re.IGNORECASE)
+_BAD_OPTION = re.compile(r"invalid \S+ value|invalid connection option|invalid port",
+                         re.IGNORECASE)
+
+
+class InvalidDatabaseUrl(ValueError):
+    """The URL cannot be used as a PostgreSQL URL; the text never holds the password."""
+
+
+class ConnectionFailed(Exception):
+    """The database could not be read. `reason` is `DatabaseUnreachable` or
+    `AuthenticationFailed`; the text says why and never holds the password."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def parse_url(url: str) -> URL:
+    """The backend's URL with the psycopg driver, its own settings kept.
+
+    Accepts `postgres://`, `postgresql://` and `postgresql+<driver>://`; raises
+    `InvalidDatabaseUrl` otherwise.
+    """
+    text = url.strip()
+    if not text:
+        raise InvalidDatabaseUrl("the URL is empty")
+    try:
+        parsed = make_url(text)
+    except (ArgumentError, ValueError) as exc:
+        detail = "the port is not a number" if isinstance(exc, ValueError) else "not a URL"
+        raise InvalidDatabaseUrl(
+            f"{detail}; expected postgresql://user:password@host:port/database") from None
+    backend = parsed.drivername.partition("+")[0]
+    if backend not in ("postgres", "postgresql"):
+        raise InvalidDatabaseUrl(
+            f"{backend}:// is not a PostgreSQL URL; expected postgresql://...") from None
+    if parsed.host and "@" in parsed.host:
+        raise InvalidDatabaseUrl(
+            "the host part contains '@'; percent-encode '@' in the password as %40") from None
+    parsed = parsed.set(drivername=DRIVER)
+    try:
+        make_conninfo("", **_connect_params(parsed, 2))
+    except psycopg.ProgrammingError as exc:
+        raise InvalidDatabaseUrl(scrub(_one_line(exc), text, parsed)) from None
+    return parsed
+
+
+def verify(url: str, requirement: Requirement, *, connect_timeout: float = 5.0) -> Verdict:
+    """Verify `requirement` against the database at `url` (blocking).
+
+    Never raises for database errors: they become `DatabaseUnreachable` or
+    `AuthenticationFailed` verdicts. Raises `InvalidDatabaseUrl` for a URL that
+    cannot be used at all.
+    """
+    started = time.perf_counter()
+    try:
+        observation = observe(url, requirement, connect_timeout=connect_timeout)
+    except ConnectionFailed as exc:
+        return connection_failed(requirement, exc.reason, exc.message,
+                                 duration_ms=_ms_since(started))
+    return decide(requirement, observation)
+
+
+def observe(url: str, requirement: Requirement, *,
+            connect_timeout: float = 5.0) -> Observation:
+    """What the database at `url` shows for `requirement`.
+
+    Raises `ConnectionFailed` when it cannot be read, `InvalidDatabaseUrl` for a URL
+    that cannot be used. `connect_timeout` bounds the connection (libpq rounds it up to
+    whole seconds, at least 2) and, separately, the queries.
+    """
+    started = time.perf_counter()
+    target = parse_url(url)
+    engine = _engine(target, _whole_seconds(connect_timeout))
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise _connection_failure(exc, url, target, connect_timeout) from None
+    try:
+        with conn, _cancel_after(conn.connection.driver_connection, connect_timeout):
+            row = conn.exec_driver_sql(CATALOG_QUERY, {
+                "schema": requirement.schema,
+                "version_schema": requirement.version_table_schema,
+                "version_table": requirement.version_table,
+                "names": list(requirement.tables),
+            }).one()
+            system_identifier = None
+            if row.may_read_control:
+                system_identifier = conn.exec_driver_sql(SYSTEM_IDENTIFIER_QUERY).scalar()
+            current = None
+            if requirement.revision_check and row.has_version_table:
+                current = _current_revisions(conn, requirement)
+    except DBAPIError as exc:
+        raise _query_failure(exc, url, target, connect_timeout) from None
+
+    missing = dict.fromkeys(name for name, _ in row.missing)
+    found_elsewhere = [Place(table=name, schema=schema, database=row.database)
+                       for name, schema in row.missing if schema is not None]
+    if missing and row.other_databases:
+        found_elsewhere += _search_databases(engine, row.other_databases, list(missing),
+                                             url, target)
+    fingerprint = Fingerprint(
+        host=row.host or target.host or _query_value(target, "host"),
+        port=row.port or target.port,
+        database=row.database,
+        user=row.user,
+        search_path=row.search_path,
+        server_version=row.server_version,
+        system_identifier=system_identifier,
+        effective_search_path=tuple(row.effective_search_path),
+    )
+    return Observation(
+        present_tables=frozenset(t for t in requirement.tables if t not in missing),
+        current_revisions=current,
+        found_elsewhere=tuple(found_elsewhere),
+        fingerprint=fingerprint,
+        schema_exists=row.schema_exists,
+        duration_ms=_ms_since(started),
+    )
+
+
+def scrub(text: str, url: str, parsed: URL | None = None) -> str:
+    """`text` without the password of `url`, in any spelling a driver might echo."""
+    secrets = {url}
+    passwords = [] if parsed is None else [parsed.password, _query_value(parsed, "password")]
+    for password in passwords:
+        if isinstance(password, str) and password:
+            secrets |= {password, quote(password, safe=""), quote_plus(password)}
+    rest = url.partition("://")[2]
+    userinfo = rest.rpartition("@")[0]
+    if ":" in userinfo:
+        secrets.add(userinfo.partition(":")[2])
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+# Connections.
+
+@lru_cache(maxsize=32)
+def _engine(url: URL, connect_timeout: int) -> Engine:
+    # Cached for the dialect's one-time setup queries; NullPool still opens a fresh
+    # connection per check (see the module's docstring).
+    return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                         connect_args=_own_params(url, connect_timeout))
+
+
+def _own_params(url: URL, connect_timeout: int) -> dict[str, Any]:
+    """What we add to the backend's settings: a bound on connecting, and a name in
+    pg_stat_activity when the URL gives none. A shorter `connect_timeout` in the URL
+    stays; nothing else of the URL is overridden."""
+    own = _query_value(url, "connect_timeout")
+    with contextlib.suppress(ValueError):
+        if own is not None and 0 < float(own) < connect_timeout:
+            connect_timeout = _whole_seconds(float(own))
+    return {"connect_timeout": connect_timeout, "fallback_application_name": "schemagate"}
+
+
+def _connect_params(url: URL, connect_timeout: int) -> dict[str, Any]:
+    """psycopg's keyword arguments for `url`, as SQLAlchemy's dialect builds them."""
+    _, params = url.get_dialect()().create_connect_args(url)
+    return {**params, **_own_params(url, connect_timeout)}
+
+
+def _query_value(url: URL, key: str) -> str | None:
+    value = url.query.get(key)
+    if isinstance(value, tuple):
+        return value[-1] if value else None
+    return value
+
+
+@contextlib.contextmanager
+def _cancel_after(connection: Any, seconds: float) -> Iterator[None]:
+    """Cancel the running query after `seconds`: a lock on the version table must not
+    hold the check (and the operator) forever. A client-side timer rather than a
+    `statement_timeout` startup option, which connection poolers often reject."""
+    timer = threading.Timer(max(seconds, 1.0), connection.cancel_safe)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _current_revisions(conn: Connection, requirement: Requirement) -> frozenset[str]:
+    context = MigrationContext.configure(conn, opts={
+        "version_table": requirement.version_table,
+        "version_table_schema": requirement.version_table_schema,
+    })
+    return frozenset(context.get_current_heads())
+
+
+def _search_databases(engine: Engine, databases: list[str], names: list[str], url: str,
+                      target: URL) -> list[Place]:
+    """Where `names` exist in the other `databases` the role can connect to. A database
+    that refuses or times out is skipped: this only explains a failure, never causes one."""
+    def search(database: str) -> list[Place]:
+        params = _connect_params(target.set(database=database),
+                                 _whole_seconds(OTHER_DATABASE_TIMEOUT))
+        try:
+            with psycopg.connect(**params, autocommit=True) as conn, \
+                    _cancel_after(conn, OTHER_DATABASE_TIMEOUT):
+                rows = conn.execute(ELSEWHERE_QUERY, {"names": names}).fetchall()
+        except psycopg.Error as exc:
+            log.debug("not searching database %s: %s", database,
+                      scrub(_one_line(exc), url, target))
+            return []
+        return [Place(table=table, schema=schema, database=database) for schema, table in rows]
+
+    with ThreadPoolExecutor(max_workers=min(8, len(databases))) as pool:
+        return [place for places in pool.map(search, databases) for place in places]
+
+
+# Failures, in the user's words and without the password.
+
+def _connection_failure(exc: DBAPIError, url: str, target: URL,
+                        connect_timeout: float) -> Exception:
+    detail = scrub(_driver_text(exc), url, target)
+    if isinstance(exc.orig, psycopg.ProgrammingError) or _BAD_OPTION.search(detail):
+        return InvalidDatabaseUrl(detail)
+    who = f"{_endpoint(target)} as {target.username or 'the default role'}"
+    if getattr(exc.orig, "sqlstate", None) in ("28P01", "28000") or _AUTH_REFUSED.search(detail):
+        return ConnectionFailed(Reason.AUTHENTICATION_FAILED,
+                                f"{who}: the server refused the credentials ({detail}); "
+                                "check the user and password in the URL")
+    if "timeout" in detail.lower():
+        detail += f" (after {_whole_seconds(connect_timeout)} s)"
+    return ConnectionFailed(Reason.DATABASE_UNREACHABLE, f"cannot connect to {who}: {detail}")
+
+
+def _query_failure(exc: DBAPIError, url: str, target: URL, timeout: float) -> ConnectionFailed:
+    detail = scrub(_driver_text(exc), url, target)
+    if isinstance(exc.orig, psycopg.errors.QueryCanceled):
+        detail = f"no answer within {timeout:g} s, cancelled (a lock on the version table?)"
+    return ConnectionFailed(Reason.DATABASE_UNREACHABLE,
+                            f"connected to {_endpoint(target)} but the check failed: {detail}")
+
+
+def _endpoint(url: URL) -> str:
+    host = url.host or _query_value(url, "host") or "the local socket"
+    port = f":{url.port}" if url.port else ""
+    return f"database {url.database or '(default)'} on {host}{port}"
+
+
+def _driver_text(exc: DBAPIError) -> str:
+    return _one_line(exc.orig) if exc.orig is not None else type(exc).__name__
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(2, math.ceil(seconds))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
