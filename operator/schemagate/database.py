@@ -9,8 +9,8 @@ Costs, measured with `bench/verify.py`: every call opens a fresh connection (a c
 engine with `NullPool`), because a pooled connection would go on reporting `Verified`
 after the password was rotated or the server moved, which is exactly what must be
 seen. The declared tables, the fingerprint and the version table's existence come
-from one catalog query with the names bound as one binary `text[]` parameter; the
-query returns only the missing names, so a healthy database sends back one short row.
+from one catalog statement with the names bound as one parameter; it returns only the
+missing names, so a healthy database sends back one short row.
 Alembic then reads the version table (`MigrationContext.get_current_heads`).
 Only when tables are missing do we search further: other schemas come with the same
 query, other databases (at most `MAX_DATABASES`) with one short connection each.
@@ -19,13 +19,15 @@ query, other databases (at most `MAX_DATABASES`) with one short connection each.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -60,15 +62,20 @@ OTHER_DATABASE_TIMEOUT = 2.0
 #: ordinary, partitioned, view, materialized view, foreign table.
 TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
 
-# One round trip answers the whole requirement. Names are bound, never spliced in, and
-# cast to `name` so they compare as PostgreSQL stores them (byte for byte, truncated at
-# 63 bytes as identifiers are). The common case, every table present, is one index scan
-# counting matches; the array sits behind a sub-select so the planner does not estimate
-# each of 10,000 elements. Only when the count falls short is the slower part evaluated
-# (CASE evaluates its sub-selects lazily): which names are missing, and in which other
-# schemas they exist. Schemas `pg_*` and `information_schema` are the system's own.
+# One round trip answers the whole requirement. The names travel as one bound text
+# parameter, split on a separator that occurs in none of them (a 10,000-element array
+# parameter costs more to encode than the whole query costs to run), and are cast to
+# `name` so they compare as PostgreSQL stores them: byte for byte, truncated at 63 bytes
+# as identifiers are. The array sits in a sub-select, so the planner does not estimate
+# each element. The common case, every table present, is one index scan counting
+# matches; only when the count falls short is the rest evaluated (CASE evaluates its
+# sub-selects lazily): which names are missing, and in which other schemas they exist.
+# Schemas `pg_*` and `information_schema` are the system's own. `{system_identifier}` is
+# the function call once the role is known to be allowed it (its privilege is checked
+# when the statement starts, so it cannot hide behind a CASE), else NULL.
 CATALOG_QUERY = f"""
-WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
+declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names)
 SELECT
   pg_catalog.current_database()::text AS database,
   pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
@@ -79,6 +86,7 @@ SELECT
   pg_catalog.current_setting('server_version') AS server_version,
   pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
     AS may_read_control,
+  {{system_identifier}} AS system_identifier,
   EXISTS (SELECT FROM target) AS schema_exists,
   EXISTS (SELECT FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -87,10 +95,10 @@ SELECT
   CASE WHEN (
     SELECT count(*) FROM pg_catalog.pg_class q
     WHERE q.relnamespace = (SELECT oid FROM target) AND q.relkind IN {TABLE_KINDS}
-      AND q.relname = ANY((SELECT %(names)b::text[]::name[])::name[])
-  ) = pg_catalog.cardinality(%(names)b::text[]) THEN '{{}}'::text[] ELSE ARRAY(
+      AND q.relname = ANY((SELECT names FROM declared)::name[])
+  ) = (SELECT pg_catalog.cardinality(names) FROM declared) THEN '{{{{}}}}'::text[] ELSE ARRAY(
     SELECT ARRAY[d.name, e.nspname::text]
-    FROM pg_catalog.unnest(%(names)b::text[]) WITH ORDINALITY AS d(name, position)
+    FROM declared, pg_catalog.unnest(declared.names) WITH ORDINALITY AS d(name, position)
     LEFT JOIN LATERAL (
       SELECT n.nspname FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -111,12 +119,13 @@ SELECT
     ORDER BY datname LIMIT {MAX_DATABASES}
   ) AS other_databases
 """  # noqa: S608 (only module constants are formatted in; every value is bound)
-
-SYSTEM_IDENTIFIER_QUERY = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
+READ_SYSTEM_IDENTIFIER = "(SELECT system_identifier::text FROM pg_catalog.pg_control_system())"
+SYSTEM_IDENTIFIER_QUERY = f"SELECT {READ_SYSTEM_IDENTIFIER}"  # noqa: S608 (a constant)
 
 ELSEWHERE_QUERY = f"""
 SELECT n.nspname::text, d.name
-FROM pg_catalog.unnest(%(names)b::text[]) WITH ORDINALITY AS d(name, position)
+FROM pg_catalog.unnest(pg_catalog.string_to_array(%(names)s, %(separator)s))
+  WITH ORDINALITY AS d(name, position)
 JOIN pg_catalog.pg_class c ON c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
@@ -200,50 +209,41 @@ def observe(url: str, requirement: Requirement, *,
     """
     started = time.perf_counter()
     target = parse_url(url)
-    engine = _engine(target, _whole_seconds(connect_timeout))
+    server = _server(target, _whole_seconds(connect_timeout))
     try:
-        conn = engine.connect()
+        conn = server.engine.connect()
     except DBAPIError as exc:
         raise _connection_failure(exc, url, target, connect_timeout) from None
     try:
         with conn, _cancel_after(conn.connection.driver_connection, connect_timeout):
-            row = conn.exec_driver_sql(CATALOG_QUERY, {
-                "schema": requirement.schema,
-                "version_schema": requirement.version_table_schema,
-                "version_table": requirement.version_table,
-                "names": list(requirement.tables),
-            }).one()
-            system_identifier = None
-            if row.may_read_control:
-                system_identifier = conn.exec_driver_sql(SYSTEM_IDENTIFIER_QUERY).scalar()
+            row = _read_catalog(conn, server, requirement)
             current = None
-            if requirement.revision_check and row.has_version_table:
+            if requirement.revision_check and row["has_version_table"]:
                 current = _current_revisions(conn, requirement)
     except DBAPIError as exc:
         raise _query_failure(exc, url, target, connect_timeout) from None
 
-    missing = dict.fromkeys(name for name, _ in row.missing)
-    found_elsewhere = [Place(table=name, schema=schema, database=row.database)
-                       for name, schema in row.missing if schema is not None]
-    if missing and row.other_databases:
-        found_elsewhere += _search_databases(engine, row.other_databases, list(missing),
-                                             url, target)
+    missing = dict.fromkeys(name for name, _ in row["missing"])
+    found_elsewhere = [Place(table=name, schema=schema, database=row["database"])
+                       for name, schema in row["missing"] if schema is not None]
+    if missing and row["other_databases"]:
+        found_elsewhere += _search_databases(row["other_databases"], list(missing), url, target)
     fingerprint = Fingerprint(
-        host=row.host or target.host or _query_value(target, "host"),
-        port=row.port or target.port,
-        database=row.database,
-        user=row.user,
-        search_path=row.search_path,
-        server_version=row.server_version,
-        system_identifier=system_identifier,
-        effective_search_path=tuple(row.effective_search_path),
+        host=row["host"] or target.host or _query_value(target, "host"),
+        port=row["port"] or target.port,
+        database=row["database"],
+        user=row["user"],
+        search_path=row["search_path"],
+        server_version=row["server_version"],
+        system_identifier=row["system_identifier"],
+        effective_search_path=tuple(row["effective_search_path"]),
     )
     return Observation(
         present_tables=frozenset(t for t in requirement.tables if t not in missing),
         current_revisions=current,
         found_elsewhere=tuple(found_elsewhere),
         fingerprint=fingerprint,
-        schema_exists=row.schema_exists,
+        schema_exists=row["schema_exists"],
         duration_ms=_ms_since(started),
     )
 
@@ -266,12 +266,54 @@ def scrub(text: str, url: str, parsed: URL | None = None) -> str:
 
 # Connections.
 
+@dataclass
+class _Server:
+    """A cached engine for one URL (for the dialect's one-time setup queries; NullPool
+    still opens a fresh connection per check, see the module's docstring), and whether
+    the role may read `pg_control_system()`, learnt on the first check."""
+
+    engine: Engine
+    control_readable: bool | None = None
+
+
 @lru_cache(maxsize=32)
-def _engine(url: URL, connect_timeout: int) -> Engine:
-    # Cached for the dialect's one-time setup queries; NullPool still opens a fresh
-    # connection per check (see the module's docstring).
-    return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-                         connect_args=_own_params(url, connect_timeout))
+def _server(url: URL, connect_timeout: int) -> _Server:
+    return _Server(create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                                 connect_args=_own_params(url, connect_timeout)))
+
+
+def _read_catalog(conn: Connection, server: _Server,
+                  requirement: Requirement) -> dict[str, Any]:
+    """The catalog row for `requirement`, with the system identifier when permitted."""
+    separator = _separator(requirement.tables)
+    params = {
+        "schema": requirement.schema,
+        "version_schema": requirement.version_table_schema,
+        "version_table": requirement.version_table,
+        "names": separator.join(requirement.tables),
+        "separator": separator,
+    }
+    if server.control_readable:
+        try:
+            return conn.exec_driver_sql(CATALOG_QUERY.format(
+                system_identifier=READ_SYSTEM_IDENTIFIER), params).one()._asdict()
+        except DBAPIError as exc:
+            if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+                raise
+            server.control_readable = False  # revoked since; ask without it
+    row = conn.exec_driver_sql(CATALOG_QUERY.format(system_identifier="NULL::text"),
+                               params).one()._asdict()
+    server.control_readable = bool(row["may_read_control"])
+    if server.control_readable:
+        row["system_identifier"] = conn.exec_driver_sql(SYSTEM_IDENTIFIER_QUERY).scalar()
+    return row
+
+
+def _separator(names: Sequence[str]) -> str:
+    """A character in none of `names` (identifiers may hold any character but NUL)."""
+    used = set("".join(names))
+    candidates = itertools.chain(map(chr, range(0x1F, 0, -1)), map(chr, itertools.count(0xE000)))
+    return next(c for c in candidates if c not in used)
 
 
 def _own_params(url: URL, connect_timeout: int) -> dict[str, Any]:
@@ -320,17 +362,20 @@ def _current_revisions(conn: Connection, requirement: Requirement) -> frozenset[
     return frozenset(context.get_current_heads())
 
 
-def _search_databases(engine: Engine, databases: list[str], names: list[str], url: str,
+def _search_databases(databases: list[str], names: list[str], url: str,
                       target: URL) -> list[Place]:
     """Where `names` exist in the other `databases` the role can connect to. A database
     that refuses or times out is skipped: this only explains a failure, never causes one."""
+    separator = _separator(names)
+    query_params = {"names": separator.join(names), "separator": separator}
+
     def search(database: str) -> list[Place]:
         params = _connect_params(target.set(database=database),
                                  _whole_seconds(OTHER_DATABASE_TIMEOUT))
         try:
             with psycopg.connect(**params, autocommit=True) as conn, \
                     _cancel_after(conn, OTHER_DATABASE_TIMEOUT):
-                rows = conn.execute(ELSEWHERE_QUERY, {"names": names}).fetchall()
+                rows = conn.execute(ELSEWHERE_QUERY, query_params).fetchall()
         except psycopg.Error as exc:
             log.debug("not searching database %s: %s", database,
                       scrub(_one_line(exc), url, target))
