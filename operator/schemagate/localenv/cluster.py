@@ -90,6 +90,7 @@ class Cluster:
     kubeconfig: Path
     server: str
     bin_dir: Path
+    images: Path  # the image map the kubelet stand-in reads
 
     def kubectl(self, *args: str, input: str | None = None,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -164,7 +165,9 @@ def _apiserver_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> lis
             f"--service-account-key-file={p.service_account_pub}",
             f"--service-account-signing-key-file={p.service_account_key}",
             f"--cert-dir={layout.dir / 'apiserver'}", "--allow-privileged=true",
-            "--profiling=false"]
+            # The `kubernetes` Service cannot point at a loopback address (Endpoints
+            # refuse 127.0.0.1); nothing in this cluster calls it from a pod.
+            "--endpoint-reconciler-type=none", "--profiling=false"]
 
 
 def _controller_manager_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
@@ -177,8 +180,17 @@ def _controller_manager_argv(layout: Layout, bin_dir: Path, ports: dict[str, int
             f"--root-ca-file={p.ca}", "--secure-port=0", "--cluster-name=schemagate-local"]
 
 
+def _image_map(layout: Layout) -> Path:
+    """The map of a running stand-in, as it was started; else the one it would get."""
+    try:
+        argv = json.loads((layout.run / "kubelet.pid").read_text())["argv"]
+        return Path(next(a.split("=", 1)[1] for a in argv if a.startswith("--image-map=")))
+    except (FileNotFoundError, ValueError, KeyError, StopIteration):
+        return Path(os.environ.get("SCHEMAGATE_IMAGE_MAP") or layout.images)
+
+
 def _kubelet_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
-    images = os.environ.get("SCHEMAGATE_IMAGE_MAP") or str(layout.images)
+    images = _image_map(layout)
     return [sys.executable, "-m", "schemagate.localenv.kubelet",
             f"--kubeconfig={layout.kubeconfig}", f"--node-name={NODE_NAME}",
             f"--image-map={images}", f"--pods-dir={layout.dir / 'pods'}",
@@ -274,8 +286,9 @@ def _prepare(layout: Layout) -> None:
 
 
 def _cluster(layout: Layout, bin_dir: Path) -> Cluster:
-    return Cluster(root=layout.root, kubeconfig=layout.kubeconfig, bin_dir=bin_dir,
-                   server=f"https://127.0.0.1:{_ports(layout)['kube-apiserver']}")
+    server = f"https://127.0.0.1:{_ports(layout)['kube-apiserver']}"
+    return Cluster(root=layout.root, kubeconfig=layout.kubeconfig, server=server,
+                   bin_dir=bin_dir, images=_image_map(layout))
 
 
 def ensure_up(root: Path) -> Cluster:
@@ -349,7 +362,7 @@ def _print_up(cluster: Cluster, seconds: float) -> None:
     print(f"local control plane {K8S_VERSION} ready in {seconds:.1f}s at {cluster.server}")
     print(f"  kubeconfig: {cluster.kubeconfig}   (export KUBECONFIG={cluster.kubeconfig})")
     print(f"  logs:       {Layout(cluster.root).logs}/")
-    print(f"  images:     {os.environ.get('SCHEMAGATE_IMAGE_MAP') or Layout(cluster.root).images}")
+    print(f"  image map:  {cluster.images}")
 
 
 def main(argv: list[str] | None = None) -> int:

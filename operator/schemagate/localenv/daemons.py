@@ -84,7 +84,10 @@ def start(daemon: Daemon, fresh_log: bool = False) -> int:
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env=daemon.env, close_fds=True)
     _children[proc.pid] = proc
-    # Recorded as /proc shows it, so `pid_of` compares like with like.
+    # Popen returns while the kernel is still finishing the exec, when
+    # /proc/PID/cmdline reads empty: wait for it, then record it as /proc shows
+    # it, so `pid_of` compares like with like.
+    wait_until(lambda: bool(_cmdline(proc.pid)) or proc.poll() is not None, 5.0, 0.005)
     argv = _cmdline(proc.pid) or daemon.argv
     daemon.pidfile.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
     return proc.pid

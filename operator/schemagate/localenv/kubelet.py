@@ -292,7 +292,8 @@ class Kubelet:
             return None
         if _has_started(pod):
             return PodRun(failure=("ProcessLost", "the kubelet stand-in restarted while this "
-                                   "pod ran; its processes are no longer watched"))
+                                   "pod ran; its processes are no longer watched"),
+                          failed_at=now())
         runner = PodRunner(pod, self.settings.image_map, self._sandbox(pod), self._lookup,
                            lambda: self.queue.add(uid))
         self._runners[uid] = runner
@@ -390,6 +391,8 @@ def parse(argv: list[str] | None) -> Settings:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    # Each failed connection attempt is already reported once by the loop retrying it.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     kubelet = Kubelet(parse(argv))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

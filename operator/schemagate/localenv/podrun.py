@@ -145,6 +145,9 @@ class PodRunner:
             self._run = replace(self._run, **changes)
         self._changed()
 
+    def _fail(self, reason: str, message: str) -> None:
+        self._set(failure=(reason, message), failed_at=now())
+
     def _set_container(self, init: bool, name: str, state: State) -> None:
         with self._lock:
             if init:
@@ -159,7 +162,7 @@ class PodRunner:
         except _Stopped:
             pass
         except Exception as error:  # a bug here must still fail the pod, visibly
-            self._set(failure=("StartError", f"kubelet stand-in: {error!r}"))
+            self._fail("StartError", f"kubelet stand-in: {error!r}")
         finally:
             self.done.set()
             self._changed()
@@ -168,10 +171,10 @@ class PodRunner:
         image = container.get("image", "")
         runtime = load_image_map(self._images).get(image)
         if runtime is None:
-            self._set(failure=("ImageNotInLocalMap",
-                               f'image "{image}" of container "{container["name"]}" is not '
-                               f"in the local image map {self._images}; only the images "
-                               "listed there can run on this node"))
+            self._fail("ImageNotInLocalMap",
+                       f'image "{image}" of container "{container["name"]}" is not in the '
+                       f"local image map {self._images}; only the images listed there can "
+                       "run on this node")
         return runtime
 
     def _run_pod(self) -> None:
@@ -204,7 +207,7 @@ class PodRunner:
                                     Waiting("CreateContainerConfigError", str(error)))
                 self._stopping.wait(CONFIG_RETRY_SECONDS)
             except podenv.Unsupported as error:
-                self._set(failure=("StartError", str(error)))
+                self._fail("StartError", str(error))
                 return None
         return None
 

@@ -9,7 +9,7 @@ is never touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 Json = dict[str, Any]
@@ -42,11 +42,13 @@ State = Waiting | Running | Terminated
 
 @dataclass(frozen=True)
 class PodRun:
-    """The containers' states as the node sees them; `failure` fails the whole pod."""
+    """The containers' states as the node sees them; `failure` (reason, message)
+    fails the whole pod at `failed_at`."""
 
     init: dict[str, State] = field(default_factory=dict)
     main: dict[str, State] = field(default_factory=dict)
     failure: tuple[str, str] | None = None
+    failed_at: str = ""
 
 
 def pod_ip(uid: str) -> str:
@@ -152,8 +154,24 @@ def container_statuses(pod: Json, containers: list[Json], states: dict[str, Stat
     return statuses
 
 
+def _settle(states: dict[str, State], containers: list[Json], run: PodRun) -> dict[str, State]:
+    # A failed pod runs nothing more: what never ran ends with the pod's reason,
+    # so `kubectl get pods` shows it instead of ContainerCreating.
+    reason, message = run.failure or ("", "")
+    settled = dict(states)
+    for container in containers:
+        if not isinstance(settled.get(container["name"]), Terminated):
+            settled[container["name"]] = Terminated(128, reason, run.failed_at, run.failed_at,
+                                                    message)
+    return settled
+
+
 def desired(pod: Json, run: PodRun, now: str) -> Json:
     """The `status` a kubelet would write, as a strategic-merge patch body's `status`."""
+    if run.failure:
+        spec = pod["spec"]
+        run = replace(run, init=_settle(run.init, spec.get("initContainers") or [], run),
+                      main=_settle(run.main, spec["containers"], run))
     current = pod.get("status") or {}
     ip = pod_ip(pod["metadata"]["uid"])
     status: Json = {

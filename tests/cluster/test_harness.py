@@ -1,0 +1,259 @@
+"""The local control plane and its kubelet stand-in behave as a real cluster would,
+on the points schemagate's promises rest on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemagate.localenv import cluster as local_cluster
+from tests.cluster.conftest import STRATEGIC_MERGE, Kube, Wait
+
+pytestmark = pytest.mark.cluster
+GATE = "schemagate.io/harness"
+
+
+def _deployment(replicas: int) -> dict[str, Any]:
+    labels = {"app": "backend"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend"},
+        "spec": {
+            "replicas": replicas, "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "readinessGates": [{"conditionType": GATE}],
+                "containers": [{"name": "app", "image": "schemagate/backend:dev",
+                                "command": ["uvicorn", "app:main"]}]}}}}
+
+
+def _condition(conditions: list[Any] | None, type_: str) -> Any:
+    return next((c for c in conditions or [] if c.type == type_), None)
+
+
+def _available(kube: Kube, namespace: str) -> str | None:
+    deployment = kube.apps.read_namespaced_deployment("backend", namespace)
+    condition = _condition(deployment.status.conditions, "Available")
+    return None if condition is None else str(condition.status)
+
+
+def _set_gate(kube: Kube, namespace: str, status: str, message: str) -> None:
+    for pod in kube.core.list_namespaced_pod(namespace, label_selector="app=backend").items:
+        kube.core.patch_namespaced_pod_status(
+            pod.metadata.name, namespace,
+            {"status": {"conditions": [{"type": GATE, "status": status, "reason": "Harness",
+                                        "message": message}]}},
+            _content_type=STRATEGIC_MERGE)
+
+
+def _pods_ready(kube: Kube, namespace: str) -> list[tuple[str | None, str | None]]:
+    """(Ready status, reason) of each backend pod whose containers are ready."""
+    pods = kube.core.list_namespaced_pod(namespace, label_selector="app=backend").items
+    seen = []
+    for pod in pods:
+        if getattr(_condition(pod.status.conditions, "ContainersReady"), "status", None) == "True":
+            ready = _condition(pod.status.conditions, "Ready")
+            seen.append((ready.status, ready.reason))
+    return seen
+
+
+def test_a_readiness_gate_holds_a_deployment_unavailable_until_its_condition_is_true(
+        kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.apps.create_namespaced_deployment(namespace, _deployment(replicas=2))
+
+    # Containers run, yet the gate's condition is absent: NotReady, not Available.
+    wait(lambda: _pods_ready(kube, namespace),
+         lambda seen: seen == [("False", "ReadinessGatesNotReady")] * 2,
+         what="two running pods held NotReady by their readiness gate")
+    assert wait(lambda: _available(kube, namespace), lambda s: s is not None) == "False"
+
+    _set_gate(kube, namespace, "True", "schema verified")
+    wait(lambda: _available(kube, namespace), lambda s: s == "True",
+         what="the Deployment to become Available once the gate is True")
+    assert _pods_ready(kube, namespace) == [("True", None)] * 2
+
+    _set_gate(kube, namespace, "False", "tables missing")
+    wait(lambda: _available(kube, namespace), lambda s: s == "False",
+         what="the Deployment to become unavailable again once the gate is False")
+    for pod in kube.core.list_namespaced_pod(namespace, label_selector="app=backend").items:
+        ready, gate = _condition(pod.status.conditions, "Ready"), \
+            _condition(pod.status.conditions, GATE)
+        assert (ready.status, ready.reason) == ("False", "ReadinessGatesNotReady")
+        # The stand-in has written Ready after our patch, and left the gate as we set it.
+        assert (gate.status, gate.reason, gate.message) == ("False", "Harness", "tables missing")
+
+
+def _job(name: str, command: list[str], image: str = "schemagate:dev",
+         env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    container = {"name": "main", "image": image, "command": command, "env": env or []}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [container]}}}}
+
+
+def _job_outcome(kube: Kube, namespace: str, name: str) -> str | None:
+    job = kube.batch.read_namespaced_job(name, namespace)
+    for type_ in ("Complete", "Failed"):
+        condition = _condition(job.status.conditions, type_)
+        if condition is not None and condition.status == "True":
+            return type_
+    return None
+
+
+def _terminated(kube: Kube, namespace: str, job: str) -> Any:
+    pod = kube.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items[0]
+    return pod.status.container_statuses[0].state.terminated
+
+
+def test_a_job_whose_image_is_mapped_runs_its_command_with_env_from_a_secret(
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "backend-db"},
+        "stringData": {"DATABASE_URL": "postgresql://backend@127.0.0.1/app"}})
+    script = ("import os, sys; print('migrating', os.environ['DATABASE_URL']); "
+              "print('python', sys.executable)")
+    env = [{"name": "DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]
+    kube.batch.create_namespaced_job(namespace, _job("migrate", ["python", "-c", script],
+                                                     env=env))
+
+    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
+                timeout=90) == "Complete"
+    terminated = _terminated(kube, namespace, "migrate")
+    assert terminated.exit_code == 0
+    runtime = json.loads(cluster.images.read_text())["schemagate:dev"]
+    assert terminated.message.splitlines() == [
+        "migrating postgresql://backend@127.0.0.1/app", f"python {runtime['bin']}/python"]
+
+
+def test_a_failing_job_fails_with_the_tail_of_its_output(
+        kube: Kube, namespace: str, wait: Wait) -> None:
+    noisy = "for i in $(seq 1 50); do echo step $i; done; echo 'relation missing' >&2; exit 3"
+    kube.batch.create_namespaced_job(namespace, _job("migrate", ["sh", "-c", noisy]))
+
+    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
+                timeout=90) == "Failed"
+    terminated = _terminated(kube, namespace, "migrate")
+    assert (terminated.exit_code, terminated.reason) == (3, "Error")
+    lines = terminated.message.splitlines()
+    assert lines[-2:] == ["step 50", "relation missing"]
+    assert "step 1" not in lines and len(lines) <= 20
+
+
+def test_a_job_whose_image_is_not_mapped_fails_with_a_clear_reason(
+        kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.batch.create_namespaced_job(namespace, _job("other", ["true"], image="busybox:1.36"))
+
+    assert wait(lambda: _job_outcome(kube, namespace, "other"), what="the Job to finish",
+                timeout=90) == "Failed"
+    pod = kube.core.list_namespaced_pod(namespace, label_selector="job-name=other").items[0]
+    assert pod.status.reason == "ImageNotInLocalMap"
+    assert '"busybox:1.36"' in pod.status.message and "images.json" in pod.status.message
+
+
+def test_a_job_reads_its_configmap_volume_at_the_mount_path_in_its_working_dir(
+        kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "migrations"}, "data": {"alembic.ini": "[alembic]\n"}})
+    job = _job("read", ["sh", "-c", "pwd; cat /migrations/alembic.ini"])
+    pod_spec = job["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [{"name": "scripts", "configMap": {"name": "migrations"}}]
+    pod_spec["containers"][0].update(
+        workingDir="/migrations", volumeMounts=[{"name": "scripts", "mountPath": "/migrations"}])
+    kube.batch.create_namespaced_job(namespace, job)
+
+    assert wait(lambda: _job_outcome(kube, namespace, "read"), what="the Job to finish",
+                timeout=90) == "Complete"
+    workdir, content = _terminated(kube, namespace, "read").message.splitlines()
+    assert workdir.endswith("/volumes/scripts") and content == "[alembic]"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_deleting_a_running_pod_stops_its_process(
+        kube: Kube, namespace: str, wait: Wait, tmp_path: Path) -> None:
+    kube.core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "sleeper"},
+        "spec": {"restartPolicy": "Never",
+                 "volumes": [{"name": "out", "hostPath": {"path": str(tmp_path)}}],
+                 "containers": [{"name": "main", "image": "schemagate:dev",
+                                 # "$$" is Kubernetes' escape for "$"
+                                 "command": ["sh", "-c", "echo $$$$ > /out/pid; exec sleep 300"],
+                                 "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]}})
+    pid = wait(lambda: int((tmp_path / "pid").read_text()), what="the process to start")
+    assert _process_alive(pid)
+
+    kube.core.delete_namespaced_pod("sleeper", namespace)
+    wait(lambda: not _process_alive(pid), what="the pod's process to be stopped")
+    wait(lambda: not kube.core.list_namespaced_pod(namespace).items,
+         what="the pod to be gone once its process stopped")
+
+
+def _kubectl_in_repo(cluster: local_cluster.Cluster,
+                     *args: str) -> subprocess.CompletedProcess[str]:
+    # Exactly what a user types at the repository root.
+    kubectl = str(cluster.bin_dir / "kubectl")
+    return subprocess.run([kubectl, "--kubeconfig", ".cluster/kubeconfig", *args],
+                          cwd=cluster.root, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+def test_kubectl_reaches_a_ready_api_server_of_the_pinned_version(
+        cluster: local_cluster.Cluster) -> None:
+    readyz = _kubectl_in_repo(cluster, "get", "--raw", "/readyz")
+    assert (readyz.returncode, readyz.stdout.strip()) == (0, "ok"), readyz.stderr
+
+    version = _kubectl_in_repo(cluster, "get", "--raw", "/version")
+    assert json.loads(version.stdout)["gitVersion"] == local_cluster.K8S_VERSION
+
+
+def test_the_cluster_recovers_when_the_api_server_restarts(
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "before"}, "data": {"written": "before the restart"}})
+
+    local_cluster.stop_apiserver(cluster.root)
+    try:
+        down = cluster.kubectl("get", "--raw", "/readyz", timeout=30)
+        assert down.returncode != 0
+    finally:
+        local_cluster.start_apiserver(cluster.root)
+
+    # The same client reconnects, and what was written before is still there.
+    survived = wait(lambda: kube.core.read_namespaced_config_map("before", namespace),
+                    what="the ConfigMap written before the restart")
+    assert survived.data == {"written": "before the restart"}
+    # The controllers and the kubelet stand-in reconnected too: a new Job runs.
+    kube.batch.create_namespaced_job(namespace, _job("after", ["python", "-c", "print('ok')"]))
+    assert wait(lambda: _job_outcome(kube, namespace, "after"), what="the Job created after "
+                "the restart to finish", timeout=90) == "Complete"
+
+
+def test_the_cluster_recovers_when_etcd_restarts(
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+    kube.core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "kept"}, "data": {"key": "value"}})
+
+    local_cluster.stop_etcd(cluster.root)
+    try:
+        wait(lambda: cluster.kubectl("get", "--raw", "/readyz", timeout=30).returncode,
+             lambda code: code != 0, what="the API server to report not ready without etcd")
+    finally:
+        local_cluster.start_etcd(cluster.root)
+
+    wait(lambda: cluster.kubectl("get", "--raw", "/readyz").stdout.strip(),
+         lambda out: out == "ok", what="the API server to be ready again")
+    assert kube.core.read_namespaced_config_map("kept", namespace).data == {"key": "value"}
+    kube.batch.create_namespaced_job(namespace, _job("after", ["true"]))
+    assert wait(lambda: _job_outcome(kube, namespace, "after"), what="a Job after the etcd "
+                "restart to finish", timeout=90) == "Complete"
