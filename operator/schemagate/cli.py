@@ -1,4 +1,4 @@
-"""The `schemagate` command: `verify` today; `run` and `crd` arrive with the operator.
+"""The `schemagate` command: `verify` here; `run` and `crd` from `schemagate.commands`.
 
 Each subcommand registers its parser in `build_parser` and sets `handler` to a
 function taking the parsed arguments and returning the exit status.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from schemagate import commands as commands_
 from schemagate import database
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.verdict import Requirement, Verdict, names
@@ -50,11 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hold a backend's pods NotReady until its database schema is really there.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_verify(commands)
-    # The operator's commands. Placeholders until they land; replace each in place.
-    for name, summary in (("run", "run the operator"),
-                          ("crd", "print the CustomResourceDefinition YAML")):
-        placeholder = commands.add_parser(name, help=f"{summary} (not yet implemented)")
-        placeholder.set_defaults(handler=_not_yet_implemented)
+    commands_.add_run(commands)
+    commands_.add_crd(commands)
     return parser
 
 
@@ -195,11 +193,6 @@ def _revision_list(revisions: frozenset[str] | None, *, absent: str) -> str:
     if revisions is None:
         return absent
     return ", ".join(sorted(revisions)) or "none recorded"
-
-
-def _not_yet_implemented(args: argparse.Namespace) -> int:
-    print(f"schemagate {args.command}: not yet implemented", file=sys.stderr)
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":
