@@ -170,6 +170,8 @@ def main() -> int:
 
 
 def report(rows: list[tuple[int, str, float, int]]) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{os.cpu_count()} CPUs, load average {load} (other work skews the medians)")
     print(f"\n{'tables':>7}  {'contender':<30} {'median':>10}  {'vs bare':>8}  reps")
     for size in SIZES:
         bare = next(ms for s, label, ms, _ in rows if s == size and label == "bare catalog query")

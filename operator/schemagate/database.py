@@ -239,7 +239,7 @@ def observe(url: str, requirement: Requirement, *,
         effective_search_path=tuple(row["effective_search_path"]),
     )
     return Observation(
-        present_tables=frozenset(t for t in requirement.tables if t not in missing),
+        present_tables=frozenset(requirement.tables).difference(missing),
         current_revisions=current,
         found_elsewhere=tuple(found_elsewhere),
         fingerprint=fingerprint,
@@ -285,12 +285,12 @@ def _server(url: URL, connect_timeout: int) -> _Server:
 def _read_catalog(conn: Connection, server: _Server,
                   requirement: Requirement) -> dict[str, Any]:
     """The catalog row for `requirement`, with the system identifier when permitted."""
-    separator = _separator(requirement.tables)
+    names, separator = _joined(requirement.tables)
     params = {
         "schema": requirement.schema,
         "version_schema": requirement.version_table_schema,
         "version_table": requirement.version_table,
-        "names": separator.join(requirement.tables),
+        "names": names,
         "separator": separator,
     }
     if server.control_readable:
@@ -309,11 +309,15 @@ def _read_catalog(conn: Connection, server: _Server,
     return row
 
 
-def _separator(names: Sequence[str]) -> str:
-    """A character in none of `names` (identifiers may hold any character but NUL)."""
-    used = set("".join(names))
+def _joined(names: Sequence[str]) -> tuple[str, str]:
+    """`names` joined on a character that occurs in none of them (identifiers may hold
+    any character but NUL), and that character."""
     candidates = itertools.chain(map(chr, range(0x1F, 0, -1)), map(chr, itertools.count(0xE000)))
-    return next(c for c in candidates if c not in used)
+    for separator in candidates:
+        joined = separator.join(names)
+        if joined.count(separator) == max(len(names) - 1, 0):
+            return joined, separator
+    raise AssertionError("unreachable: the candidates are endless")
 
 
 def _own_params(url: URL, connect_timeout: int) -> dict[str, Any]:
@@ -366,8 +370,8 @@ def _search_databases(databases: list[str], names: list[str], url: str,
                       target: URL) -> list[Place]:
     """Where `names` exist in the other `databases` the role can connect to. A database
     that refuses or times out is skipped: this only explains a failure, never causes one."""
-    separator = _separator(names)
-    query_params = {"names": separator.join(names), "separator": separator}
+    joined, separator = _joined(names)
+    query_params = {"names": joined, "separator": separator}
 
     def search(database: str) -> list[Place]:
         params = _connect_params(target.set(database=database),

@@ -77,6 +77,15 @@ def test_names_longer_than_postgresql_keeps_match_as_the_backend_would(tenant: T
     assert verdict.reason is Reason.VERIFIED
 
 
+def test_names_holding_the_separator_characters_still_match(tenant: Tenant) -> None:
+    odd = ["a\x1fb", "c\x1ed", "plain"]
+    for name in odd:
+        tenant.admin(f'CREATE TABLE "{name}" (id int)')
+    verdict = database.verify(tenant.url(), Requirement(tables=(*odd, "a"),
+                                                        revision_check=False))
+    assert verdict.missing_tables == ("a",)
+
+
 def test_no_declared_tables_is_not_an_error(tenant: Tenant) -> None:
     verdict = database.verify(tenant.url(), Requirement(tables=(), revision_check=False))
     assert verdict.reason is Reason.VERIFIED

@@ -179,7 +179,9 @@ class Verdict:
 
 def decide(requirement: Requirement, observation: Observation) -> Verdict:
     """The verdict for `requirement` given what `observation` saw (precedence above)."""
-    missing = tuple(t for t in requirement.tables if t not in observation.present_tables)
+    present = observation.present_tables
+    missing = () if present.issuperset(requirement.tables) else tuple(
+        t for t in requirement.tables if t not in present)
     missing_set = set(missing)
     elsewhere = tuple(p for p in observation.found_elsewhere if p.table in missing_set)
     current = observation.current_revisions
