@@ -102,7 +102,13 @@ case "$what" in
     [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ]
     ;;
   control-plane)
-    if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ]; then echo "$BIN_DIR"; exit 0; fi
+    built() { [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ] && [ -x "$BIN_DIR/kubectl" ]; }
+    if built; then echo "$BIN_DIR"; exit 0; fi
+    # One build at a time: a second caller waits, then finds the binaries built.
+    mkdir -p "$(dirname "$BIN_DIR")"
+    if command -v flock >/dev/null; then exec 9>"$BIN_DIR.lock"; flock 9; fi
+    if built; then echo "$BIN_DIR"; exit 0; fi
+    log "building the control plane from the Go module proxy, once (about 6 minutes on 2 cores)"
     start=$(date +%s)
     rm -rf "$BIN_DIR.tmp"
     build_etcd
