@@ -6,7 +6,7 @@ set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CACHE_ROOT="${SCHEMAGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schemagate}"
 BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 HELM_DIR="$CACHE_ROOT/bin/helm-$HELM_VERSION"
@@ -82,16 +82,29 @@ GO
 
 build_helm() {
   [ -x "$HELM_DIR/helm" ] && { echo "$HELM_DIR/helm"; return; }
-  local dir="$WORK/helm-$HELM_VERSION"
+  local dir="$WORK/helm-$HELM_VERSION" start
+  start=$(date +%s)
   mkdir -p "$dir" && cd "$dir"
   printf 'module schemagate.local/helmbuild\n\ngo 1.26\n' >go.mod
   log "building helm $HELM_VERSION"
   GOFLAGS=-mod=mod go get "helm.sh/helm/v3@$HELM_VERSION" >&2
-  mkdir -p "$HELM_DIR.tmp"
-  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    -o "$HELM_DIR.tmp/helm" helm.sh/helm/v3/cmd/helm
+  # The stamps helm's own Makefile sets for a tagged build. The Kubernetes version
+  # is the client-go minor plus one (helm's rule): it is the default
+  # .Capabilities.KubeVersion of `helm template` and what `helm lint` checks
+  # deprecated APIs against; unstamped, both say v1.20.
+  local client_go major minor pkg=helm.sh/helm/v3 ldflags
+  client_go=$(GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go)
+  client_go="${client_go#v}"
+  major=$(( ${client_go%%.*} + 1 )); minor="${client_go#*.}"; minor="${minor%%.*}"
+  ldflags="-s -w -X $pkg/internal/version.version=$HELM_VERSION"
+  ldflags="$ldflags -X $pkg/internal/version.gitTreeState=clean"
+  ldflags="$ldflags -X $pkg/pkg/lint/rules.k8sVersionMajor=$major -X $pkg/pkg/lint/rules.k8sVersionMinor=$minor"
+  ldflags="$ldflags -X $pkg/pkg/chartutil.k8sVersionMajor=$major -X $pkg/pkg/chartutil.k8sVersionMinor=$minor"
+  rm -rf "$HELM_DIR.tmp" && mkdir -p "$HELM_DIR.tmp"
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" \
+    -o "$HELM_DIR.tmp/helm" "$pkg/cmd/helm"
   rm -rf "$HELM_DIR" && mv "$HELM_DIR.tmp" "$HELM_DIR"
+  log "helm $HELM_VERSION built in $(( $(date +%s) - start ))s into $HELM_DIR"
   echo "$HELM_DIR/helm"
 }
 

@@ -1,0 +1,87 @@
+{{/* Names and labels, as `helm create` makes them. */}}
+{{- define "schemagate.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "schemagate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "schemagate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "schemagate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "schemagate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "schemagate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "schemagate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "schemagate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does on the API in the namespaces it watches, and nothing more.
+A ClusterRole when it watches every namespace, a Role in each one otherwise.
+*/}}
+{{- define "schemagate.namespacedRules" -}}
+# DatabaseSchemas: Kopf lists and watches them, and patches them for its own
+# bookkeeping (progress and last-handled annotations, the finalizer).
+- apiGroups: [schemagate.io]
+  resources: [databaseschemas]
+  verbs: [get, list, watch, patch]
+# Conditions, missing tables, the gate: written through the status subresource.
+- apiGroups: [schemagate.io]
+  resources: [databaseschemas/status]
+  verbs: [get, patch]
+# Pods that carry a readiness gate: watched and listed. The operator never updates
+# or deletes a pod; it only sets its gate condition, through pods/status.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/status]
+  verbs: [patch]
+# The backends' database URLs: read to verify, watched so a change is verified at once.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+# One Event per transition; Kopf posts core v1 Events and never updates them.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# migrations.run: Job - the migration Job, started, followed and cleaned up.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
+# migrations.job.fromDeployment - the Job copies the backend Deployment's pod template.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get]
+# migrations.run: Alembic - the migration scripts come from a ConfigMap, watched for changes.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/*
+Cluster-scoped, in either mode: Kopf follows the CRDs of the resources it serves.
+No namespaces: watching every namespace Kopf lists none, and watching named ones
+it falls back to those names (with a warning at start-up) when it may not list them.
+*/}}
+{{- define "schemagate.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end }}
