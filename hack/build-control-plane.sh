@@ -82,6 +82,10 @@ GO
 
 build_helm() {
   [ -x "$HELM_DIR/helm" ] && { echo "$HELM_DIR/helm"; return; }
+  # One build at a time: a second caller waits, then finds helm built.
+  mkdir -p "$(dirname "$HELM_DIR")"
+  if command -v flock >/dev/null; then exec 8>"$HELM_DIR.lock"; flock 8; fi
+  [ -x "$HELM_DIR/helm" ] && { echo "$HELM_DIR/helm"; return; }
   local dir="$WORK/helm-$HELM_VERSION" start
   start=$(date +%s)
   mkdir -p "$dir" && cd "$dir"
