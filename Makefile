@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane bench crds clean
+        control-plane chart bench crds clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,23 @@ test-cluster: $(VENV)/.installed control-plane
 	$(PY) -m pytest tests/cluster
 
 # Everything CI runs (.ci/run calls this).
-test: lint types layers control-plane
+test: lint types layers control-plane chart
 	$(PY) -m pytest tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
 control-plane:
 	@bash hack/build-control-plane.sh control-plane >/dev/null
+
+# helm lint and helm template over the chart in each mode, with the pinned helm built once
+# from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
+CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true"
+chart:
+	@helm=$$(bash hack/build-control-plane.sh helm) && for values in $(CHART_VALUES); do \
+	  $$helm lint --strict --quiet charts/schemagate $$values && \
+	  $$helm template schemagate charts/schemagate -n schemagate-system $$values >/dev/null \
+	  || exit 1; done
+	@echo "chart: helm lint and helm template pass"
 
 cluster-up: $(VENV)/.installed control-plane
 	$(PY) -m schemagate.localenv.cluster up
@@ -53,6 +63,7 @@ demo: $(VENV)/.installed
 
 crds: $(VENV)/.installed
 	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml
+	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/crds/
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
