@@ -1,0 +1,218 @@
+"""How soon do gated pods become Ready once the schema is really there?
+
+On the local control plane (the kubelet stand-in turns readiness-gate conditions into
+pod readiness, as a kubelet does) and an embedded PostgreSQL, for N = 1, 10 and 100
+gated pods of one Deployment, measures the time from the migration's commit to the
+moment every pod is Ready, side by side in the same run for:
+
+- schemagate: the operator as a real process, re-checking every second while gated
+  pods wait, then patching every pod's gate condition;
+- a 2-second poller per pod, as init-container waiters do (`until check; do sleep 2;
+  done`): each pod's waiter asks the database every 2 s, with the phase each pod
+  happened to start at, and opens its own pod when it sees the tables.
+
+Both open pods through the same path (a pod condition that the stand-in turns into
+Ready), so the difference is the waiting. Prints medians and the ratio.
+Run: `.venv/bin/python bench/gate_latency.py [--sizes 1 10 100] [--reps 5]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+from kubernetes import client
+from kubernetes.config import kube_config
+
+from schemagate import database
+from schemagate.core.verdict import Requirement
+from schemagate.localenv import cluster as local_cluster
+from schemagate.localenv import operator as local_operator
+from schemagate.localenv import postgres as local_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("credit_transactions", "agent_executions", "subscriptions")
+CREATE = [f"CREATE TABLE {t} (id bigint primary key)" for t in TABLES] + [
+    "CREATE TABLE alembic_version (version_num varchar(32) primary key)",
+    "INSERT INTO alembic_version VALUES ('3f2a9c')"]
+DROP = [f"DROP TABLE IF EXISTS {t}" for t in (*TABLES, "alembic_version")]
+POLL_SECONDS = 2.0
+
+
+class Bench:
+    def __init__(self, c: local_cluster.Cluster, pg: local_postgres.LocalPostgres) -> None:
+        self.c, self.pg = c, pg
+        api = kube_config.new_client_from_config(config_file=str(c.kubeconfig))
+        self.core = client.CoreV1Api(api)
+
+    def sql(self, db: str, statements: list[str]) -> None:
+        engine = sa.create_engine(self.pg.url(database=db), poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+        engine.dispose()
+
+    def fresh_database(self, name: str) -> None:
+        engine = sa.create_engine(self.pg.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+
+    def apply(self, namespace: str, *docs: dict[str, object]) -> None:
+        result = self.c.kubectl("-n", namespace, "apply", "-f", "-",
+                                input=yaml.safe_dump_all(docs))
+        assert result.returncode == 0, result.stderr
+
+    def namespace(self, name: str) -> None:
+        self.c.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true",
+                       timeout=120)
+        self.c.kubectl("create", "namespace", name)
+
+    def deployment(self, namespace: str, gate: str, replicas: int) -> None:
+        self.apply(namespace, {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "backend"}},
+                     "template": {"metadata": {"labels": {"app": "backend"}}, "spec": {
+                         "readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
+                         "containers": [{"name": "app", "image": "schemagate/backend:dev",
+                                         "command": ["sleep", "infinity"]}]}}}})
+
+    def pods(self, namespace: str) -> list[client.V1Pod]:
+        return list(self.core.list_namespaced_pod(namespace, label_selector="app=backend").items)
+
+    def ready_count(self, namespace: str) -> int:
+        return sum(any(c.type == "Ready" and c.status == "True"
+                       for c in (p.status.conditions or [])) for p in self.pods(namespace))
+
+    def wait(self, what: str, probe: Callable[[], bool], timeout: float = 300) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if probe():
+                return time.monotonic()
+            time.sleep(0.02)
+        raise SystemExit(f"bench: gave up waiting for {what}")
+
+
+def measure(bench: Bench, namespace: str, db: str, n: int,
+            open_pods: Callable[[float], None] | None = None) -> float:
+    """Seconds from the migration's commit until all n pods are Ready."""
+    bench.sql(db, DROP)
+    bench.wait("pods NotReady", lambda: bench.ready_count(namespace) == 0)
+    bench.sql(db, CREATE)
+    committed = time.monotonic()
+    if open_pods is not None:
+        open_pods(committed)
+    done = bench.wait(f"{n} pods Ready", lambda: bench.ready_count(namespace) == n)
+    return done - committed
+
+
+def poller_opener(bench: Bench, namespace: str, url: str, n: int) -> Callable[[float], None]:
+    """Each pod's waiter: check the database every 2 s, from its own start phase."""
+    requirement = Requirement(schema="public", tables=TABLES)
+
+    def open_all(committed: float) -> None:
+        pods = [p.metadata.name for p in bench.pods(namespace)]
+        phases = {name: random.uniform(0, POLL_SECONDS) for name in pods}
+
+        def waiter(pod: str) -> None:
+            # The waiter's ticks run at phase, phase + 2, ... relative to some past start;
+            # the next tick after the commit is when it first can see the tables.
+            tick = committed - (committed % POLL_SECONDS) + phases[pod]
+            while True:
+                tick = tick + POLL_SECONDS if tick < committed else tick
+                time.sleep(max(0.0, tick - time.monotonic()))
+                if database.verify(url, requirement, connect_timeout=2).verified:
+                    body = {"status": {"conditions": [{
+                        "type": "schemagate.io/poller", "status": "True", "reason": "Polled",
+                        "message": "the init-container waiter saw the tables"}]}}
+                    bench.core.patch_namespaced_pod_status(pod, namespace, body)
+                    return
+                tick += POLL_SECONDS
+
+        threads = [threading.Thread(target=waiter, args=(p,)) for p in pods]
+        for t in threads:
+            t.start()
+
+    return open_all
+
+
+def close_poller_gates(bench: Bench, namespace: str) -> None:
+    for pod in bench.pods(namespace):
+        bench.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+            "conditions": [{"type": "schemagate.io/poller", "status": "False",
+                            "reason": "Reset", "message": ""}]}})
+
+
+def run(sizes: list[int], reps: int) -> None:
+    c = local_cluster.ensure_up(ROOT)
+    with local_postgres.running() as pg:
+        bench = Bench(c, pg)
+        c.kubectl("apply", "-f", str(ROOT / "crds"))
+        namespaces = [f"bench-gate-{n}" for n in sizes]
+        for ns in namespaces + [f"bench-poll-{n}" for n in sizes]:
+            bench.namespace(ns)
+        op = local_operator.start(c.kubeconfig, namespaces, ROOT / ".cluster" / "logs" /
+                                  "bench-operator.log")
+        rows = []
+        try:
+            for n in sizes:
+                ours_ns, poll_ns = f"bench-gate-{n}", f"bench-poll-{n}"
+                ours_db, poll_db = f"bench_gate_{n}", f"bench_poll_{n}"
+                for db in (ours_db, poll_db):
+                    bench.fresh_database(db)
+                bench.apply(ours_ns, {"apiVersion": "v1", "kind": "Secret",
+                                      "metadata": {"name": "db"},
+                                      "stringData": {"url": pg.url(database=ours_db)}})
+                bench.apply(ours_ns, {
+                    "apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
+                    "metadata": {"name": "schema"},
+                    "spec": {"database": {"urlSecretRef": {"name": "db", "key": "url"}},
+                             "tables": list(TABLES), "gate": {"onDrift": "Close"},
+                             "verifyIntervalSeconds": 30}})
+                bench.deployment(ours_ns, "schema", n)
+                bench.deployment(poll_ns, "poller", n)
+                for ns in (ours_ns, poll_ns):
+                    bench.wait(f"{n} pods in {ns}",
+                               lambda ns=ns, n=n: len(bench.pods(ns)) == n)
+                ours, polled = [], []
+                for _ in range(reps):
+                    ours.append(measure(bench, ours_ns, ours_db, n))
+                    close_poller_gates(bench, poll_ns)
+                    polled.append(measure(bench, poll_ns, poll_db, n, poller_opener(
+                        bench, poll_ns, pg.url(database=poll_db), n)))
+                rows.append((n, statistics.median(ours), statistics.median(polled)))
+                print(f"N={n:>3}: schemagate {statistics.median(ours):.2f}s  "
+                      f"2-s poller {statistics.median(polled):.2f}s  "
+                      f"(runs: {', '.join(f'{x:.2f}' for x in ours)} | "
+                      f"{', '.join(f'{x:.2f}' for x in polled)})", flush=True)
+        finally:
+            for ns in namespaces:
+                c.kubectl("-n", ns, "delete", "dbschema", "--all", "--timeout=60s")
+            op.stop()
+            for ns in namespaces + [f"bench-poll-{n}" for n in sizes]:
+                c.kubectl("delete", "namespace", ns, "--wait=false")
+    print(f"\nschema correct -> all N gated pods Ready, median of {reps} runs")
+    print(f"{'N':>5} {'schemagate':>12} {'2-s poller':>12} {'poller/schemagate':>18}")
+    for n, ours_s, poll_s in rows:
+        print(f"{n:>5} {ours_s:>11.2f}s {poll_s:>11.2f}s {poll_s / ours_s:>17.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    run(args.sizes, args.reps)
+
+
+if __name__ == "__main__":
+    main()
