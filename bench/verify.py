@@ -7,12 +7,13 @@ and 10,000 tables plus an Alembic version table, and times, in the same run:
   calls it (a fresh connection each time, see `schemagate.database`);
 - bare catalog query: a fresh connection and one `relname = ANY(...)` count, the
   floor for any check that connects and asks the catalog (schemagate adds the
-  fingerprint, the search for missing tables and two Alembic statements);
+  fingerprint, the search for missing tables and two Alembic statements); the same
+  query on an open connection, and a bare connect, show where the time goes;
 - `Inspector.get_table_names`: SQLAlchemy's reflection of the schema, then a set test;
 - `has_table` per table: one SQLAlchemy `has_table` call per declared table;
 - `alembic current --check-heads`: the command, as a subprocess.
 
-Every contender opens its own connection, as a check must. Prints medians and the
+Every contender but one opens its own connection, as a check must. Prints medians and the
 ratio to the bare catalog query. Run it with `make bench` (or
 `.venv/bin/python bench/verify.py [--reps N]`).
 """
@@ -124,6 +125,12 @@ def contenders(url: str, names: list[str], ini: Path, reps: int
             found = conn.execute(BARE_QUERY.encode(), ("\x1f".join(names),)).fetchone()
             assert found is not None and found[0] == len(names)
 
+    open_connection = psycopg.connect(conninfo, autocommit=True)
+
+    def bare_open() -> None:
+        found = open_connection.execute(BARE_QUERY.encode(), ("\x1f".join(names),)).fetchone()
+        assert found is not None and found[0] == len(names)
+
     def table_names() -> None:
         with engine.connect() as conn:
             assert set(names) <= set(inspect(conn).get_table_names(schema="public"))
@@ -140,6 +147,7 @@ def contenders(url: str, names: list[str], ini: Path, reps: int
     return [
         ("schemagate verify", schemagate, reps),
         ("bare catalog query", bare, reps),
+        ("(same, on an open connection)", bare_open, reps),
         ("Inspector.get_table_names", table_names, reps),
         ("has_table per table", has_table, has_table_reps),
         ("alembic current --check-heads", alembic_current, ALEMBIC_REPS),
