@@ -26,9 +26,11 @@ NAMESPACED = {
     ("apps", "deployments", "get"),
     *(("", "configmaps", v) for v in ("get", "list", "watch")),
 }
-# Kopf's own bookkeeping, cluster-scoped in either mode.
+# Kopf's own bookkeeping, cluster-scoped: the CRDs in either mode; the namespaces only
+# when it watches listed ones (it lists none when it watches them all).
 CLUSTER = {("apiextensions.k8s.io", "customresourcedefinitions", v)
            for v in ("get", "list", "watch")}
+NAMESPACES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
 
 
@@ -110,7 +112,7 @@ def test_watching_every_namespace_takes_one_cluster_role() -> None:
 
 def test_listed_namespaces_get_roles_and_nothing_namespaced_is_cluster_wide() -> None:
     manifests = render(TWO_NAMESPACES, release="sg", namespace="ops")
-    assert grants(one(manifests, "ClusterRole")) == CLUSTER
+    assert grants(one(manifests, "ClusterRole")) == CLUSTER | NAMESPACES
     roles = of_kind(manifests, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants(r) == NAMESPACED for r in roles)

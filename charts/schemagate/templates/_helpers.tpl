@@ -77,11 +77,20 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 
 {{/*
 Cluster-scoped, in either mode: Kopf follows the CRDs of the resources it serves.
-No namespaces: watching every namespace Kopf lists none, and watching named ones
-it falls back to those names (with a warning at start-up) when it may not list them.
 */}}
 {{- define "schemagate.clusterRules" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+{{- end }}
+
+{{/*
+Cluster-scoped, watching listed namespaces only: Kopf lists and watches namespaces to
+learn which of them exist. Refused, it retries for about a minute before falling back
+to the names it was given. Watching every namespace, it lists none.
+*/}}
+{{- define "schemagate.namespaceRules" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
 {{- end }}

@@ -1,0 +1,240 @@
+"""The chart's RBAC proven on the real API server, not assumed.
+
+The chart is installed with `helm install` (its operator scaled to 0: no image runs
+here); the operator then runs as a local process holding a client certificate the
+API server reads as the chart's ServiceAccount (user `system:serviceaccount:NS:NAME`,
+groups `system:serviceaccounts` and `system:serviceaccounts:NS`, the names a token of
+that account carries and RBAC binds). Under that identity it must pass the gate test
+and leave no permission error in its log; `kubectl auth can-i`, as the same identity,
+shows what it may and may not do.
+
+Cluster-wide mode is proven by `can-i` only: an operator watching every namespace of
+this shared cluster would act on other tests' resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from schemagate.localenv import operator as local_operator
+from schemagate.localenv import pki
+from schemagate.localenv.cluster import Cluster, Layout
+from schemagate.localenv.postgres import LocalPostgres
+from tests.chart import CHART, helm, set_flags
+from tests.cluster.conftest import Kube
+from tests.cluster.scenario import Backend, Database, wait_for
+
+pytestmark = pytest.mark.cluster
+CRD = "crd/databaseschemas.schemagate.io"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A kubeconfig whose client certificate names a ServiceAccount."""
+
+    user: str
+    kubeconfig: Path
+    kubectl: Path
+
+    def can_i(self, *args: str) -> bool:
+        result = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig),
+                                 "auth", "can-i", *args], capture_output=True, text=True,
+                                timeout=30, check=False)
+        answer = result.stdout.strip()
+        assert answer in ("yes", "no"), f"can-i {args}: {result.stdout}{result.stderr}"
+        return answer == "yes"
+
+
+def _openssl(*args: str) -> None:
+    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"openssl {args[0]}: {result.stderr}"
+
+
+def service_account_identity(cluster: Cluster, namespace: str, name: str,
+                             directory: Path) -> Identity:
+    """A client certificate for the ServiceAccount, signed by the cluster's CA."""
+    ca = Layout(cluster.root).pki()
+    mine = pki.Pki(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ca.ca, mine.ca)  # the kubeconfig embeds it; the CA key stays where it is
+    user = f"system:serviceaccount:{namespace}:{name}"
+    subject = f"/O=system:serviceaccounts/O=system:serviceaccounts:{namespace}/CN={user}"
+    extensions = directory / "client.ext"
+    extensions.write_text("basicConstraints = critical, CA:FALSE\n"
+                          "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                          "extendedKeyUsage = clientAuth\n")
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", str(mine.key("operator")))
+    request = directory / "operator.csr"
+    _openssl("req", "-new", "-key", str(mine.key("operator")), "-subj", subject,
+             "-out", str(request))
+    _openssl("x509", "-req", "-in", str(request), "-CA", str(ca.ca), "-CAkey",
+             str(ca.key("ca")), "-set_serial", str(secrets.randbits(63)), "-days", "1",
+             "-extfile", str(extensions), "-out", str(mine.cert("operator")))
+    kubeconfig = directory / "kubeconfig"
+    pki.write_kubeconfig(kubeconfig, cluster.server, mine, "operator")
+    return Identity(user, kubeconfig, cluster.bin_dir / "kubectl")
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    identity: Identity
+
+
+@contextlib.contextmanager
+def installed(cluster: Cluster, namespace: str, values: dict[str, str],
+              directory: Path) -> Iterator[Release]:
+    """The chart installed with its operator scaled to 0, then uninstalled."""
+    # Cluster-scoped objects are named after the release, so each test has its own;
+    # the user name (at most 64 characters in a certificate's CN) must stay short.
+    name = f"schemagate-{secrets.token_hex(3)}"
+    kubeconfig = ("--kubeconfig", str(cluster.kubeconfig))
+    result = helm("install", name, str(CHART), "--namespace", namespace, *kubeconfig,
+                  "--set", "replicaCount=0", *set_flags(values))
+    try:
+        assert result.returncode == 0, result.stderr
+        established = cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                                      CRD)
+        assert established.returncode == 0, established.stderr
+        # The chart's full name: the release name already contains the chart's.
+        identity = service_account_identity(cluster, namespace, name, directory)
+        yield Release(name, namespace, identity)
+    finally:
+        helm("uninstall", name, "--namespace", namespace, *kubeconfig)
+
+
+@pytest.fixture
+def release_namespace(kube: Kube) -> Iterator[str]:
+    """Where the chart is installed: not a namespace the operator watches."""
+    name = f"sg-system-{secrets.token_hex(3)}"
+    kube.core.create_namespace({"metadata": {"name": name,
+                                             "labels": {"schemagate.io/test": "true"}}})
+    yield name
+    kube.core.delete_namespace(name)
+
+
+@pytest.fixture
+def watching_one(cluster: Cluster, namespace: str, release_namespace: str,
+                 tmp_path: Path) -> Iterator[Release]:
+    with installed(cluster, release_namespace, {"watchNamespaces": f"{{{namespace}}}"},
+                   tmp_path / "identity") as release:
+        yield release
+
+
+@pytest.fixture
+def watching_all(cluster: Cluster, release_namespace: str, tmp_path: Path
+                 ) -> Iterator[Release]:
+    with installed(cluster, release_namespace, {}, tmp_path / "identity") as release:
+        yield release
+
+
+def test_the_operator_holds_and_opens_the_gate_as_its_service_account(
+        cluster: Cluster, namespace: str, watching_one: Release, postgres: LocalPostgres,
+        tmp_path: Path) -> None:
+    db = Database(postgres)
+    backend = Backend(cluster, namespace, db)
+    assert watching_one.identity.can_i("get", "secrets", "-n", namespace)
+    log = tmp_path / "operator.log"
+    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log)
+    try:
+        backend.secret(db.url())
+        backend.deployment(replicas=2)
+        backend.schema()
+        db.migrate("alembic-empty.ini")  # the incident: exits 0, applies nothing
+        backend.wait_reason("NoRevision")
+        wait_for("both gates closed", lambda: backend.gate_states() == ["False", "False"])
+        assert not backend.available()
+
+        db.migrate()
+        wait_for("both gates open", lambda: backend.gate_states() == ["True", "True"],
+                 timeout=20)
+        wait_for("the Deployment Available", backend.available, timeout=30)
+        waited = backend.kubectl("wait", "--for=condition=Ready", "dbschema/backend-schema",
+                                 "--timeout=20s")
+        assert "condition met" in waited
+        reasons = {e["reason"] for e in backend.events()
+                   if e["involvedObject"].get("kind") == "DatabaseSchema"}
+        assert {"NoRevision", "Verified"} <= reasons, "the operator's Events were posted"
+    finally:
+        operator.stop()
+    refused = [line for line in log.read_text().splitlines()
+               if re.search(r"\b403\b|Forbidden|forbidden|permission", line)]
+    assert refused == [], "\n".join(refused)
+
+
+def _mismatches(identity: Identity, expected: dict[str, bool]) -> list[str]:
+    wrong = []
+    for question, allowed in expected.items():
+        if identity.can_i(*question.split()) != allowed:
+            wrong.append(f"{identity.user} can-i {question}: expected "
+                         f"{'yes' if allowed else 'no'}")
+    return wrong
+
+
+def test_watching_listed_namespaces_it_may_do_only_what_it_uses(
+        namespace: str, watching_one: Release) -> None:
+    ns, own = f"-n {namespace}", f"-n {watching_one.namespace}"
+    expected = {
+        f"patch pods --subresource=status {ns}": True,
+        f"watch pods {ns}": True,
+        f"watch secrets {ns}": True,
+        f"patch databaseschemas.schemagate.io {ns}": True,
+        f"patch databaseschemas.schemagate.io --subresource=status {ns}": True,
+        f"create events {ns}": True,
+        f"create jobs.batch {ns}": True,
+        f"delete jobs.batch {ns}": True,
+        f"get deployments.apps {ns}": True,
+        f"watch configmaps {ns}": True,
+        "watch customresourcedefinitions.apiextensions.k8s.io": True,
+        # What it may not do.
+        "list secrets --all-namespaces": False,
+        "get secrets -n default": False,
+        f"get secrets {own}": False,
+        "list pods --all-namespaces": False,
+        f"update pods {ns}": False,
+        f"delete pods {ns}": False,
+        f"patch pods {ns}": False,
+        f"create pods {ns}": False,
+        f"update pods --subresource=status {ns}": False,
+        f"patch deployments.apps {ns}": False,
+        f"list deployments.apps {ns}": False,
+        f"delete databaseschemas.schemagate.io {ns}": False,
+        f"update secrets {ns}": False,
+        f"delete events {ns}": False,
+        "watch namespaces": True,
+        "get namespaces": False,
+        "create customresourcedefinitions.apiextensions.k8s.io": False,
+        "* *": False,
+    }
+    assert _mismatches(watching_one.identity, expected) == []
+
+
+def test_watching_every_namespace_it_may_read_everywhere_and_change_only_gates(
+        namespace: str, watching_all: Release) -> None:
+    expected = {
+        "list secrets --all-namespaces": True,
+        "patch pods --subresource=status --all-namespaces": True,
+        "watch databaseschemas.schemagate.io --all-namespaces": True,
+        f"create jobs.batch -n {namespace}": True,
+        f"get deployments.apps -n {namespace}": True,
+        "watch customresourcedefinitions.apiextensions.k8s.io": True,
+        "update pods --all-namespaces": False,
+        "delete pods --all-namespaces": False,
+        "patch pods --all-namespaces": False,
+        "patch deployments.apps --all-namespaces": False,
+        "delete secrets --all-namespaces": False,
+        "list namespaces": False,
+        "* *": False,
+    }
+    assert _mismatches(watching_all.identity, expected) == []
