@@ -132,9 +132,10 @@ WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
 ORDER BY d.position, n.nspname
 """  # noqa: S608 (only module constants are formatted in)
 
+# The server's own words for refusing a role (libpq reports no SQLSTATE for them).
 _AUTH_REFUSED = re.compile(
-    r"password authentication failed|authentication failed|no password supplied|"
-    r"pg_hba\.conf|role \".*\" does not exist|certificate|SCRAM", re.IGNORECASE)
+    r"authentication failed|no password supplied|pg_hba\.conf|role \".*\" does not exist",
+    re.IGNORECASE)
 _BAD_OPTION = re.compile(r"invalid \S+ value|invalid connection option|invalid port",
                          re.IGNORECASE)
 
@@ -349,7 +350,11 @@ def _cancel_after(connection: Any, seconds: float) -> Iterator[None]:
     """Cancel the running query after `seconds`: a lock on the version table must not
     hold the check (and the operator) forever. A client-side timer rather than a
     `statement_timeout` startup option, which connection poolers often reject."""
-    timer = threading.Timer(max(seconds, 1.0), connection.cancel_safe)
+    def cancel() -> None:
+        with contextlib.suppress(Exception):  # the query may have just finished
+            connection.cancel_safe()
+
+    timer = threading.Timer(max(seconds, 1.0), cancel)
     timer.daemon = True
     timer.start()
     try:
