@@ -18,6 +18,7 @@ from tests.chart import CHART, ROOT, grants, helm, of_kind, one, render, set_fla
 NAMESPACED = {
     *(("schemagate.io", "databaseschemas", v) for v in ("get", "list", "watch", "patch")),
     *(("schemagate.io", "databaseschemas/status", v) for v in ("get", "patch")),
+    ("schemagate.io", "databaseschemas/finalizers", "update"),
     *(("", "pods", v) for v in ("get", "list", "watch")),
     ("", "pods/status", "patch"),
     *(("", "secrets", v) for v in ("get", "list", "watch")),

@@ -41,6 +41,12 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [schemagate.io]
   resources: [databaseschemas]
   verbs: [get, list, watch, patch]
+# The migration Job is owned by its DatabaseSchema with blockOwnerDeletion; where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift), that takes
+# update on the owner's finalizers subresource.
+- apiGroups: [schemagate.io]
+  resources: [databaseschemas/finalizers]
+  verbs: [update]
 # Conditions, missing tables, the gate: written through the status subresource.
 - apiGroups: [schemagate.io]
   resources: [databaseschemas/status]
