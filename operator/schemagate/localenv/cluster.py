@@ -370,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("command", choices=["up", "down", "status", "stop-apiserver",
                                             "start-apiserver", "stop-etcd", "start-etcd"])
-    parser.add_argument("--root", type=Path, default=Path.cwd(),
-                        help="the repository whose .cluster/ holds the cluster (default: .)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help=f"the directory whose .cluster/ holds the cluster ({REPO_ROOT})")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
