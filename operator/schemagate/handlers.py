@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from schemagate import kube, reconciler
-from schemagate.core import gate, models
+from schemagate.core import gate, migration_job, models
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
 
@@ -60,9 +60,12 @@ async def keep_verified(body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any,
     await reconciler.keep_verified(body, stopped, _ctx(memo), logger)
 
 
-@kopf.on.update(*RESOURCE, field="spec")
-def spec_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    _ctx(memo).registry.wake((namespace or "", name))
+@kopf.on.event(*RESOURCE)
+def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    meta = body.metadata
+    rerun = meta.annotations.get(migration_job.RERUN_ANNOTATION)
+    _ctx(memo).registry.notice((meta.namespace or "", meta.name or ""),
+                               (meta.get("generation"), rerun))
 
 
 @kopf.on.event("", "v1", "secrets")
@@ -94,7 +97,9 @@ class _QuietWatchers(logging.Filter):
     """Kopf reports every successful event handler at INFO; for pods and Secrets that is
     one line per watch event. INFO is for transitions, so these go down to DEBUG."""
 
-    _chatty = ("Handler 'pod_changed' succeeded", "Handler 'secret_changed' succeeded")
+    _chatty = tuple(f"Handler '{name}' succeeded"
+                    for name in ("pod_changed", "secret_changed", "schema_changed",
+                                 "config_map_changed"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and record.getMessage().startswith(self._chatty):

@@ -56,6 +56,53 @@ class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.api = api
+
+    def _raw(self, call: Any, *args: Any) -> JSON | None:
+        """The object as the API serves it (camelCase JSON), or None when absent."""
+        try:
+            response = call(*args, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        obj: JSON = json.loads(response.data)
+        return obj
+
+    def deployment(self, namespace: str, name: str) -> JSON | None:
+        return self._raw(self.apps.read_namespaced_deployment, name, namespace)
+
+    def config_map(self, namespace: str, name: str) -> JSON | None:
+        return self._raw(self.core.read_namespaced_config_map, name, namespace)
+
+    def job(self, namespace: str, name: str) -> JSON | None:
+        return self._raw(self.batch.read_namespaced_job, name, namespace)
+
+    def create_job(self, namespace: str, manifest: JSON) -> None:
+        try:
+            body: Any = manifest  # the client accepts plain JSON; its stubs say V1Job
+            self.batch.create_namespaced_job(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:  # created by our previous life: the same Job, by name
+                raise
+
+    def job_termination_message(self, namespace: str, job: str) -> str:
+        """The last words of the Job's newest failed container, for the condition."""
+        response: Any = self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
+            _preload_content=False)
+        pods = sorted(json.loads(response.data)["items"],
+                      key=lambda p: p["metadata"]["creationTimestamp"])
+        for pod in reversed(pods):
+            for status in (pod.get("status") or {}).get("containerStatuses") or ():
+                terminated = (status.get("state") or {}).get("terminated") or {}
+                if terminated.get("exitCode"):
+                    text = (terminated.get("message") or "").strip()
+                    code = terminated["exitCode"]
+                    return f"exit code {code}" + (f": {text}" if text else "")
+        return ""
 
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
         try:

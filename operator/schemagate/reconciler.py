@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube
+from schemagate import database, kube, run_job
 from schemagate.core import conditions as cond
 from schemagate.core import gate
 from schemagate.core.models import (
@@ -26,6 +26,8 @@ from schemagate.core.models import (
     DriftPolicy,
     GateStatus,
     LabelSelector,
+    MigrationRun,
+    MigrationStatus,
 )
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
@@ -70,10 +72,17 @@ class Registry:
     gates: dict[Key, Published] = field(default_factory=dict)
     secrets: dict[Key, Key] = field(default_factory=dict)  # schema -> (namespace, secret)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    versions: dict[Key, object] = field(default_factory=dict)
 
     def wake(self, key: Key) -> None:
         if key in self.wakeups:
             self.wakeups[key].set()
+
+    def notice(self, key: Key, version: object) -> None:
+        """Wake the schema's loop when what it acts on changed (generation, rerun)."""
+        if self.versions.get(key, version) != version:
+            self.wake(key)
+        self.versions[key] = version
 
     def wake_users_of_secret(self, namespace: str, secret: str) -> None:
         for schema, ref in self.secrets.items():
@@ -92,6 +101,7 @@ class Registry:
         self.gates.pop(key, None)
         self.secrets.pop(key, None)
         self.wakeups.pop(key, None)
+        self.versions.pop(key, None)
 
 
 #: Posts a Kubernetes Event about the object: (body, reason, message, warning).
@@ -136,10 +146,15 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     except ValidationError as exc:
         spec = None
         outcome = Outcome(Reason.INVALID_SPEC, explain_invalid(exc))
+    migration_status: MigrationStatus | None = None
+    sooner: float | None = None
     if spec is not None:
         ref = spec.database.url_secret_ref
         ctx.registry.secrets[(namespace, name)] = (namespace, ref.name)
         outcome = await check(spec, namespace, ctx)
+        if spec.migrations.run is MigrationRun.JOB and spec.migrations.job is not None:
+            outcome, migration_status, sooner = await run_job.job_step(
+                body, spec, spec.migrations.job, outcome, ctx.kube, ctx.clock())
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
                             message=outcome.message, on_drift=on_drift)
@@ -151,7 +166,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
         gate_status = GateStatus(condition_type=gate.gate_condition_type(name))
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
-                         now=ctx.clock())
+                         now=ctx.clock(), migration=migration_status)
     if worth_writing(previous, status, spec):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
                                 status.model_dump(by_alias=True, mode="json", exclude_none=True))
@@ -160,7 +175,8 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
         ctx.announce(body, outcome.reason.value, change, not outcome.verified)
     else:
         logger.debug("unchanged: %s", outcome.reason.value)
-    return next_delay(spec, outcome, gate_status)
+    delay = next_delay(spec, outcome, gate_status)
+    return delay if sooner is None else min(delay, sooner)
 
 
 def worth_writing(previous: DatabaseSchemaStatus, status: DatabaseSchemaStatus,
@@ -249,6 +265,8 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
             known = Published(gate.schema_missing(schema_name), None)
         selector = known.spec.gate.pod_selector if known.spec else LabelSelector()
         view = kube.gated_pod(pod, condition_type)
+        if known.spec is None and gate.stays_released(view.condition):
+            continue
         wanted = gate.pod_condition(known.state, currently_true=view.is_true,
                                     selected=known.spec is None or gate.selects(selector,
                                                                                 view.labels),

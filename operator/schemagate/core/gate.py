@@ -68,6 +68,14 @@ def schema_missing(schema_name: str) -> GateState:
                      f"remove the readiness gate {gate_condition_type(schema_name)}")
 
 
+def stays_released(current: Mapping[str, str] | None) -> bool:
+    """A pod released when its DatabaseSchema was deleted keeps its open gate; only pods
+    created after the deletion meet the missing schema (and stay closed)."""
+    if current is None:
+        return False
+    return current.get("status") == "True" and current.get("reason") == GATE_RELEASED
+
+
 def pod_condition(state: GateState, *, currently_true: bool, selected: bool,
                   selector: str) -> PodCondition:
     if not selected:

@@ -172,11 +172,22 @@ class GateStatus(StatusModel):
     ready: int = 0
 
 
+class MigrationSnapshot(StatusModel):
+    """The database before a migration run, to tell a no-op from a partial run."""
+
+    revision: list[str] | None = None  # None: no version table
+    tables_present: int = 0
+
+
 class MigrationStatus(StatusModel):
     job: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    outcome: str | None = None
+    outcome: str | None = None  # Running, Applied, AlreadyApplied, NoOp, Failed
+    message: str | None = None
+    before: MigrationSnapshot | None = None
+    heads: list[str] | None = None  # run: Alembic, the scripts' heads of the last run
+    failures: int = 0  # consecutive failed runs of the same scripts
 
 
 class DatabaseSchemaStatus(StatusModel):

@@ -10,6 +10,7 @@ from schemagate.core.models import (
     DatabaseSchemaStatus,
     DatabaseStatus,
     GateStatus,
+    MigrationStatus,
     RevisionStatus,
     TablePlace,
 )
@@ -30,6 +31,9 @@ class Outcome:
     reason: Reason
     message: str
     verdict: Verdict | None = None
+    #: MigrationsApplied as (status, reason, message) when a run is in play; by default
+    #: it follows the schema's verdict (run: External, or nothing to run).
+    migrations: tuple[bool | None, str, str] | None = None
 
     @property
     def verified(self) -> bool:
@@ -55,13 +59,15 @@ def _tri(outcome: Outcome) -> bool | None:
 
 
 def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation: int,
-                gate: GateStatus, now: datetime) -> DatabaseSchemaStatus:
+                gate: GateStatus, now: datetime,
+                migration: MigrationStatus | None = None) -> DatabaseSchemaStatus:
     c = previous.conditions
     reason, message = outcome.reason.value, outcome.message
     c = cond.set_condition(c, type=cond.SCHEMA_VERIFIED, status=_tri(outcome), reason=reason,
                            message=message, generation=generation, now=now)
-    c = cond.set_condition(c, type=cond.MIGRATIONS_APPLIED, status=_tri(outcome), reason=reason,
-                           message=message, generation=generation, now=now)
+    applied = outcome.migrations or (_tri(outcome), reason, message)
+    c = cond.set_condition(c, type=cond.MIGRATIONS_APPLIED, status=applied[0],
+                           reason=applied[1], message=applied[2], generation=generation, now=now)
     ready_message = f"{message}; {gate_note(gate)}"
     c = cond.set_condition(c, type=cond.READY, status=outcome.verified, reason=reason,
                            message=ready_message, generation=generation, now=now)
@@ -69,7 +75,8 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     c = cond.set_condition(c, type=cond.STALLED, status=stalled, reason=reason,
                            message=message if stalled else "", generation=generation, now=now)
     status = previous.model_copy(update={"observed_generation": generation, "conditions": c,
-                                         "gate": gate})
+                                         "gate": gate,
+                                         "migration": migration or previous.migration})
     verdict = outcome.verdict
     if verdict is None or not outcome.looked:
         return status  # keep what was last seen; lastVerifiedTime says when

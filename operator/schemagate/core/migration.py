@@ -1,0 +1,55 @@
+"""Judging a migration run by the database, never by the runner (pure)."""
+
+from __future__ import annotations
+
+from schemagate.core.models import MigrationSnapshot
+from schemagate.core.reasons import Reason
+from schemagate.core.status import Outcome
+from schemagate.core.verdict import Verdict
+
+RUNNING = "Running"
+APPLIED = "Applied"
+ALREADY_APPLIED = "AlreadyApplied"
+NO_OP = "NoOp"
+FAILED = "Failed"
+MIGRATION_RUNNING = "MigrationRunning"
+MIGRATION_LOCK_BUSY = "MigrationLockBusy"
+#: A failing run of the same scripts is retried this many times, then left to a person.
+MAX_FAILURES = 3
+
+
+def snapshot(verdict: Verdict, declared: int) -> MigrationSnapshot:
+    current = verdict.current_revisions
+    return MigrationSnapshot(revision=None if current is None else sorted(current),
+                             tables_present=declared - len(verdict.missing_tables))
+
+
+def _describe(s: MigrationSnapshot, declared: int) -> str:
+    revision = "no version table" if s.revision is None else (
+        f"revision {', '.join(s.revision)}" if s.revision else "an empty version table")
+    return f"{revision}, {s.tables_present} of {declared} declared tables present"
+
+
+def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | None,
+                  declared: int) -> tuple[Outcome, str]:
+    """A run said it succeeded: believe the database. Returns the outcome and the
+    migration outcome word for status.migration."""
+    if verdict.verified:
+        return Outcome(Reason.VERIFIED, verdict.message, verdict), APPLIED
+    after = snapshot(verdict, declared)
+    where = ""
+    if verdict.fingerprint is not None:
+        fp = verdict.fingerprint
+        where = f"; schemagate checked {fp.where} as {fp.user}"
+    if before is not None and after == before:
+        message = (f"{runner} reported success but the database is unchanged "
+                   f"({_describe(after, declared)}, as before the run){where}: "
+                   f"{verdict.reason.value}: {verdict.message}")
+        return Outcome(Reason.MIGRATION_NO_OP, message, verdict), NO_OP
+    return Outcome(verdict.reason, f"after {runner}: {verdict.message}", verdict), APPLIED
+
+
+def failed(runner: str, error: str, verdict: Verdict | None) -> Outcome:
+    detail = error.strip() or "no message"
+    return Outcome(Reason.MIGRATION_FAILED,
+                   f"{runner} failed: {detail}; the gate stays closed", verdict)

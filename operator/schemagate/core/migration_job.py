@@ -1,0 +1,133 @@
+"""The migration Job, built from the backend Deployment's pod template (pure).
+
+The Job runs with the backend's own settings: the named container's image, env,
+envFrom, volume mounts and working directory, the volumes those mounts need, the
+pod's service account, pull secrets and security context, and its other containers
+as native sidecars (restartPolicy: Always init containers), so that a database proxy
+comes along and still lets the Job complete. The backend's ordinary init containers
+stay behind: a "wait for the schema" init container would wait for itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
+
+JSON = dict[str, Any]
+SCHEMA_LABEL = f"{GROUP}/schema"
+HASH_ANNOTATION = f"{GROUP}/migration-hash"
+RERUN_ANNOTATION = f"{GROUP}/rerun"
+
+_POD_FIELDS = ("serviceAccountName", "imagePullSecrets", "securityContext", "nodeSelector",
+               "tolerations", "affinity", "priorityClassName", "dnsPolicy", "dnsConfig",
+               "hostAliases", "automountServiceAccountToken")
+_DROPPED_FROM_MIGRATOR = ("readinessProbe", "livenessProbe", "startupProbe", "ports",
+                          "lifecycle", "command", "args", "restartPolicy")
+
+
+class InvalidJobSource(ValueError):
+    """The Deployment cannot give a migration Job (container missing, no containers)."""
+
+
+def _container(template_spec: Mapping[str, Any], name: str | None, deployment: str) -> JSON:
+    containers: list[JSON] = list(template_spec.get("containers") or [])
+    if not containers:
+        raise InvalidJobSource(f"Deployment {deployment} has no containers")
+    if name is None:
+        return containers[0]
+    for container in containers:
+        if container.get("name") == name:
+            return container
+    names = ", ".join(c.get("name", "?") for c in containers)
+    raise InvalidJobSource(f"Deployment {deployment} has no container {name} "
+                           f"(its containers: {names})")
+
+
+def _as_sidecar(container: Mapping[str, Any]) -> JSON:
+    sidecar = {k: v for k, v in container.items() if k not in ("readinessProbe",
+                                                                "livenessProbe")}
+    sidecar["restartPolicy"] = "Always"
+    return sidecar
+
+
+def _volumes_needed(template_spec: Mapping[str, Any], containers: list[JSON]) -> list[JSON]:
+    mounted = {m["name"] for c in containers for m in c.get("volumeMounts") or ()}
+    return [v for v in template_spec.get("volumes") or () if v.get("name") in mounted]
+
+
+def pod_spec(job: JobSpec, deployment: Mapping[str, Any]) -> JSON:
+    """What the migration runs: the pod spec of the Job, from the Deployment."""
+    name = deployment["metadata"]["name"]
+    template_spec: Mapping[str, Any] = deployment["spec"]["template"]["spec"]
+    source = _container(template_spec, job.from_deployment.container, name)
+    migrator = {k: v for k, v in source.items() if k not in _DROPPED_FROM_MIGRATOR}
+    migrator.update(name="migrate", command=list(job.command))
+    if job.args:
+        migrator["args"] = list(job.args)
+    native_sidecars = [c for c in template_spec.get("initContainers") or ()
+                       if c.get("restartPolicy") == "Always"]
+    other_containers = [_as_sidecar(c) for c in template_spec.get("containers") or ()
+                        if c is not source]
+    sidecars = native_sidecars + other_containers
+    spec: JSON = {k: template_spec[k] for k in _POD_FIELDS if k in template_spec}
+    spec.update(restartPolicy="Never", containers=[migrator])
+    if sidecars:
+        spec["initContainers"] = sidecars
+    volumes = _volumes_needed(template_spec, [migrator, *sidecars])
+    if volumes:
+        spec["volumes"] = volumes
+    return spec
+
+
+def digest(spec: Mapping[str, Any], job: JobSpec, rerun: str | None) -> str:
+    """A short hash of what the Job runs: a new one means a new Job."""
+    material = json.dumps({"pod": spec, "backoffLimit": job.backoff_limit,
+                           "deadline": job.active_deadline_seconds, "rerun": rerun},
+                          sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()[:10]
+
+
+def job_name(schema: str, generation: int, hash_: str) -> str:
+    suffix = f"-migrate-{generation}-{hash_}"
+    return schema[: 63 - len(suffix)].rstrip("-.") + suffix
+
+
+def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
+                  deployment: Mapping[str, Any], rerun: str | None) -> JSON:
+    spec = pod_spec(job, deployment)
+    hash_ = digest(spec, job, rerun)
+    labels = {SCHEMA_LABEL: schema}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(schema, generation, hash_),
+            "labels": labels,
+            "annotations": {HASH_ANNOTATION: hash_},
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+                                 "name": schema, "uid": uid, "controller": True,
+                                 "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "backoffLimit": job.backoff_limit,
+            "activeDeadlineSeconds": job.active_deadline_seconds,
+            # Fresh labels, not the backend's: the migrator must never be a Service endpoint.
+            "template": {"metadata": {"labels": labels}, "spec": spec},
+        },
+    }
+
+
+def job_state(job: Mapping[str, Any]) -> str:
+    """Running, Succeeded or Failed, from the Job's conditions."""
+    for c in (job.get("status") or {}).get("conditions") or ():
+        if c.get("status") != "True":
+            continue
+        if c.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "Succeeded"
+        if c.get("type") in ("Failed", "FailureTarget"):
+            return "Failed"
+    return "Running"
