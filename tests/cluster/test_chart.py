@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from schemagate.localenv.cluster import Cluster
-from tests.chart import Manifest, one, render, render_text
+from tests.chart import ROOT, Manifest, one, render, render_text
 
 pytestmark = pytest.mark.cluster
 
@@ -21,7 +21,9 @@ def test_the_rendered_chart_passes_a_server_side_dry_run(cluster: Cluster, names
                                                          mode: str) -> None:
     values = {"watchNamespaces": f"{{{namespace}}}"} if mode == "watch-namespaces" else {}
     text = render_text(values, release="dry", namespace=namespace, include_crds=True)
-    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=text)
+    # Server-side apply: the CRD may already be there, applied the same way by other tests.
+    result = cluster.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server",
+                             "-f", "-", input=text)
     assert result.returncode == 0, result.stderr
     applied = set(re.findall(r"^(\S+) \S+ \(server dry run\)$", result.stdout, re.MULTILINE))
     kinds = {f"{m['kind'].lower()}" for m in yaml.safe_load_all(text) if m}
@@ -65,3 +67,15 @@ def test_the_operator_pod_is_admitted_under_restricted(cluster: Cluster, namespa
     assert refused.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr
     assert "allowPrivilegeEscalation != false" in refused.stderr
+
+
+def test_the_gated_deployment_example_is_accepted(cluster: Cluster, namespace: str) -> None:
+    crd = cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                          str(ROOT / "crds"))
+    assert crd.returncode == 0, crd.stderr
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                    "crd/databaseschemas.schemagate.io")
+    example = ROOT / "examples" / "gate-a-deployment"
+    result = cluster.kubectl("-n", namespace, "apply", "--dry-run=server", "-f", str(example))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == 3, result.stdout

@@ -7,6 +7,7 @@ No sockets: `helm lint` and `helm template` work offline. The server-side checks
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,10 @@ def test_the_chart_version_follows_the_package() -> None:
                         re.MULTILINE)
     assert version and f'appVersion: "{version.group(1)}"' in chart
 
+
+
+@pytest.mark.parametrize("values", sorted((ROOT / "examples" / "helm").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_the_example_values_render(values: Path) -> None:
+    result = helm("template", "schemagate", str(CHART), "-f", str(values))
+    assert result.returncode == 0, result.stderr
