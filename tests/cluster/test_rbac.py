@@ -31,7 +31,7 @@ from schemagate.localenv.cluster import Cluster, Layout
 from schemagate.localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm, set_flags
 from tests.cluster.conftest import Kube
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
 
 pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
@@ -166,6 +166,40 @@ def test_the_operator_holds_and_opens_the_gate_as_its_service_account(
         reasons = {e["reason"] for e in backend.events()
                    if e["involvedObject"].get("kind") == "DatabaseSchema"}
         assert {"NoRevision", "Verified"} <= reasons, "the operator's Events were posted"
+    finally:
+        operator.stop()
+    refused = [line for line in log.read_text().splitlines()
+               if re.search(r"\b403\b|Forbidden|forbidden|permission", line)]
+    assert refused == [], "\n".join(refused)
+
+
+def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_account(
+        cluster: Cluster, namespace: str, watching_one: Release, postgres: LocalPostgres,
+        tmp_path: Path) -> None:
+    db = Database(postgres)
+    backend = Backend(cluster, namespace, db)
+    log = tmp_path / "operator.log"
+    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log)
+    try:
+        backend.secret(db.url())
+        backend.apply({  # the backend, its URL from its Secret; the Job copies this
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "backend-schema"}},
+                     "template": {
+                         "metadata": {"labels": {"app": "backend-schema"}},
+                         "spec": {"readinessGates": [
+                             {"conditionType": "schemagate.io/backend-schema"}],
+                             "containers": [{
+                                 "name": "app", "image": "schemagate/backend:dev",
+                                 "command": ["sleep", "infinity"],
+                                 "envFrom": [{"secretRef": {"name": "backend-db"}}]}]}}}})
+        backend.schema(migrations={"run": "Job", "job": {
+            "fromDeployment": {"name": "backend", "container": "app"},
+            "command": ["alembic", "-c", str(MIGRATIONS / "alembic.ini"), "upgrade", "head"]}})
+        backend.wait_reason("Verified", timeout=90)
+        wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=20)
+        migration = backend.get("dbschema", "backend-schema")["status"]["migration"]
+        assert migration["job"] and migration["outcome"] == "Applied"
     finally:
         operator.stop()
     refused = [line for line in log.read_text().splitlines()
