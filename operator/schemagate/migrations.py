@@ -1,0 +1,434 @@
+"""Alembic run by the operator itself (`migrations.run: Alembic`), one migrator at a time.
+
+The revision files come from a ConfigMap; `scripts_from_files` lays them out beside our
+own `env.py` and reads their heads through Alembic. `upgrade` then runs `upgrade heads`
+on one dedicated connection that first takes a session-level advisory lock, so that
+several operators, replicas or a restarted operator never migrate one database at once:
+whoever gets the lock second finds the heads applied and runs nothing. The whole run is
+one transaction (PostgreSQL's DDL is transactional), so a failing revision leaves the
+database as it was. If the migrating process dies, `client_connection_check_interval`
+makes the server notice the closed socket within about a second, even mid-statement,
+and roll back and free the lock; without it a long statement would hold both.
+
+Blocking: call it off the event loop. Alembic's `op` and `context` are module-level
+proxies, so within one process the revisions of only one run may execute at a time;
+`_ALEMBIC` sees to that. Revision files are Python, run in this process: whoever may
+write the ConfigMap may run code with the operator's rights.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from schemagate.core.reasons import Reason
+from schemagate.database import (
+    ConnectionFailed,
+    _connection_failure,
+    _driver_text,
+    _endpoint,
+    _one_line,
+    _own_params,
+    _whole_seconds,
+    parse_url,
+    scrub,
+)
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "schemagate-migrator"
+#: How often the server checks that the migrator is still there while a statement runs.
+CLIENT_CHECK_INTERVAL = "1s"
+#: Failures that may pass on a later attempt: a table lock not granted within
+#: lock_timeout, a deadlock, a serialization failure.
+RETRYABLE_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
+
+SESSION_SETTINGS = """
+SELECT pg_catalog.set_config('application_name', %(application_name)s, false),
+       pg_catalog.set_config('search_path', pg_catalog.quote_ident(%(schema)s), false),
+       pg_catalog.set_config('lock_timeout', %(lock_timeout)s, false),
+       pg_catalog.set_config('statement_timeout', %(statement_timeout)s, false),
+       pg_catalog.set_config('client_connection_check_interval', %(check)s, false)
+"""
+# A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
+LOCK_HOLDER_QUERY = """
+SELECT a.pid, a.application_name, a.client_addr::text AS client, a.backend_start
+FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                    WHERE datname = pg_catalog.current_database())
+  AND ((l.classid::int8 << 32) | l.objid::int8) = %(key)s
+"""
+
+_ENV_PY = resources.files("schemagate") / "alembic_env" / "env.py"
+_ALEMBIC = threading.Lock()  # see the module's docstring
+_LOADING = threading.Lock()  # warnings.catch_warnings changes process-wide state
+
+
+class NoScripts(ValueError):
+    """Not a single revision: applying nothing must never pass for a success."""
+
+
+class InvalidScripts(ValueError):
+    """Alembic cannot load the revision files; the text names the file."""
+
+
+class MigrationLockBusy(Exception):
+    """Another migrator held the database's migration lock for the whole wait: retry later."""
+
+
+class MigrationFailed(Exception):
+    """The run failed and rolled back as a whole. `retryable` when a later attempt may
+    pass (a table lock not granted in time, a deadlock). The text never holds a password."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """Revision files laid out for Alembic in `directory`; `ignored` are the keys that
+    were not `.py` files."""
+
+    directory: Path
+    heads: frozenset[str]
+    revisions: int
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    applied: bool
+    before: frozenset[str]
+    after: frozenset[str]
+    message: str
+
+
+@dataclass(frozen=True)
+class _Settings:
+    schema: str
+    version_table: str
+    version_table_schema: str
+    lock_wait_seconds: float
+    lock_timeout: str
+    statement_timeout: str
+
+
+def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
+    """The revision files `files` (name to text) in a new directory under `workdir`,
+    which the caller removes when done.
+
+    Raises `NoScripts` when there is no revision, `InvalidScripts` when Alembic cannot
+    load them (a syntax error, a down_revision no file declares, a cycle, a duplicate).
+    """
+    ignored = tuple(sorted(name for name in files if not name.endswith(".py")))
+    revision_files = {name: text for name, text in files.items() if name.endswith(".py")}
+    if not revision_files:
+        keys = f"only {', '.join(ignored)}" if ignored else "no keys at all"
+        raise NoScripts(f"no revision files (*.py): {keys}")
+    for name in revision_files:
+        if Path(name).name != name or name.startswith("."):
+            raise InvalidScripts(f"{name!r} is not a plain file name")
+    # A fresh directory each time: nothing left over from an earlier set of files, and
+    # no stale bytecode for a file rewritten within the same second.
+    directory = Path(tempfile.mkdtemp(prefix="scripts-", dir=workdir))
+    (directory / "versions").mkdir()
+    for name, text in revision_files.items():
+        (directory / "versions" / name).write_text(text, encoding="utf-8")
+    (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
+    heads, count = _read_revisions(directory)
+    if not heads:
+        raise NoScripts(f"no revision among {', '.join(sorted(revision_files))}")
+    return Scripts(directory=directory, heads=heads, revisions=count, ignored=ignored)
+
+
+def upgrade(url: str, scripts: Scripts, *, schema: str, version_table: str,
+            version_table_schema: str, connect_timeout: float = 5,
+            lock_wait_seconds: float = 10, lock_timeout: str = "5s",
+            statement_timeout: str = "15min") -> UpgradeResult:
+    """Run `upgrade heads` of `scripts` on the database at `url` (blocking), unless the
+    version table already holds those heads.
+
+    Raises `MigrationLockBusy` when another migrator holds the lock for
+    `lock_wait_seconds`, `MigrationFailed` when the run fails (nothing is applied),
+    `ConnectionFailed` when the database cannot be reached or refuses the credentials,
+    `InvalidDatabaseUrl` for a URL that cannot be used.
+    """
+    settings = _Settings(schema, version_table, version_table_schema, lock_wait_seconds,
+                         lock_timeout, statement_timeout)
+    target = parse_url(url)
+    engine = create_engine(target, poolclass=NullPool,
+                           connect_args=_own_params(target, _whole_seconds(connect_timeout)))
+    try:
+        try:
+            conn = engine.connect()
+        except DBAPIError as exc:
+            raise _connection_failure(exc, url, target, connect_timeout) from None
+        with conn:
+            try:
+                return _upgrade_on(conn, scripts, settings, target)
+            except (MigrationLockBusy, MigrationFailed):
+                raise
+            except Exception as exc:
+                raise _failure(exc, url, target, scripts, settings) from None
+    finally:
+        engine.dispose()
+
+
+def lock_key(version_table_schema: str, version_table: str) -> int:
+    """The advisory lock key of one version table: the same for every migrator, stable
+    across processes and releases (Python's `hash` is neither; PostgreSQL's `hashtext`
+    is internal and only 32 bits). Advisory locks are per database already."""
+    name = f"schemagate migrations\0{version_table_schema}\0{version_table}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+
+
+# The run, on the dedicated connection.
+
+def _upgrade_on(conn: Connection, scripts: Scripts, settings: _Settings,
+                target: URL) -> UpgradeResult:
+    conn.exec_driver_sql(SESSION_SETTINGS, {
+        "application_name": APPLICATION_NAME, "schema": settings.schema,
+        "lock_timeout": settings.lock_timeout,
+        "statement_timeout": settings.statement_timeout, "check": CLIENT_CHECK_INTERVAL})
+    conn.commit()  # session settings outlive the transaction that set them only if committed
+    where = (f"{_endpoint(target)}, version table "
+             f"{settings.version_table_schema}.{settings.version_table}")
+    with _migration_lock(conn, lock_key(settings.version_table_schema, settings.version_table),
+                         settings.lock_wait_seconds, where), conn.begin():
+        before = _current_heads(conn, settings)
+        if before == scripts.heads:
+            return UpgradeResult(False, before, before,
+                                 f"{where} is already at {_names(before)}: nothing to run")
+        applied = _run_alembic(conn, scripts, settings)
+        after = _current_heads(conn, settings)
+    unexpected = "" if after == scripts.heads else f" (the scripts' heads: {_names(scripts.heads)})"
+    return UpgradeResult(True, before, after,
+                         f"applied {_names(applied)} to {where}: now at {_names(after)}"
+                         f"{unexpected}")
+
+
+@contextlib.contextmanager
+def _migration_lock(conn: Connection, key: int, wait_seconds: float,
+                    where: str) -> Iterator[None]:
+    """Hold the session-level advisory lock `key`, polling for at most `wait_seconds`
+    (a blocking `pg_advisory_lock` would wait beyond any bound we could report on)."""
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.05
+    while not _try_lock(conn, key):
+        if time.monotonic() >= deadline:
+            raise MigrationLockBusy(_lock_busy(conn, key, wait_seconds, where))
+        log.debug("migration lock of %s busy, waiting", where)
+        time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.5)
+    try:
+        yield
+    finally:
+        # Closing the connection frees the lock as well; unlocking first still matters
+        # behind a pooler that keeps the server session open.
+        with contextlib.suppress(SQLAlchemyError):
+            conn.rollback()
+            conn.exec_driver_sql("SELECT pg_catalog.pg_advisory_unlock(%(key)s)", {"key": key})
+            conn.commit()
+
+
+def _try_lock(conn: Connection, key: int) -> bool:
+    got = conn.exec_driver_sql("SELECT pg_catalog.pg_try_advisory_lock(%(key)s)",
+                               {"key": key}).scalar()
+    conn.commit()
+    return bool(got)
+
+
+def _lock_busy(conn: Connection, key: int, waited: float, where: str) -> str:
+    """Who holds the lock, as far as pg_stat_activity shows this role (other roles'
+    sessions show only their pid and application_name)."""
+    holders = conn.exec_driver_sql(LOCK_HOLDER_QUERY, {"key": key}).all()
+    conn.commit()
+    who = "; ".join(_holder(**row._asdict()) for row in holders)
+    return (f"the migration lock of {where} is held by {who or 'a session gone since'}; "
+            f"still busy after {waited:g} s, retry later")
+
+
+def _holder(pid: int, application_name: str | None, client: str | None,
+            backend_start: datetime | None) -> str:
+    parts = [f"pid {pid}"]
+    if application_name:
+        parts.append(f"application_name {application_name!r}")
+    if client:
+        parts.append(f"from {client}")
+    if backend_start:
+        parts.append(f"connected since {backend_start.isoformat(timespec='seconds')}")
+    return ", ".join(parts)
+
+
+def _current_heads(conn: Connection, settings: _Settings) -> frozenset[str]:
+    context = MigrationContext.configure(conn, opts={
+        "version_table": settings.version_table,
+        "version_table_schema": settings.version_table_schema,
+    })
+    return frozenset(context.get_current_heads())
+
+
+def _run_alembic(conn: Connection, scripts: Scripts, settings: _Settings) -> list[str]:
+    """`alembic upgrade heads` through our env.py, inside the caller's transaction; the
+    revisions applied, in order."""
+    applied: list[str] = []
+
+    def record(*, step: MigrationInfo, **_: Any) -> None:
+        applied.extend(step.up_revision_ids)
+
+    config = _config(scripts.directory)
+    config.attributes["connection"] = conn
+    config.attributes["configure"] = {
+        "version_table": settings.version_table,
+        "version_table_schema": settings.version_table_schema,
+        "transaction_per_migration": False,
+        "on_version_apply": record,
+    }
+    if not _ALEMBIC.acquire(timeout=settings.lock_wait_seconds):
+        raise MigrationLockBusy("another migration is running in this process; retry later")
+    try:
+        command.upgrade(config, "heads")
+    finally:
+        _ALEMBIC.release()
+    return applied
+
+
+# Scripts.
+
+def _config(directory: Path) -> Config:
+    config = Config()
+    # A '%' would start configparser's interpolation.
+    config.set_main_option("script_location", str(directory).replace("%", "%%"))
+    return config
+
+
+def _read_revisions(directory: Path) -> tuple[frozenset[str], int]:
+    """The heads and the number of revisions, as Alembic loads them. Alembic only warns
+    about a down_revision no file declares, or a duplicate revision; both fail here."""
+    script = ScriptDirectory.from_config(_config(directory))
+    with _LOADING, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            heads = frozenset(script.get_heads())
+            count = sum(1 for _ in script.walk_revisions())
+            error: Exception | None = None
+        except Exception as exc:  # a revision file may raise anything at import
+            error = exc
+    complaints = [str(w.message) for w in caught
+                  if issubclass(w.category, UserWarning) and _from_alembic(w.filename)]
+    if error is None and not complaints:
+        return heads, count
+    raise InvalidScripts(_load_error(error, complaints, directory / "versions"))
+
+
+def _load_error(error: Exception | None, complaints: list[str], versions: Path) -> str:
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{Path(error.filename).name}, line {error.lineno}: {error.msg}"
+    detail = "; ".join(complaints) if complaints else _error_text(error)
+    raised_in = _failing_file(error, versions)
+    files = [raised_in] if raised_in else _files_declaring(detail, versions)
+    return f"{', '.join(files)}: {detail}" if files else detail
+
+
+def _files_declaring(text: str, versions: Path) -> list[str]:
+    """The files whose revision id appears in `text` (Alembic names revisions, not files)."""
+    found = []
+    for path in sorted(versions.glob("*.py")):
+        revision = _declared_revision(path)
+        if revision and re.search(rf"(?<!\w){re.escape(revision)}(?!\w)", text):
+            found.append(path.name)
+    return found
+
+
+def _declared_revision(path: Path) -> str | None:
+    """`revision = "..."` (or `revision: str = "..."`) at the top of `path`."""
+    with contextlib.suppress(SyntaxError, ValueError, OSError):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            value: ast.expr | None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign):
+                target, value = node.target, node.value
+            else:
+                continue
+            if (isinstance(target, ast.Name) and target.id == "revision"
+                    and isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                return value.value
+    return None
+
+
+def _from_alembic(filename: str) -> bool:
+    return f"{os.sep}alembic{os.sep}" in filename
+
+
+# Failures, in the user's words and without the password.
+
+def _failure(exc: Exception, url: str, target: URL, scripts: Scripts,
+             settings: _Settings) -> Exception:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return ConnectionFailed(Reason.DATABASE_UNREACHABLE, scrub(
+            f"lost the connection to {_endpoint(target)} during the migration: "
+            f"{_driver_text(exc)}; the server rolls back what was not committed", url, target))
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    hint = {"55P03": f" (not granted within lock_timeout {settings.lock_timeout}: a long "
+                     "transaction holds the table?)",
+            "57014": f" (statement_timeout is {settings.statement_timeout})",
+            "3F000": f" (does schema {settings.schema} exist?)"}.get(sqlstate or "", "")
+    if isinstance(exc.__cause__, ResolutionError):
+        hint = (" (the version table names a revision these scripts do not contain: did a "
+                "newer release migrate this database?)")
+    where = _failing_file(exc, scripts.directory / "versions")
+    text = (f"{where + ': ' if where else ''}{_error_text(exc)}{hint}; "
+            "nothing was applied (the run rolled back as a whole)")
+    return MigrationFailed(scrub(text, url, target), retryable=sqlstate in RETRYABLE_SQLSTATES)
+
+
+def _failing_file(exc: BaseException | None, versions: Path) -> str | None:
+    """The revision file where `exc` was raised, from its traceback."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc is not None else []
+    inside = [f.filename for f in frames if Path(f.filename).parent == versions]
+    return Path(inside[-1]).name if inside else None
+
+
+def _error_text(exc: BaseException | None) -> str:
+    if isinstance(exc, DBAPIError):
+        return _driver_text(exc)
+    if exc is None:
+        return "unknown error"
+    text = _one_line(exc)
+    if type(exc).__module__.startswith("alembic.") and text:
+        return text  # Alembic's own words need no class name
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _names(revisions: frozenset[str] | list[str]) -> str:
+    ordered = revisions if isinstance(revisions, list) else sorted(revisions)
+    return ", ".join(ordered) if ordered else "no revision"
