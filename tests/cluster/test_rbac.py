@@ -198,8 +198,9 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
             "command": ["alembic", "-c", str(MIGRATIONS / "alembic.ini"), "upgrade", "head"]}})
         backend.wait_reason("Verified", timeout=90)
         wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=20)
-        migration = backend.get("dbschema", "backend-schema")["status"]["migration"]
-        assert migration["job"] and migration["outcome"] == "Applied"
+        # The schema may verify before the operator has judged the finished Job.
+        wait_for("the Job judged Applied", lambda: backend.get("dbschema", "backend-schema")[
+            "status"].get("migration", {}).get("outcome") == "Applied", timeout=30)
     finally:
         operator.stop()
     refused = [line for line in log.read_text().splitlines()

@@ -167,7 +167,10 @@ def _apiserver_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> lis
             f"--cert-dir={layout.dir / 'apiserver'}", "--allow-privileged=true",
             # The `kubernetes` Service cannot point at a loopback address (Endpoints
             # refuse 127.0.0.1); nothing in this cluster calls it from a pod.
-            "--endpoint-reconciler-type=none", "--profiling=false"]
+            "--endpoint-reconciler-type=none", "--profiling=false",
+            # On SIGTERM, end the watches of the controllers and the stand-in
+            # instead of waiting for them to time out: a restart takes seconds.
+            "--shutdown-watch-termination-grace-period=2s"]
 
 
 def _controller_manager_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
@@ -175,7 +178,9 @@ def _controller_manager_argv(layout: Layout, bin_dir: Path, ports: dict[str, int
     return [str(bin_dir / "kube-controller-manager"),
             f"--kubeconfig={layout.dir / 'controller-manager.kubeconfig'}",
             f"--controllers={','.join(CONTROLLERS)}", "--leader-elect=false",
-            "--use-service-account-credentials=true",
+            # One identity for every controller (see pki.py): no token requests
+            # that could fail while a restarted API server warms up.
+            "--use-service-account-credentials=false",
             f"--service-account-private-key-file={p.service_account_key}",
             f"--root-ca-file={p.ca}", "--secure-port=0", "--cluster-name=schemagate-local"]
 

@@ -264,9 +264,14 @@ class Kubelet:
         if run is None:
             return
         status = podstatus.desired(pod, run, now())
-        if not podstatus.covers(pod.get("status") or {}, status):
+        if podstatus.covers(pod.get("status") or {}, status):
+            return
+        try:
             self.kube.request("PATCH", _pod_path(pod, "status"), {"status": status},
                               content_type=STRATEGIC_MERGE)
+        except KubeError as error:
+            if error.status != 404:  # deleted meanwhile: its DELETED event follows
+                raise
 
     def _bind(self, pod: Json) -> None:
         meta = pod["metadata"]

@@ -112,7 +112,10 @@ def ensure(directory: Path) -> Pki:
         "apiserver": ("/CN=kube-apiserver", ["extendedKeyUsage = serverAuth",
                                              "subjectAltName = " + ", ".join(sans)]),
         "admin": ("/O=system:masters/CN=schemagate-admin", ["extendedKeyUsage = clientAuth"]),
-        "controller-manager": ("/CN=system:kube-controller-manager",
+        # In system:masters, like the admin: a freshly restarted API server
+        # answers 403 until its RBAC caches fill, and each 403 sends the
+        # controllers' informers into a back-off of up to half a minute.
+        "controller-manager": ("/O=system:masters/CN=system:kube-controller-manager",
                                ["extendedKeyUsage = clientAuth"]),
     }
     for name, (subject, extensions) in leaves.items():
