@@ -66,6 +66,7 @@ class Kube:
                 if line:
                     yield json.loads(line)
         finally:
+            raw.close()  # never hand a half-read stream back to the pool
             raw.release_conn()
 
 
