@@ -9,6 +9,8 @@ import pytest
 
 from schemagate.localenv import postgres as local_postgres
 
+pytest_plugins = ["tests.cluster.operator_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[local_postgres.LocalPostgres]:

@@ -108,7 +108,7 @@ class Backend:
                     "metadata": {"name": name}, "spec": body})
 
     def deployment(self, name: str = "backend", gate: str = "backend-schema",
-                   replicas: int = 2) -> None:
+                   replicas: int = 2, env: list[dict[str, Any]] | None = None) -> None:
         self.apply({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {
@@ -120,7 +120,8 @@ class Backend:
                     "metadata": {"labels": {"app": gate}},
                     "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
                              "containers": [{"name": "app", "image": "schemagate/backend:dev",
-                                             "command": ["sleep", "infinity"]}]}}}})
+                                             "command": ["sleep", "infinity"],
+                                             "env": env or []}]}}}})
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = json.loads(self.kubectl("get", kind, name, "-o", "json"))

@@ -7,55 +7,15 @@ namespace); the kubelet stand-in keeps pod status the way a kubelet would.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from schemagate.localenv import operator as local_operator
 from schemagate.localenv.cluster import Cluster
-from schemagate.localenv.postgres import LocalPostgres, free_port
-from tests.cluster.scenario import ROOT, TABLES, Backend, Database, wait_for
-
-
-@pytest.fixture(scope="session")
-def crd(cluster: Cluster) -> None:
-    result = cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
-                             str(ROOT / "crds"))
-    assert result.returncode == 0, result.stderr
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
-                    "crd/databaseschemas.schemagate.io")
-
-
-@pytest.fixture
-def db(postgres: LocalPostgres) -> Database:
-    return Database(postgres)
-
-
-@pytest.fixture
-def backend(cluster: Cluster, namespace: str, db: Database, crd: None) -> Backend:
-    return Backend(cluster, namespace, db)
-
-
-def start_operator(cluster: Cluster, namespace: str, tmp_path: Path
-                   ) -> local_operator.OperatorProcess:
-    return local_operator.start(cluster.kubeconfig, [namespace], tmp_path / "operator.log")
-
-
-def stop_operator(cluster: Cluster, namespace: str,
-                  process: local_operator.OperatorProcess) -> None:
-    """Delete the namespace's DatabaseSchemas while the operator still runs to remove its
-    finalizer; otherwise the namespace would stay Terminating."""
-    cluster.kubectl("-n", namespace, "delete", "dbschema", "--all", "--timeout=30s")
-    process.stop()
-
-
-@pytest.fixture
-def operator(cluster: Cluster, namespace: str, tmp_path: Path, crd: None
-             ) -> Iterator[local_operator.OperatorProcess]:
-    process = start_operator(cluster, namespace, tmp_path)
-    yield process
-    stop_operator(cluster, namespace, process)
+from schemagate.localenv.postgres import free_port
+from tests.cluster.operator_fixtures import start_operator, stop_operator
+from tests.cluster.scenario import TABLES, Backend, Database, wait_for
 
 
 def test_the_incident_is_held_until_the_schema_is_really_there(

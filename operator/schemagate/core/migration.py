@@ -30,6 +30,12 @@ def _describe(s: MigrationSnapshot, declared: int) -> str:
     return f"{revision}, {s.tables_present} of {declared} declared tables present"
 
 
+def _same(a: MigrationSnapshot, b: MigrationSnapshot) -> bool:
+    # An empty version table created by a run that applied nothing is still nothing.
+    return set(a.revision or ()) == set(b.revision or ()) and \
+        a.tables_present == b.tables_present
+
+
 def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | None,
                   declared: int) -> tuple[Outcome, str]:
     """A run said it succeeded: believe the database. Returns the outcome and the
@@ -41,7 +47,7 @@ def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | Non
     if verdict.fingerprint is not None:
         fp = verdict.fingerprint
         where = f"; schemagate checked {fp.where} as {fp.user}"
-    if before is not None and after == before:
+    if before is not None and _same(after, before):
         message = (f"{runner} reported success but the database is unchanged "
                    f"({_describe(after, declared)}, as before the run){where}: "
                    f"{verdict.reason.value}: {verdict.message}")
