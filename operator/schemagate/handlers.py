@@ -70,7 +70,12 @@ def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "secrets")
 def secret_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    _ctx(memo).registry.wake_users_of_secret(namespace or "", name)
+    _ctx(memo).registry.wake_users_of("Secret", namespace or "", name)
+
+
+@kopf.on.event("", "v1", "configmaps")
+def config_map_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    _ctx(memo).registry.wake_users_of("ConfigMap", namespace or "", name)
 
 
 def _carries_a_gate(spec: kopf.Spec, **_: Any) -> bool:

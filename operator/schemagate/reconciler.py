@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube, run_job
+from schemagate import database, kube, run_alembic, run_job
 from schemagate.core import conditions as cond
 from schemagate.core import gate
 from schemagate.core.models import (
@@ -70,7 +70,8 @@ class Registry:
     """What this process knows between events: each schema's gate and its wake-up."""
 
     gates: dict[Key, Published] = field(default_factory=dict)
-    secrets: dict[Key, Key] = field(default_factory=dict)  # schema -> (namespace, secret)
+    #: What each schema reads besides itself: ("Secret" | "ConfigMap", namespace, name).
+    references: dict[Key, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     versions: dict[Key, object] = field(default_factory=dict)
 
@@ -84,9 +85,15 @@ class Registry:
             self.wake(key)
         self.versions[key] = version
 
-    def wake_users_of_secret(self, namespace: str, secret: str) -> None:
-        for schema, ref in self.secrets.items():
-            if ref == (namespace, secret):
+    def watch(self, key: Key, spec: DatabaseSchemaSpec) -> None:
+        refs = {("Secret", key[0], spec.database.url_secret_ref.name)}
+        if spec.migrations.alembic is not None:
+            refs.add(("ConfigMap", key[0], spec.migrations.alembic.config_map_ref.name))
+        self.references[key] = frozenset(refs)
+
+    def wake_users_of(self, kind: str, namespace: str, name: str) -> None:
+        for schema, refs in self.references.items():
+            if (kind, namespace, name) in refs:
                 self.wake(schema)
 
     async def sleep(self, key: Key, seconds: float) -> None:
@@ -99,7 +106,7 @@ class Registry:
 
     def forget(self, key: Key) -> None:
         self.gates.pop(key, None)
-        self.secrets.pop(key, None)
+        self.references.pop(key, None)
         self.wakeups.pop(key, None)
         self.versions.pop(key, None)
 
@@ -117,22 +124,48 @@ class Context:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-async def check(spec: DatabaseSchemaSpec, namespace: str, ctx: Context) -> Outcome:
+async def read_url(spec: DatabaseSchemaSpec, namespace: str, ctx: Context) -> str | Outcome:
+    """The backend's database URL from its Secret, or why it cannot be had."""
     try:
-        url = await asyncio.to_thread(ctx.kube.read_secret_value, namespace,
-                                      spec.database.url_secret_ref)
+        return await asyncio.to_thread(ctx.kube.read_secret_value, namespace,
+                                       spec.database.url_secret_ref)
     except kube.SecretNotFound as exc:
         return Outcome(Reason.SECRET_NOT_FOUND, str(exc))
+
+
+async def verify(spec: DatabaseSchemaSpec, url: str, ctx: Context,
+                 expected: frozenset[str] | None = None) -> Outcome:
+    requirement = requirement_for(spec, expected)
     try:
         with ctx.metrics.verification_timer():
             verdict = await asyncio.to_thread(
-                database.verify, url, requirement_for(spec),
+                database.verify, url, requirement,
                 connect_timeout=spec.database.connect_timeout_seconds)
     except database.InvalidDatabaseUrl as exc:
         ref = spec.database.url_secret_ref
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
     return from_verdict(verdict)
+
+
+async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, ctx: Context
+                            ) -> tuple[Outcome, MigrationStatus | None, float | None]:
+    """Verify, and run or judge migrations as `migrations.run` says."""
+    namespace = body["metadata"]["namespace"]
+    url = await read_url(spec, namespace, ctx)
+    if isinstance(url, Outcome):
+        return url, None, None
+    run = spec.migrations
+    if run.run is MigrationRun.ALEMBIC and run.alembic is not None:
+        previous = MigrationStatus.model_validate((body.get("status") or {}).get("migration")
+                                                  or {})
+        return await run_alembic.alembic_step(
+            namespace, spec, run.alembic, previous, url,
+            lambda heads: verify(spec, url, ctx, heads), ctx.kube, ctx.clock())
+    outcome = await verify(spec, url, ctx)
+    if run.run is MigrationRun.JOB and run.job is not None:
+        return await run_job.job_step(body, spec, run.job, outcome, ctx.kube, ctx.clock())
+    return outcome, None, None
 
 
 async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.LoggerAdapter[Any]
@@ -149,12 +182,8 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     migration_status: MigrationStatus | None = None
     sooner: float | None = None
     if spec is not None:
-        ref = spec.database.url_secret_ref
-        ctx.registry.secrets[(namespace, name)] = (namespace, ref.name)
-        outcome = await check(spec, namespace, ctx)
-        if spec.migrations.run is MigrationRun.JOB and spec.migrations.job is not None:
-            outcome, migration_status, sooner = await run_job.job_step(
-                body, spec, spec.migrations.job, outcome, ctx.kube, ctx.clock())
+        ctx.registry.watch((namespace, name), spec)
+        outcome, migration_status, sooner = await check_and_migrate(body, spec, ctx)
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
                             message=outcome.message, on_drift=on_drift)

@@ -4,8 +4,10 @@ from schemagate.core.models import DatabaseSchemaSpec
 from schemagate.core.verdict import Requirement
 
 
-def requirement_for(spec: DatabaseSchemaSpec) -> Requirement:
-    expected = spec.migrations.expected_revisions
+def requirement_for(spec: DatabaseSchemaSpec,
+                    expected_heads: frozenset[str] | None = None) -> Requirement:
+    """`expected_heads`, when given (run: Alembic, the scripts' heads), wins over the spec."""
+    expected = expected_heads or spec.migrations.expected_revisions
     return Requirement(
         schema=spec.database.schema_,
         tables=tuple(spec.tables),
