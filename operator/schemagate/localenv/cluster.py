@@ -206,7 +206,9 @@ def default_image_map(root: Path) -> dict[str, dict[str, object]]:
     """The project's virtual environment stands in for the project's images."""
     venv = root / ".venv"
     runtime: dict[str, object] = {"bin": str(venv / "bin"), "env": {"VIRTUAL_ENV": str(venv)}}
-    return {"schemagate/backend:dev": runtime, "schemagate:dev": runtime}
+    # The example backend's image ships its Alembic project at /app/migrations.
+    backend = {**runtime, "paths": {"/app": str(root / "examples" / "incident")}}
+    return {"schemagate/backend:dev": backend, "schemagate:dev": runtime}
 
 
 def _https_get(layout: Layout, path: str, timeout: float = 3.0) -> tuple[int, str]:

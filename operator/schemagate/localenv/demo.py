@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,12 +74,10 @@ class Demo:
         return any(c["type"] == "Available" and c["status"] == "True"
                    for c in deploy.get("status", {}).get("conditions", []))
 
-    def alembic(self, ini: str) -> int:
-        env = {**os.environ, "DATABASE_URL": self.pg.url(database="app", user="backend",
-                                                          password=BACKEND_PASSWORD)}
-        alembic = str(Path(sys.executable).with_name("alembic"))
-        return subprocess.run([alembic, "-c", str(EXAMPLE / "migrations" / ini), "upgrade",
-                               "head"], env=env, capture_output=True, text=True).returncode
+    def job_outcomes(self) -> str:
+        jobs = json.loads(self.kubectl("get", "jobs", "-o", "json"))["items"]
+        return ", ".join(f"{j['metadata']['name']} succeeded={j['status'].get('succeeded', 0)}"
+                         for j in jobs)
 
     def psql(self, sql: str) -> None:
         import sqlalchemy as sa
@@ -136,24 +133,30 @@ def run(keep: bool) -> None:
                        capture_output=True)
         demo.kubectl("apply", "-f", str(EXAMPLE / "deployment.yaml"), "-f",
                      str(EXAMPLE / "databaseschema.yaml"))
-        say("      The migration runs `alembic -c alembic-empty.ini upgrade head`, whose "
-            "versions folder is empty...")
-        say(f"      exit code {demo.alembic('alembic-empty.ini')}: success, says the runner.")
-        held = wait_for("the NoRevision verdict",
-                        lambda: (v := demo.verified_condition()) and v["reason"] != "" and v)
+        say("      schemagate runs the migration as a Job cloned from the backend's "
+            "Deployment (same image, same Secret):")
+        say("      `alembic -c /app/migrations/alembic-empty.ini upgrade head`, whose versions "
+            "folder is empty...")
+        held = wait_for("the MigrationNoOp verdict",
+                        lambda: (v := demo.verified_condition()) and
+                        v["reason"] == "MigrationNoOp" and v, timeout=90)
+        say(f"      the Job: {demo.job_outcomes()}: success, says the runner.")
         say(f"      schemagate: {held['reason']}: {held['message']}")
-        demo.show("get", "dbschema,deploy")
-        demo.show("get", "pods", "-o", "wide")
+        demo.show("get", "dbschema,deploy,jobs")
+        demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
         say("      The backend's pods stay NotReady and out of the Service: no 503, "
             "the gate holds.")
-        step(5, total, "The corrected migration: `alembic -c alembic.ini upgrade head`")
+        step(5, total, "The corrected migration: the Job's alembic.ini is fixed "
+                       "(kubectl patch dbschema)")
         started = time.monotonic()
-        say(f"      exit code {demo.alembic('alembic.ini')}")
-        wait_for("the Deployment to become Available", demo.available, timeout=90)
-        say(f"      gate open and Deployment Available {time.monotonic() - started:.1f}s "
-            "after the migration finished")
-        demo.show("get", "dbschema,deploy")
-        demo.show("get", "pods", "-o", "wide")
+        demo.kubectl("patch", "dbschema", "backend-schema", "--type=json", "-p",
+                     '[{"op": "replace", "path": "/spec/migrations/job/command/2", '
+                     '"value": "/app/migrations/alembic.ini"}]')
+        wait_for("the Deployment to become Available", demo.available, timeout=120)
+        say(f"      a new Job ran, the schema verified, the gate opened and the Deployment "
+            f"is Available {time.monotonic() - started:.1f}s after the fix")
+        demo.show("get", "dbschema,deploy,jobs")
+        demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
         step(6, total, "Drift: someone drops agent_executions")
         demo.psql("DROP TABLE agent_executions")
         drift = wait_for("the drift report", lambda: (v := demo.verified_condition())
@@ -162,7 +165,7 @@ def run(keep: bool) -> None:
         say("      onDrift: Hold keeps the running pods in service and reports; "
             "onDrift: Close would take them out.")
         demo.show("get", "dbschema")
-        demo.show("get", "pods", "-o", "wide")
+        demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
     finally:
         if op is not None:
             if not keep:  # while the operator runs, so it can release the gates it holds
