@@ -1,0 +1,91 @@
+"""The migration Job runs with the backend's own settings, and only what it needs."""
+
+from typing import Any
+
+import pytest
+
+from schemagate.core import migration_job as jobs
+from schemagate.core.models import JobSpec
+
+
+def deployment() -> dict[str, Any]:
+    return {"metadata": {"name": "backend"}, "spec": {"template": {
+        "metadata": {"labels": {"app": "backend"}},
+        "spec": {
+            "serviceAccountName": "backend",
+            "initContainers": [{"name": "wait-for-schema", "image": "busybox"},
+                               {"name": "proxy", "image": "cloud-sql-proxy",
+                                "restartPolicy": "Always"}],
+            "containers": [
+                {"name": "app", "image": "backend:1.2", "command": ["gunicorn"],
+                 "envFrom": [{"secretRef": {"name": "backend-db"}}],
+                 "env": [{"name": "MODE", "value": "web"}],
+                 "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8000}},
+                 "ports": [{"containerPort": 8000}]},
+                {"name": "metrics", "image": "exporter", "readinessProbe": {"tcpSocket": {}}},
+            ],
+            "volumes": [{"name": "config", "configMap": {"name": "app"}},
+                        {"name": "cache", "emptyDir": {}}]}}}}
+
+
+def spec(**kw: Any) -> JobSpec:
+    return JobSpec.model_validate({"fromDeployment": {"name": "backend", "container": "app"},
+                                   "command": ["alembic", "upgrade", "heads"], **kw})
+
+
+def build(rerun: str | None = None, **kw: Any) -> dict[str, Any]:
+    return jobs.migration_job(schema="backend-schema", uid="u-1", generation=3, job=spec(**kw),
+                              deployment=deployment(), rerun=rerun)
+
+
+def test_the_migrator_is_the_backend_container_with_the_spec_command() -> None:
+    pod = build()["spec"]["template"]["spec"]
+    (migrator,) = pod["containers"]
+    assert migrator["image"] == "backend:1.2"
+    assert migrator["command"] == ["alembic", "upgrade", "heads"]
+    assert migrator["envFrom"] == [{"secretRef": {"name": "backend-db"}}]
+    assert "readinessProbe" not in migrator and "ports" not in migrator
+    assert pod["serviceAccountName"] == "backend" and pod["restartPolicy"] == "Never"
+    assert [v["name"] for v in pod["volumes"]] == ["config"]
+
+
+def test_sidecars_come_along_and_init_waiters_stay_behind() -> None:
+    pod = build()["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["initContainers"]]
+    assert names == ["proxy", "metrics"]
+    assert all(c["restartPolicy"] == "Always" for c in pod["initContainers"])
+
+
+def test_the_job_never_carries_the_backend_labels() -> None:
+    job = build()
+    assert job["spec"]["template"]["metadata"]["labels"] == {jobs.SCHEMA_LABEL:
+                                                             "backend-schema"}
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+
+
+def test_one_job_per_change() -> None:
+    assert build()["metadata"]["name"] == build()["metadata"]["name"]
+    assert build(rerun="1")["metadata"]["name"] != build()["metadata"]["name"]
+    assert build(backoffLimit=2)["metadata"]["name"] != build()["metadata"]["name"]
+    assert build()["metadata"]["name"].startswith("backend-schema-migrate-3-")
+    long = jobs.job_name("x" * 80, 12, "abcdef0123")
+    assert len(long) <= 63 and long.endswith("-migrate-12-abcdef0123")
+
+
+def test_a_missing_container_is_named() -> None:
+    with pytest.raises(jobs.InvalidJobSource, match="no container worker .*app, metrics"):
+        jobs.migration_job(schema="s", uid="u", generation=1, deployment=deployment(),
+                           job=JobSpec.model_validate({
+                               "fromDeployment": {"name": "backend", "container": "worker"},
+                               "command": ["x"]}), rerun=None)
+
+
+@pytest.mark.parametrize(("conditions", "state"), [
+    ([], "Running"),
+    ([{"type": "Complete", "status": "True"}], "Succeeded"),
+    ([{"type": "Failed", "status": "True"}], "Failed"),
+    ([{"type": "FailureTarget", "status": "True"}], "Failed"),
+])
+def test_job_state(conditions: list[dict[str, str]], state: str) -> None:
+    assert jobs.job_state({"status": {"conditions": conditions}}) == state
