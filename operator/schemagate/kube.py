@@ -49,6 +49,8 @@ def connect(kubeconfig: str | None = None) -> client.ApiClient:
     except config.ConfigException:
         configuration = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    # Gates are patched in parallel; the default pool (5 per CPU) would drop connections.
+    configuration.connection_pool_maxsize = 32
     return client.ApiClient(configuration)
 
 
@@ -137,7 +139,8 @@ class Kube:
         }]}}
         try:
             # Strategic merge keyed by `type`: the kubelet's conditions survive.
-            self.core.patch_namespaced_pod_status(pod, namespace, body)
+            self.core.patch_namespaced_pod_status(pod, namespace, body,
+                                                  _preload_content=False)  # reply unread
         except ApiException as exc:
             if exc.status != 404:  # a pod deleted meanwhile needs no gate
                 raise
