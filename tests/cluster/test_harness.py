@@ -131,7 +131,7 @@ def test_a_job_whose_image_is_mapped_runs_its_command_with_env_from_a_secret(
 
 
 def test_a_failing_job_fails_with_the_tail_of_its_output(
-        kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
     noisy = "for i in $(seq 1 50); do echo step $i; done; echo 'relation missing' >&2; exit 3"
     kube.batch.create_namespaced_job(namespace, _job("migrate", ["sh", "-c", noisy]))
 
@@ -142,6 +142,10 @@ def test_a_failing_job_fails_with_the_tail_of_its_output(
     lines = terminated.message.splitlines()
     assert lines[-2:] == ["step 50", "relation missing"]
     assert "step 1" not in lines and len(lines) <= 20
+    # The whole output stays readable the usual way.
+    logs = cluster.kubectl("-n", namespace, "logs", "job/migrate")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == [f"step {i}" for i in range(1, 51)] + ["relation missing"]
 
 
 def test_a_job_whose_image_is_not_mapped_fails_with_a_clear_reason(

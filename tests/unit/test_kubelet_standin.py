@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schemagate.localenv import podenv, podstatus
+from schemagate.localenv import podenv, podlogs, podstatus
 from schemagate.localenv.podstatus import PodRun, Running, Terminated, Waiting
 
 GATE = "schemagate.io/backend-schema"
@@ -130,3 +130,14 @@ def test_configmap_volumes_are_materialised_with_their_items(tmp_path: Path) -> 
     mounts = podenv.mounts(pod, container, tmp_path, lambda *_: {"ini": "[alembic]"})
     assert mounts == {"/m": str(tmp_path / "volumes" / "scripts")}
     assert (tmp_path / "volumes/scripts/conf/alembic.ini").read_text() == "[alembic]"
+
+
+def test_logs_are_found_by_exact_pod_name_and_cut_like_kubectl_asks(tmp_path: Path) -> None:
+    for sandbox in ("migrate-abc-1234abcd", "migrate-5678ef90"):
+        (tmp_path / "prod" / sandbox / "logs").mkdir(parents=True)
+        (tmp_path / "prod" / sandbox / "logs" / "main.log").write_text(f"{sandbox}\n")
+    found = podlogs.find_log(tmp_path, "prod", "migrate", "main")
+    assert found is not None and found.read_text() == "migrate-5678ef90\n"
+    assert podlogs.find_log(tmp_path, "prod", "..", "main") is None
+    assert podlogs.select(b"a\nb\nc\n", tail_lines=2, limit_bytes=None) == b"b\nc\n"
+    assert podlogs.select(b"a\nb\nc\n", tail_lines=None, limit_bytes=3) == b"a\nb"

@@ -129,10 +129,13 @@ def _free_port() -> int:
 def _ports(layout: Layout) -> dict[str, int]:
     # Kept for the cluster's lifetime: clients, kubeconfigs and etcd's member
     # record all name them, and a restarted component must come back on them.
+    ports: dict[str, int] = {}
     if layout.ports_file.exists():
-        return {k: int(v) for k, v in json.loads(layout.ports_file.read_text()).items()}
-    ports = {"etcd": _free_port(), "etcd-peer": _free_port(), "kube-apiserver": _free_port()}
-    layout.ports_file.write_text(json.dumps(ports))
+        ports = {k: int(v) for k, v in json.loads(layout.ports_file.read_text()).items()}
+    missing = {"etcd", "etcd-peer", "kube-apiserver", "kubelet"} - set(ports)
+    if missing:
+        ports.update({name: _free_port() for name in sorted(missing)})
+        layout.ports_file.write_text(json.dumps(ports))
     return ports
 
 
@@ -160,6 +163,10 @@ def _apiserver_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> lis
             f"--tls-cert-file={p.cert('apiserver')}",
             f"--tls-private-key-file={p.key('apiserver')}",
             f"--client-ca-file={p.ca}", "--authorization-mode=Node,RBAC",
+            # `kubectl logs` goes through the stand-in's log endpoint (podlogs.py).
+            f"--kubelet-client-certificate={p.cert('admin')}",
+            f"--kubelet-client-key={p.key('admin')}", f"--kubelet-certificate-authority={p.ca}",
+            "--kubelet-preferred-address-types=InternalIP",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p.service_account_pub}",
@@ -199,7 +206,8 @@ def _kubelet_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[
     return [sys.executable, "-m", "schemagate.localenv.kubelet",
             f"--kubeconfig={layout.kubeconfig}", f"--node-name={NODE_NAME}",
             f"--image-map={images}", f"--pods-dir={layout.dir / 'pods'}",
-            f"--kubelet-version={K8S_VERSION}", f"--ready-file={layout.run / 'kubelet.ready'}"]
+            f"--kubelet-version={K8S_VERSION}", f"--ready-file={layout.run / 'kubelet.ready'}",
+            f"--logs-port={ports['kubelet']}", f"--pki-dir={layout.pki().dir}"]
 
 
 def default_image_map(root: Path) -> dict[str, dict[str, object]]:

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.localenv import podenv, podstatus
+from schemagate.localenv import podenv, podlogs, podstatus
 from schemagate.localenv.kubejson import STRATEGIC_MERGE, Json, Kube, KubeError, path
 from schemagate.localenv.podrun import PodRunner, now
 from schemagate.localenv.podstatus import PodRun, Running, State, Terminated
@@ -48,6 +48,8 @@ class Settings:
     pods_dir: Path
     kubelet_version: str
     ready_file: Path | None
+    logs_port: int = 0  # 0: no log endpoint, `kubectl logs` answers an error
+    pki_dir: Path | None = None
 
 
 class _Expired(Exception):
@@ -102,7 +104,7 @@ def node_status(settings: Settings) -> Json:
         "addresses": [{"type": "InternalIP", "address": podstatus.HOST_IP},
                       {"type": "Hostname", "address": settings.node_name}],
         "capacity": resources, "allocatable": resources,
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.logs_port}},
         "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
                      "kernelVersion": platform.release(), "osImage": "schemagate local node",
                      "containerRuntimeVersion": "schemagate-local://0.1.0",
@@ -388,9 +390,12 @@ def parse(argv: list[str] | None) -> Settings:
     parser.add_argument("--pods-dir", type=Path, required=True)
     parser.add_argument("--kubelet-version", default="v0.0.0")
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--logs-port", type=int, default=0)
+    parser.add_argument("--pki-dir", type=Path, help="ca.crt, kubelet.crt and kubelet.key")
     args = parser.parse_args(argv)
     return Settings(args.kubeconfig, args.node_name, args.image_map.resolve(),
-                    args.pods_dir.resolve(), args.kubelet_version, args.ready_file)
+                    args.pods_dir.resolve(), args.kubelet_version, args.ready_file,
+                    args.logs_port, args.pki_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -398,7 +403,11 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     # Each failed connection attempt is already reported once by the loop retrying it.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    kubelet = Kubelet(parse(argv))
+    settings = parse(argv)
+    kubelet = Kubelet(settings)
+    if settings.logs_port and settings.pki_dir:
+        podlogs.serve(settings.pods_dir, settings.logs_port, settings.pki_dir / "kubelet.crt",
+                      settings.pki_dir / "kubelet.key", settings.pki_dir / "ca.crt")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -111,6 +111,9 @@ def ensure(directory: Path) -> Pki:
     leaves = {
         "apiserver": ("/CN=kube-apiserver", ["extendedKeyUsage = serverAuth",
                                              "subjectAltName = " + ", ".join(sans)]),
+        "kubelet": ("/O=system:nodes/CN=system:node:schemagate-node",
+                    ["extendedKeyUsage = serverAuth",
+                     "subjectAltName = DNS:schemagate-node, DNS:localhost, IP:127.0.0.1"]),
         "admin": ("/O=system:masters/CN=schemagate-admin", ["extendedKeyUsage = clientAuth"]),
         # In system:masters, like the admin: a freshly restarted API server
         # answers 403 until its RBAC caches fill, and each 403 sends the
