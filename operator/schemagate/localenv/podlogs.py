@@ -46,8 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"only /containerLogs/ is served by the kubelet stand-in\n")
             return
         log = find_log(self.pods_dir, *parts[1:])
-        if log is None:
-            self._reply(404, f"no output recorded for container {parts[3]} of pod "
+        if log is None:  # 400, not 404: the API server passes a 400's text on to kubectl
+            self._reply(400, f"no output recorded for container {parts[3]} of pod "
                              f"{parts[1]}/{parts[2]}: the stand-in runs only Job pods\n".encode())
             return
         query = parse_qs(url.query)
