@@ -74,6 +74,7 @@ def test_a_job_that_reached_another_database_is_a_no_op_naming_it(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     other = f"{db.name}_other"
     db.admin(f'CREATE DATABASE "{other}" OWNER "{db.user}"')
+    db.admin(f'REVOKE CONNECT ON DATABASE "{other}" FROM PUBLIC')  # other tests' roles
     backend.secret(db.url())
     # The migrating container's own URL points at another database on the same server.
     backend.deployment(replicas=1, env=[{"name": "DATABASE_URL",
