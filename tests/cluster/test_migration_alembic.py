@@ -137,7 +137,7 @@ def test_a_migrator_killed_mid_statement_leaves_the_database_as_before(
     second = start_operator(cluster, namespace, tmp_path)
     try:
         wait_for("the next attempt applied",
-                 lambda: backend.get("dbschema", "backend-schema")["status"].get(
+                 lambda: backend.get("dbschema", "backend-schema").get("status", {}).get(
                      "revision", {}).get("current") == ["7b1e44"], timeout=60)
     finally:
         stop_operator(cluster, namespace, second)
