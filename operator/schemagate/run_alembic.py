@@ -25,17 +25,6 @@ Verify = Callable[[frozenset[str]], Awaitable[Outcome]]
 Step = tuple[Outcome, MigrationStatus | None, float | None]
 
 
-def _with_migrations(outcome: Outcome, status: bool | None, reason: str, message: str
-                     ) -> Outcome:
-    return Outcome(outcome.reason, outcome.message, outcome.verdict,
-                   migrations=(status, reason, message))
-
-
-def _judged(outcome: Outcome) -> Outcome:
-    applied = outcome.reason is Reason.VERIFIED
-    return _with_migrations(outcome, applied, outcome.reason.value, outcome.message)
-
-
 async def alembic_step(namespace: str, spec: DatabaseSchemaSpec, alembic: AlembicSpec,
                        previous: MigrationStatus, url: str, verify: Verify,
                        kube_api: kube.Kube, now: datetime) -> Step:
@@ -64,12 +53,12 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
     if outcome.verified or not outcome.looked or outcome.verdict is None:
         record = previous if same_scripts else MigrationStatus(
             outcome=migration.ALREADY_APPLIED, heads=heads, finished_at=timestamp(now))
-        return _judged(outcome), record if outcome.verified else None, None
+        return migration.judged(outcome), record if outcome.verified else None, None
     if same_scripts and previous.failures >= migration.MAX_FAILURES:
         failed = migration.failed(RUNNER, f"{previous.message} (not retried after "
                                           f"{previous.failures} failures: fix the revision "
                                           "files in the ConfigMap)", outcome.verdict)
-        return _judged(failed), previous, None
+        return migration.judged(failed), previous, None
     declared = len(spec.tables)
     before = migration.snapshot(outcome.verdict, declared)
     started = timestamp(now)
@@ -80,14 +69,15 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
             version_table_schema=spec.version_table_schema,
             connect_timeout=spec.database.connect_timeout_seconds)
     except migrations.MigrationLockBusy as exc:
-        return _with_migrations(outcome, None, migration.MIGRATION_LOCK_BUSY, str(exc)), \
-            None, LOCK_BUSY_RETRY
+        busy = migration.with_migrations(outcome, None, migration.MIGRATION_LOCK_BUSY, str(exc))
+        return busy, None, LOCK_BUSY_RETRY
     except migrations.MigrationFailed as exc:
         failures = (previous.failures if same_scripts else 0) + 1
         record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                                  outcome=migration.FAILED, message=exc.message, heads=heads,
                                  before=before, failures=failures)
-        return _judged(migration.failed(RUNNER, exc.message, outcome.verdict)), record, None
+        failed = migration.failed(RUNNER, exc.message, outcome.verdict)
+        return migration.judged(failed), record, None
     except database.ConnectionFailed as exc:
         return Outcome(exc.reason, exc.message), None, None
     after = await verify(scripts.heads)
@@ -97,4 +87,4 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
     record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                              outcome=word if result.applied else migration.ALREADY_APPLIED,
                              message=result.message, heads=heads, before=before)
-    return _judged(judged), record, None
+    return migration.judged(judged), record, None

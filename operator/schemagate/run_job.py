@@ -22,15 +22,8 @@ Step = tuple[Outcome, MigrationStatus | None, float | None]
 
 
 def _running(outcome: Outcome, name: str) -> Outcome:
-    return Outcome(outcome.reason, outcome.message, outcome.verdict,
-                   migrations=(None, migration.MIGRATION_RUNNING,
-                               f"migration Job {name} is running"))
-
-
-def _judged(outcome: Outcome) -> Outcome:
-    applied = outcome.reason is Reason.VERIFIED
-    return Outcome(outcome.reason, outcome.message, outcome.verdict,
-                   migrations=(applied, outcome.reason.value, outcome.message))
+    return migration.with_migrations(outcome, None, migration.MIGRATION_RUNNING,
+                                     f"migration Job {name} is running")
 
 
 async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSpec,
@@ -78,11 +71,11 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
         message = record.message if record.outcome == migration.FAILED else \
             await asyncio.to_thread(kube_api.job_termination_message, namespace, job_name)
         failed = migration.failed(runner, message or "", outcome.verdict)
-        return _judged(failed), record.model_copy(update={
+        return migration.judged(failed), record.model_copy(update={
             "outcome": migration.FAILED, "finished_at": finished, "message": message}), None
     if record.outcome in (migration.RUNNING, migration.NO_OP):
         judged, word = migration.judge_success(runner, outcome.verdict, record.before, declared)
     else:  # judged applied before: what follows is the schema's own story (drift, repair)
         judged, word = outcome, str(record.outcome)
-    return _judged(judged), record.model_copy(update={
+    return migration.judged(judged), record.model_copy(update={
         "outcome": word, "finished_at": finished, "message": None}), None

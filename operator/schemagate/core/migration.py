@@ -59,3 +59,16 @@ def failed(runner: str, error: str, verdict: Verdict | None) -> Outcome:
     detail = error.strip() or "no message"
     return Outcome(Reason.MIGRATION_FAILED,
                    f"{runner} failed: {detail}; the gate stays closed", verdict)
+
+
+def with_migrations(outcome: Outcome, status: bool | None, reason: str, message: str
+                    ) -> Outcome:
+    """`outcome` with MigrationsApplied set apart from the schema's verdict."""
+    return Outcome(outcome.reason, outcome.message, outcome.verdict,
+                   migrations=(status, reason, message))
+
+
+def judged(outcome: Outcome) -> Outcome:
+    """`outcome` of a finished run: MigrationsApplied says what the database says."""
+    return with_migrations(outcome, outcome.reason is Reason.VERIFIED, outcome.reason.value,
+                           outcome.message)
