@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane chart bench crds clean
+        control-plane chart bench bench-gate crds clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
+
+bench-gate: $(VENV)/.installed control-plane
+	$(PY) bench/gate_latency.py
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache
