@@ -167,3 +167,16 @@ def test_urls_are_switched_to_psycopg_and_keep_their_options() -> None:
     assert dict(parsed.query) == {"options": "-csearch_path=app", "sslmode": "disable"}
     with pytest.raises(database.InvalidDatabaseUrl):
         database.parse_url("sqlite:///app.db")
+
+
+def test_the_search_of_other_databases_is_bounded(tenant: Tenant) -> None:
+    """At most MAX_DATABASES other databases are searched (in name order), so a server
+    with hundreds of tenants cannot turn one failed check into hundreds of connections."""
+    others = [tenant.add_database(f"{tenant.database}_o{i:02d}")
+              for i in range(1, database.MAX_DATABASES + 3)]
+    for name in (others[0], others[-1]):  # the first and one past the bound
+        tenant.admin("CREATE TABLE ledger (id int)", database=name)
+    verdict = database.verify(tenant.url(), Requirement(tables=("ledger",),
+                                                        revision_check=False))
+    assert verdict.reason is Reason.TABLES_ELSEWHERE
+    assert [p.database for p in verdict.found_elsewhere] == [others[0]]
