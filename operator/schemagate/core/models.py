@@ -193,8 +193,9 @@ class MigrationStatus(StatusModel):
 class DatabaseSchemaStatus(StatusModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    missing_tables: list[str] = Field(default_factory=list)
-    found_elsewhere: list[TablePlace] = Field(default_factory=list)
+    # None until the database was read once: "nothing missing" must mean it.
+    missing_tables: list[str] | None = None
+    found_elsewhere: list[TablePlace] | None = None
     revision: RevisionStatus | None = None
     database: DatabaseStatus | None = None
     gate: GateStatus | None = None
