@@ -261,3 +261,62 @@ def test_the_cluster_recovers_when_etcd_restarts(
     kube.batch.create_namespaced_job(namespace, _job("after", ["true"]))
     assert wait(lambda: _job_outcome(kube, namespace, "after"), what="a Job after the etcd "
                 "restart to finish", timeout=90) == "Complete"
+
+
+SIDECAR = """
+import os, pathlib, signal, time
+if {ignore_sigterm}:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+tmp = pathlib.Path('/shared/sidecar.tmp')
+tmp.write_text(str(os.getpid()))
+tmp.replace('/shared/sidecar.pid')
+time.sleep(3600)
+"""
+WAIT_FOR_SIDECAR = """
+import os, pathlib, sys, time
+pid_file, deadline = pathlib.Path('/shared/sidecar.pid'), time.monotonic() + 30
+while not pid_file.exists() and time.monotonic() < deadline:
+    time.sleep(0.1)
+pid = int(pid_file.read_text())
+os.kill(pid, 0)  # raises, and fails this container, unless the sidecar runs
+print('sidecar', pid)
+sys.exit({code})
+"""
+
+
+@pytest.mark.parametrize(("main_exit", "ignore_sigterm", "outcome", "sidecar_exit"), [
+    (0, False, "Complete", 128 + 15),  # SIGTERM
+    (3, True, "Failed", 128 + 9),      # SIGTERM ignored: SIGKILL after the grace period
+])
+def test_a_native_sidecar_runs_beside_the_job_and_is_stopped_once_it_ends(
+        kube: Kube, namespace: str, wait: Wait, main_exit: int, ignore_sigterm: bool,
+        outcome: str, sidecar_exit: int) -> None:
+    shared = [{"name": "shared", "mountPath": "/shared"}]
+    job = _job("migrate", ["python", "-c", WAIT_FOR_SIDECAR.format(code=main_exit)],
+               image="schemagate/backend:dev")
+    pod_spec = job["spec"]["template"]["spec"]
+    pod_spec["terminationGracePeriodSeconds"] = 2
+    pod_spec["volumes"] = [{"name": "shared", "emptyDir": {}}]
+    pod_spec["containers"][0]["volumeMounts"] = shared
+    pod_spec["initContainers"] = [
+        {"name": "proxy", "image": "schemagate/backend:dev", "restartPolicy": "Always",
+         "command": ["python", "-c", SIDECAR.format(ignore_sigterm=ignore_sigterm)],
+         "volumeMounts": shared},
+        # An ordinary init container after the sidecar starts once the sidecar runs.
+        {"name": "init", "image": "schemagate/backend:dev",
+         "command": ["python", "-c", WAIT_FOR_SIDECAR.format(code=0)], "volumeMounts": shared}]
+    kube.batch.create_namespaced_job(namespace, job)
+
+    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
+                timeout=60) == outcome
+    pod = kube.core.list_namespaced_pod(namespace, label_selector="job-name=migrate").items[0]
+    main = pod.status.container_statuses[0].state.terminated
+    assert main.exit_code == main_exit, main.message
+    pid = int(main.message.split()[-1])
+    assert not _process_alive(pid)
+    proxy, init = pod.status.init_container_statuses
+    assert (proxy.name, proxy.state.terminated.exit_code) == ("proxy", sidecar_exit)
+    assert (init.name, init.state.terminated.exit_code) == ("init", 0)
+    assert init.state.terminated.message == f"sidecar {pid}"
+    assert pod.status.phase == ("Succeeded" if main_exit == 0 else "Failed")
+    assert _condition(pod.status.conditions, "Initialized").status == "True"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schemagate.localenv import podenv, podlogs, podstatus
+from schemagate.localenv import kubelet, podenv, podlogs, podrun, podstatus
 from schemagate.localenv.podstatus import PodRun, Running, Terminated, Waiting
 
 GATE = "schemagate.io/backend-schema"
@@ -141,3 +141,62 @@ def test_logs_are_found_by_exact_pod_name_and_cut_like_kubectl_asks(tmp_path: Pa
     assert podlogs.find_log(tmp_path, "prod", "..", "main") is None
     assert podlogs.select(b"a\nb\nc\n", tail_lines=2, limit_bytes=None) == b"b\nc\n"
     assert podlogs.select(b"a\nb\nc\n", tail_lines=None, limit_bytes=3) == b"a\nb"
+
+
+def _with_sidecar() -> dict[str, Any]:
+    return _pod(initContainers=[{"name": "proxy", "image": "x", "restartPolicy": "Always"},
+                                {"name": "init", "image": "x"}])
+
+
+def test_a_started_native_sidecar_initialises_the_pod_and_runs_beside_its_containers() -> None:
+    pod = _with_sidecar()
+    starting = PodRun(init={"proxy": Running(T0), "init": Running(T0)})
+    assert _by_type(podstatus.desired(pod, starting, T0))["Initialized"]["message"] == \
+        "containers with incomplete status: [init]"
+
+    running = PodRun(init={"proxy": Running(T0), "init": Terminated(0, "Completed", T0, T0)},
+                     main={"app": Running(T1)})
+    status = podstatus.desired(pod, running, T1)
+    conditions = _by_type(status)
+    assert conditions["Initialized"]["status"] == conditions["Ready"]["status"] == "True"
+    assert status["phase"] == "Running"
+    proxy, init = status["initContainerStatuses"]
+    assert (proxy["ready"], proxy["started"], proxy["state"]) == \
+        (True, True, {"running": {"startedAt": T0}})
+    assert (init["ready"], init["started"]) == (True, False)
+
+
+@pytest.mark.parametrize(("app_exit", "phase"), [(0, "Succeeded"), (3, "Failed")])
+def test_a_pod_with_a_sidecar_ends_once_the_sidecar_is_stopped_whatever_its_exit_code(
+        app_exit: int, phase: str) -> None:
+    pod = _with_sidecar()
+    init = {"init": Terminated(0, "Completed", T0, T0)}
+    app = Terminated(app_exit, "Error" if app_exit else "Completed", T0, T1)
+    stopping = PodRun(init={**init, "proxy": Running(T0)}, main={"app": app})
+    assert podstatus.phase(pod, stopping) == "Running"
+
+    stopped = PodRun(init={**init, "proxy": Terminated(143, "Error", T0, T1)}, main={"app": app})
+    status = podstatus.desired(pod, stopped, T1)
+    assert status["phase"] == phase
+    assert _by_type(status)["Initialized"]["status"] == "True"
+    assert status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 143
+
+
+def test_a_failed_ordinary_init_container_fails_the_pod_once_the_sidecar_is_stopped() -> None:
+    pod = _with_sidecar()
+    failed = Terminated(1, "Error", T0, T0)
+    assert podstatus.phase(pod, PodRun(init={"proxy": Running(T0), "init": failed})) == "Pending"
+    stopped = PodRun(init={"proxy": Terminated(143, "Error", T0, T1), "init": failed})
+    assert podstatus.phase(pod, stopped) == "Failed"
+
+
+def test_the_sidecars_of_a_pod_that_is_not_run_are_reported_running() -> None:
+    run = kubelet.long_running(_with_sidecar())
+    assert isinstance(run.init["proxy"], Running) and isinstance(run.main["app"], Running)
+    assert isinstance(run.init["init"], Terminated) and run.init["init"].exit_code == 0
+
+
+def test_the_grace_period_of_a_sidecar_stop_is_the_pods_at_most_30_seconds() -> None:
+    assert podrun.grace_seconds(_pod()) == 30.0
+    assert podrun.grace_seconds(_pod(terminationGracePeriodSeconds=0)) == 0.0
+    assert podrun.grace_seconds(_pod(terminationGracePeriodSeconds=600)) == 30.0

@@ -119,17 +119,23 @@ def is_job_pod(pod: Json) -> bool:
 
 
 def long_running(pod: Json) -> PodRun:
-    """Containers that are not really run: running since first seen, init containers done."""
+    """Containers that are not really run: running since first seen, init containers done
+    (native sidecars running)."""
     status = pod.get("status") or {}
     reported = [*(status.get("containerStatuses") or []),
                 *(status.get("initContainerStatuses") or [])]
     seen = {s["name"]: s.get("state") or {} for s in reported}
     stamp = now()
-    main: dict[str, State] = {
-        c["name"]: Running(seen.get(c["name"], {}).get("running", {}).get("startedAt", stamp))
-        for c in pod["spec"]["containers"]}
+
+    def running(name: str) -> Running:
+        return Running(seen.get(name, {}).get("running", {}).get("startedAt", stamp))
+
+    main: dict[str, State] = {c["name"]: running(c["name"]) for c in pod["spec"]["containers"]}
     init: dict[str, State] = {}
     for c in pod["spec"].get("initContainers") or []:
+        if podstatus.is_sidecar(c):
+            init[c["name"]] = running(c["name"])
+            continue
         done = seen.get(c["name"], {}).get("terminated", {})
         init[c["name"]] = Terminated(0, "Completed", done.get("startedAt", stamp),
                                      done.get("finishedAt", stamp))

@@ -13,7 +13,10 @@ prepended to PATH) or an object:
 of the image to directories of this machine, rewritten like volume mounts.
 Init containers run one after another, then the containers together; their
 output goes to `<sandbox>/logs/<container>.log` and its tail becomes the
-termination message.
+termination message. A native sidecar (an init container with `restartPolicy:
+Always`) is started in its turn and the next init container starts once its
+process runs; it runs beside the containers and, once they have all ended, gets
+SIGTERM, then SIGKILL after the pod's grace period. It is not restarted if it exits.
 """
 
 from __future__ import annotations
@@ -31,12 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from schemagate.localenv import podenv
-from schemagate.localenv.podstatus import PodRun, Running, State, Terminated, Waiting
+from schemagate.localenv.podstatus import PodRun, Running, State, Terminated, Waiting, is_sidecar
 
 Json = dict[str, Any]
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TAIL_LINES, TAIL_BYTES = 20, 4096
 CONFIG_RETRY_SECONDS = 2.0
+MAX_GRACE_SECONDS = 30.0
+
+
+def grace_seconds(pod: Json) -> float:
+    """The pod's termination grace period (default 30 s), at most MAX_GRACE_SECONDS."""
+    grace = pod["spec"].get("terminationGracePeriodSeconds")
+    return min(float(30 if grace is None else grace), MAX_GRACE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,7 @@ class PodRunner:
         self._lock = threading.Lock()
         self._run = PodRun()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._sidecars: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
         self._stopping = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True,
@@ -192,10 +203,16 @@ class PodRunner:
             if item is None:
                 return
             prepared.append(item)
-        for item in prepared[:len(init)]:
-            if self._execute([item], init=True) != [0]:
-                return
-        self._execute(prepared[len(init):], init=False)
+        try:
+            for item, (container, _) in zip(prepared, init, strict=False):
+                if is_sidecar(container):
+                    if not self._start_sidecar(item):
+                        return
+                elif self._execute([item], init=True) != [0]:
+                    return
+            self._execute(prepared[len(init):], init=False)
+        finally:
+            self._stop_sidecars(grace_seconds(self.pod))
 
     def _prepare(self, container: Json, init: bool, runtime: Runtime) -> Prepared | None:
         """None when the pod cannot run (its failure is recorded) or is being stopped."""
@@ -214,21 +231,45 @@ class PodRunner:
     def _execute(self, group: list[Prepared], init: bool) -> list[int]:
         """Starts the group together and waits for all; their exit codes."""
         started = [(item, self._spawn(item, init), now()) for item in group]
-        codes = []
-        for item, proc, started_at in started:
-            if proc is None:
-                code, reason = 128, "StartError"
-                message = (f'exec: "{item.argv[0]}": executable file not found in $PATH '
-                           f'(PATH={item.env["PATH"]})')
-            else:
-                code = proc.wait()
-                code = 128 - code if code < 0 else code  # killed by signal N: 128 + N
-                reason = "Completed" if code == 0 else "Error"
-                message = output_tail(item.log)
-            self._set_container(init, item.name,
-                                Terminated(code, reason, started_at, now(), message))
-            codes.append(code)
-        return codes
+        return [self._wait(item, proc, started_at, init) for item, proc, started_at in started]
+
+    def _wait(self, item: Prepared, proc: subprocess.Popen[bytes] | None, started_at: str,
+              init: bool) -> int:
+        """Waits for the process to end and records how; its exit code."""
+        if proc is None:
+            code, reason = 128, "StartError"
+            message = (f'exec: "{item.argv[0]}": executable file not found in $PATH '
+                       f'(PATH={item.env["PATH"]})')
+        else:
+            code = proc.wait()
+            code = 128 - code if code < 0 else code  # killed by signal N: 128 + N
+            reason = "Completed" if code == 0 else "Error"
+            message = output_tail(item.log)
+        self._set_container(init, item.name, Terminated(code, reason, started_at, now(), message))
+        return code
+
+    def _start_sidecar(self, item: Prepared) -> bool:
+        """Starts a native sidecar and watches it; False when it could not start, which
+        fails the pod (no container is restarted here)."""
+        started_at = now()
+        proc = self._spawn(item, True)
+        if proc is None:
+            self._wait(item, None, started_at, True)
+            self._fail("StartError", f'sidecar container "{item.name}" could not start')
+            return False
+        watcher = threading.Thread(target=self._wait, args=(item, proc, started_at, True),
+                                   daemon=True, name=f"{self._thread.name}-{item.name}")
+        watcher.start()
+        self._sidecars.append((proc, watcher))
+        return True
+
+    def _stop_sidecars(self, grace: float) -> None:
+        """Once the containers have ended: SIGTERM to the sidecars, latest first, then
+        SIGKILL after `grace` seconds; returns when their ends are recorded."""
+        procs = [proc for proc, _ in reversed(self._sidecars)]
+        _terminate(procs, grace)
+        for _, watcher in self._sidecars:
+            watcher.join()
 
     def _spawn(self, item: Prepared, init: bool) -> subprocess.Popen[bytes] | None:
         # Under the lock, so `stop` either sees the process or we see `stop`.
@@ -250,12 +291,17 @@ class PodRunner:
         self._stopping.set()
         with self._lock:
             procs = list(self._procs.values())
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for proc in procs:
-                if proc.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, sig)
-            deadline = time.monotonic() + grace
-            while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        _terminate(procs, grace)
         self.done.wait(5)
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM to each process's group, then SIGKILL to those still running after `grace`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -58,16 +58,33 @@ def pod_ip(uid: str) -> str:
     return f"10.88.{(h >> 8) & 255}.{1 + h % 254}"
 
 
+def is_sidecar(container: Json) -> bool:
+    """A native sidecar: an init container with `restartPolicy: Always`. It is started
+    in its turn among the init containers, runs beside the containers, and is stopped
+    once they have all ended; its exit does not decide the pod's phase."""
+    return container.get("restartPolicy") == "Always"
+
+
+def sidecars(pod: Json) -> list[Json]:
+    return [c for c in pod["spec"].get("initContainers") or [] if is_sidecar(c)]
+
+
 def phase(pod: Json, run: PodRun) -> str:
     if run.failure:
         return "Failed"
-    if any(isinstance(s, Terminated) and s.exit_code != 0 for s in run.init.values()):
+    started = any(isinstance(s, Running | Terminated) for s in run.main.values())
+    # A pod is not reported finished while a sidecar still runs: it is stopped first.
+    if any(isinstance(run.init.get(c["name"]), Running) for c in sidecars(pod)):
+        return "Running" if started else "Pending"
+    ordinary = {c["name"] for c in pod["spec"].get("initContainers") or [] if not is_sidecar(c)}
+    if any(isinstance(s, Terminated) and s.exit_code != 0
+           for name, s in run.init.items() if name in ordinary):
         return "Failed"
     states = [run.main.get(c["name"]) for c in pod["spec"]["containers"]]
     exit_codes = [s.exit_code for s in states if isinstance(s, Terminated)]
     if len(exit_codes) == len(states):
         return "Failed" if any(exit_codes) else "Succeeded"
-    if any(isinstance(s, Running | Terminated) for s in states):
+    if started:
         return "Running"
     return "Pending"
 
@@ -101,10 +118,14 @@ def gate_problems(pod: Json) -> list[str]:
 
 def conditions(pod: Json, run: PodRun, now: str) -> list[Json]:
     current = pod.get("status", {}).get("conditions") or []
+    # A sidecar counts as initialised once started (it has no startupProbe here).
     init_pending = [c["name"] for c in pod["spec"].get("initContainers") or []
-                    if not _succeeded(run.init.get(c["name"]))]
-    unready = [c["name"] for c in pod["spec"]["containers"]
-               if not isinstance(run.main.get(c["name"]), Running)]
+                    if not (_started(run.init.get(c["name"])) if is_sidecar(c)
+                            else _succeeded(run.init.get(c["name"])))]
+    unready = [*(c["name"] for c in sidecars(pod)
+                 if not isinstance(run.init.get(c["name"]), Running)),
+               *(c["name"] for c in pod["spec"]["containers"]
+                 if not isinstance(run.main.get(c["name"]), Running))]
     completed = phase(pod, run) == "Succeeded"
     ready_reason = "PodCompleted" if completed else "ContainersNotReady"
     ready_message = "" if completed else f"containers with unready status: [{' '.join(unready)}]"
@@ -127,6 +148,10 @@ def _succeeded(state: State | None) -> bool:
     return isinstance(state, Terminated) and state.exit_code == 0
 
 
+def _started(state: State | None) -> bool:
+    return isinstance(state, Running | Terminated)
+
+
 def _state(state: State) -> Json:
     if isinstance(state, Waiting):
         return {"waiting": {"reason": state.reason, "message": state.message}}
@@ -145,7 +170,8 @@ def container_statuses(pod: Json, containers: list[Json], states: dict[str, Stat
     statuses = []
     for container in containers:
         state = states.get(container["name"], Waiting("ContainerCreating"))
-        ready = _succeeded(state) if init else isinstance(state, Running)
+        ready = _succeeded(state) if init and not is_sidecar(container) \
+            else isinstance(state, Running)
         statuses.append({
             "name": container["name"], "image": container.get("image", ""),
             "imageID": "", "containerID": f"schemagate://{uid[:8]}-{container['name']}",
