@@ -132,3 +132,26 @@ def test_a_correct_job_opens_the_gate_and_runs_once(
                      "metadata"]["name"] or None, timeout=60)
     finally:
         stop_operator(cluster, namespace, second)
+
+
+def test_the_backends_proxy_sidecar_comes_along_and_the_job_still_completes(
+        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
+    backend.secret(db.url())
+    backend.deployment(replicas=1, env=BACKEND_ENV)
+    # A second container in the backend's pod, standing for a database proxy.
+    backend.kubectl("patch", "deployment/backend", "--type=json", "-p", json.dumps([{
+        "op": "add", "path": "/spec/template/spec/containers/-",
+        "value": {"name": "db-proxy", "image": "schemagate/backend:dev",
+                  "command": ["python", "-c", "import time; time.sleep(3600)"]}}]))
+    job_schema(backend, alembic(MIGRATIONS / "alembic.ini"))
+
+    backend.wait_reason("Verified", timeout=60)
+    wait_for("the Job Complete", lambda: [j["status"].get("succeeded") for j in jobs(backend)]
+             == [1] or None, timeout=60)
+    pod = json.loads(backend.kubectl("get", "pods", "-l", "schemagate.io/schema=backend-schema",
+                                     "-o", "json"))["items"][0]
+    sidecars = {c["name"]: c for c in pod["status"].get("initContainerStatuses", [])}
+    assert "db-proxy" in sidecars, "the proxy runs beside the migration as a native sidecar"
+    assert pod["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+    wait_for("the Deployment Available", backend.available, timeout=30)
+
