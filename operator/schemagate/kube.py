@@ -60,7 +60,6 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
-        self.api = api
 
     def _raw(self, call: Any, *args: Any) -> JSON | None:
         """The object as the API serves it (camelCase JSON), or None when absent."""

@@ -49,7 +49,8 @@ class Metrics:
         if outcome.reason is not Reason.VERIFIED:
             self.reconcile_errors.labels(outcome.reason.value).inc()
 
-    def reconcile_error(self, kind: str) -> None:
+    def internal_error(self) -> None:
+        """A pass that raised (logged with its exception); counted apart from reasons."""
         self.reconcile_errors.labels(INTERNAL_ERROR).inc()
 
     def forget(self, namespace: str, name: str) -> None:

@@ -276,7 +276,7 @@ async def keep_verified(body: JSON, stopped: Stopped, ctx: Context,
         try:
             delay = await reconcile(body, ctx, logger)
         except Exception as exc:  # noqa: BLE001 - report, then retry: never crash-loop
-            ctx.metrics.reconcile_error(type(exc).__name__)
+            ctx.metrics.internal_error()
             logger.warning("reconcile failed, retrying in %ss: %s", RETRY_UNREACHABLE, exc)
             delay = RETRY_UNREACHABLE
         await ctx.registry.sleep(key, delay)
