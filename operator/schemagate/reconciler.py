@@ -75,6 +75,7 @@ class Registry:
     references: dict[Key, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     versions: dict[Key, object] = field(default_factory=dict)
+    written: dict[Key, DatabaseSchemaStatus] = field(default_factory=dict)
 
     def wake(self, key: Key) -> None:
         if key in self.wakeups:
@@ -110,6 +111,7 @@ class Registry:
         self.references.pop(key, None)
         self.wakeups.pop(key, None)
         self.versions.pop(key, None)
+        self.written.pop(key, None)
 
 
 #: Posts a Kubernetes Event about the object: (body, reason, message, warning).
@@ -174,7 +176,10 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     """One pass; returns the seconds until the next one."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = int(body["metadata"].get("generation") or 0)
-    previous = DatabaseSchemaStatus.model_validate(body.get("status") or {})
+    # What we wrote last beats the body: the watch may not have brought our own write
+    # back yet, and judging against an older status would announce a transition twice.
+    previous = ctx.registry.written.get((namespace, name)) or \
+        DatabaseSchemaStatus.model_validate(body.get("status") or {})
     try:
         spec: DatabaseSchemaSpec | None = DatabaseSchemaSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
@@ -200,6 +205,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     if worth_writing(previous, status, spec):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
                                 status.model_dump(by_alias=True, mode="json", exclude_none=True))
+        ctx.registry.written[(namespace, name)] = status
     if (change := transition(previous, status)) is not None:
         logger.info("%s", change)
         ctx.announce(body, outcome.reason.value, change, not outcome.verified)
