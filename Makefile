@@ -11,12 +11,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	@# The local environment (localenv/) and the tests import from the checkout, never
+	@# from the wheel: the repository root goes on the venv's path, not into the package.
+	$(PY) -c 'import sysconfig, sys; open(sysconfig.get_paths()["purelib"] + "/schemagate-dev.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	touch $@
 
 venv: $(VENV)/.installed
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff check operator localenv tests bench
 
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy
@@ -35,7 +38,7 @@ test-cluster: $(VENV)/.installed control-plane
 
 # Everything CI runs (.ci/run calls this).
 test: lint types layers control-plane chart
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests localenv/tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
@@ -53,13 +56,13 @@ chart:
 	@echo "chart: helm lint and helm template pass"
 
 cluster-up: $(VENV)/.installed control-plane
-	$(PY) -m schemagate.localenv.cluster up
+	$(PY) -m localenv.cluster up
 
 cluster-down: $(VENV)/.installed
-	$(PY) -m schemagate.localenv.cluster down
+	$(PY) -m localenv.cluster down
 
 demo: $(VENV)/.installed
-	$(PY) -m schemagate.localenv.demo
+	$(PY) -m localenv.demo
 
 crds: $(VENV)/.installed
 	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml

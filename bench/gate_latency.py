@@ -34,11 +34,11 @@ import yaml
 from kubernetes import client
 from kubernetes.config import kube_config
 
+from localenv import cluster as local_cluster
+from localenv import operator as local_operator
+from localenv import postgres as local_postgres
 from schemagate import database
 from schemagate.core.verdict import Requirement
-from schemagate.localenv import cluster as local_cluster
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv import postgres as local_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("credit_transactions", "agent_executions", "subscriptions")

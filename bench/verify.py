@@ -34,9 +34,9 @@ import psycopg
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
+from localenv.postgres import LocalPostgres, running
 from schemagate import database
 from schemagate.core.verdict import Requirement
-from schemagate.localenv.postgres import LocalPostgres, running
 
 SIZES = (10, 1_000, 10_000)
 REVISION = "bench0001"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv.cluster import Cluster
-from schemagate.localenv.postgres import LocalPostgres
+from localenv import operator as local_operator
+from localenv.cluster import Cluster
+from localenv.postgres import LocalPostgres
 from tests.cluster.scenario import ROOT, Backend, Database
 
 

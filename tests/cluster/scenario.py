@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 import yaml
 
-from schemagate.localenv.cluster import Cluster
-from schemagate.localenv.postgres import LocalPostgres
+from localenv.cluster import Cluster
+from localenv.postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from schemagate.localenv.cluster import Cluster
+from localenv.cluster import Cluster
 from tests.chart import ROOT, Manifest, one, render, render_text
 
 pytestmark = pytest.mark.cluster

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from schemagate.localenv.cluster import Cluster
+from localenv.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]

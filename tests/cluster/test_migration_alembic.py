@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv.cluster import Cluster
+from localenv import operator as local_operator
+from localenv.cluster import Cluster
 from tests.cluster.operator_fixtures import start_operator, stop_operator
 from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
 

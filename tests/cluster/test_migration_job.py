@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv.cluster import Cluster
+from localenv import operator as local_operator
+from localenv.cluster import Cluster
 from tests.cluster.operator_fixtures import start_operator, stop_operator
 from tests.cluster.scenario import MIGRATIONS, TABLES, Backend, Database, wait_for
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv.cluster import Cluster
-from schemagate.localenv.postgres import free_port
+from localenv import operator as local_operator
+from localenv.cluster import Cluster
+from localenv.postgres import free_port
 from tests.cluster.operator_fixtures import start_operator, stop_operator
 from tests.cluster.scenario import TABLES, Backend, Database, wait_for
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv import pki
-from schemagate.localenv.cluster import Cluster, Layout
-from schemagate.localenv.postgres import LocalPostgres
+from localenv import operator as local_operator
+from localenv import pki
+from localenv.cluster import Cluster, Layout
+from localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm, set_flags
-from tests.cluster.conftest import Kube
+from tests.cluster.fixtures import Kube
 from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
 
 pytestmark = pytest.mark.cluster

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from schemagate.localenv.postgres import LocalPostgres
+from localenv.postgres import LocalPostgres
 
 
 @dataclass(frozen=True)

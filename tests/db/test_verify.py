@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.localenv.postgres import free_port
+from localenv.postgres import free_port
 from tests.db.commands import AlembicProject, schemagate_verify, tables_file
 from tests.db.conftest import Tenant
 

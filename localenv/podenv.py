@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schemagate.localenv.podstatus import HOST_IP, pod_ip
+from localenv.podstatus import HOST_IP, pod_ip
 
 Json = dict[str, Any]
 # (kind "Secret" or "ConfigMap", namespace, name) -> the decoded data, None if absent.

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
 
-from schemagate.localenv import cluster as local_cluster
+from localenv import cluster as local_cluster
 
 T = TypeVar("T")
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"

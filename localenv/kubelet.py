@@ -14,7 +14,7 @@ It watches pods from a resourceVersion, relists when that version has expired,
 and keeps retrying while the API server is away: a restarted API server or etcd
 is followed without losing track of any pod.
 
-    python -m schemagate.localenv.kubelet --kubeconfig K --node-name N --image-map F
+    python -m localenv.kubelet --kubeconfig K --node-name N --image-map F
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.localenv import podenv, podlogs, podstatus
-from schemagate.localenv.kubejson import STRATEGIC_MERGE, Json, Kube, KubeError, path
-from schemagate.localenv.podrun import PodRunner, now
-from schemagate.localenv.podstatus import PodRun, Running, State, Terminated
+from localenv import podenv, podlogs, podstatus
+from localenv.kubejson import STRATEGIC_MERGE, Json, Kube, KubeError, path
+from localenv.podrun import PodRunner, now
+from localenv.podstatus import PodRun, Running, State, Terminated
 
 log = logging.getLogger("kubelet")
 HEARTBEAT_SECONDS = 20.0
@@ -388,7 +388,7 @@ def _pod_path(pod: Json, *sub: str) -> str:
 
 
 def parse(argv: list[str] | None) -> Settings:
-    parser = argparse.ArgumentParser(prog="python -m schemagate.localenv.kubelet",
+    parser = argparse.ArgumentParser(prog="python -m localenv.kubelet",
                                      description="the kubelet stand-in of the local cluster")
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--node-name", default="schemagate-node")

@@ -1,11 +1,11 @@
 """A real local Kubernetes control plane, the way envtest builds one, plus a kubelet.
 
-    python -m schemagate.localenv.cluster up|down|status
-    python -m schemagate.localenv.cluster stop-apiserver|start-apiserver|stop-etcd|start-etcd
+    python -m localenv.cluster up|down|status
+    python -m localenv.cluster stop-apiserver|start-apiserver|stop-etcd|start-etcd
 
 etcd, kube-apiserver and kube-controller-manager are real binaries, built once by
 `hack/build-control-plane.sh`; the kubelet is the stand-in of
-`schemagate.localenv.kubelet`. Everything listens on 127.0.0.1 and lives under
+`localenv.kubelet`. Everything listens on 127.0.0.1 and lives under
 `<root>/.cluster/`: the admin kubeconfig, the PKI, etcd's data, pidfiles and logs.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.localenv import daemons, pki
+from localenv import daemons, pki
 
 K8S_VERSION = "v1.36.3"
 NODE_NAME = "schemagate-node"
@@ -41,7 +41,7 @@ CONTROLLERS = ("deployment-controller", "replicaset-controller", "job-controller
                "serviceaccount-token-controller", "ttl-after-finished-controller")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet")
 START_TIMEOUT = 90.0
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # What `down` removes; anything else under .cluster/ (the logs, a demo's
 # database) belongs to someone else.
 OWN_ENTRIES = ("etcd", "pki", "run", "pods", "apiserver", "kubeconfig",
@@ -203,7 +203,7 @@ def _image_map(layout: Layout) -> Path:
 
 def _kubelet_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
     images = _image_map(layout)
-    return [sys.executable, "-m", "schemagate.localenv.kubelet",
+    return [sys.executable, "-m", "localenv.kubelet",
             f"--kubeconfig={layout.kubeconfig}", f"--node-name={NODE_NAME}",
             f"--image-map={images}", f"--pods-dir={layout.dir / 'pods'}",
             f"--kubelet-version={K8S_VERSION}", f"--ready-file={layout.run / 'kubelet.ready'}",
@@ -381,7 +381,7 @@ def _print_up(cluster: Cluster, seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m schemagate.localenv.cluster",
+    parser = argparse.ArgumentParser(prog="python -m localenv.cluster",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("command", choices=["up", "down", "status", "stop-apiserver",
                                             "start-apiserver", "stop-etcd", "start-etcd"])

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from schemagate.localenv import kubelet, podenv, podlogs, podrun, podstatus
-from schemagate.localenv.podstatus import PodRun, Running, Terminated, Waiting
+from localenv import kubelet, podenv, podlogs, podrun, podstatus
+from localenv.podstatus import PodRun, Running, Terminated, Waiting
 
 GATE = "schemagate.io/backend-schema"
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"

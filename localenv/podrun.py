@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from schemagate.localenv import podenv
-from schemagate.localenv.podstatus import PodRun, Running, State, Terminated, Waiting, is_sidecar
+from localenv import podenv
+from localenv.podstatus import PodRun, Running, State, Terminated, Waiting, is_sidecar
 
 Json = dict[str, Any]
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemagate.localenv.postgres import free_port
+from localenv.postgres import free_port
 
 
 @dataclass

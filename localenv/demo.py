@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schemagate.localenv import cluster as local_cluster
-from schemagate.localenv import operator as local_operator
-from schemagate.localenv import postgres as local_postgres
+from localenv import cluster as local_cluster
+from localenv import operator as local_operator
+from localenv import postgres as local_postgres
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "incident"
 NAMESPACE = "demo"
 BACKEND_PASSWORD = "demo-backend-password"

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemagate.localenv import postgres as local_postgres
-
-pytest_plugins = ["tests.cluster.operator_fixtures"]
+from localenv import postgres as local_postgres
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from schemagate.localenv import cluster as local_cluster
-from tests.cluster.conftest import STRATEGIC_MERGE, Kube, Wait
+from localenv import cluster as local_cluster
+from tests.cluster.fixtures import STRATEGIC_MERGE, Kube, Wait
 
 pytestmark = pytest.mark.cluster
 GATE = "schemagate.io/harness"
