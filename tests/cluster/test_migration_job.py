@@ -123,13 +123,17 @@ def test_a_correct_job_opens_the_gate_and_runs_once(
     try:
         backend.wait_reason("Verified")
         assert len(jobs(backend)) == 1, "a restart must not run the migration again"
+        first_job = jobs(backend)[0]["metadata"]["name"]
 
         backend.kubectl("annotate", "dbschema/backend-schema", "schemagate.io/rerun=1")
         wait_for("a second Job after the rerun annotation", lambda: len(jobs(backend)) == 2,
                  timeout=30)
+        # Job names end in a hash of what they run (paths included), so `kubectl get
+        # jobs` orders the two by that hash: name the first one, never index the list.
+        rerun_job = next(j["metadata"]["name"] for j in jobs(backend)
+                         if j["metadata"]["name"] != first_job)
         wait_for("the rerun judged", lambda: migration_status(backend).get("outcome")
-                 == "Applied" and migration_status(backend).get("job") != jobs(backend)[0][
-                     "metadata"]["name"] or None, timeout=60)
+                 == "Applied" and migration_status(backend).get("job") == rerun_job, timeout=60)
     finally:
         stop_operator(cluster, namespace, second)
 
