@@ -1,4 +1,5 @@
-"""The `schemagate` command: `verify` here; `run` and `crd` from `schemagate.commands`.
+"""The `schemagate` command: `verify` and `snapshot` here; `run` and `crd` from
+`schemagate.commands`.
 
 Each subcommand registers its parser in `build_parser` and sets `handler` to a
 function taking the parsed arguments and returning the exit status.
@@ -16,8 +17,10 @@ from typing import TextIO
 
 from schemagate import commands as commands_
 from schemagate import database
+from schemagate.core import snapshot as snapshot_
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
-from schemagate.core.verdict import Requirement, Verdict, names
+from schemagate.core.requirement import column_requirements
+from schemagate.core.verdict import Requirement, Verdict, describe_mismatch, names
 
 EXIT_VERIFIED = 0
 EXIT_NOT_AS_DECLARED = 1
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hold a backend's pods NotReady until its database schema is really there.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_verify(commands)
+    _add_snapshot(commands)
     commands_.add_run(commands)
     commands_.add_crd(commands)
     return parser
@@ -71,17 +75,11 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                     "are in the schema and the Alembic version table records the expected "
                     "revision. Exit status: 0 verified; 1 the schema is not as declared; "
                     "2 bad usage or input; 3 database unreachable or credentials refused.")
-    verify.add_argument("--url-env", metavar="VAR", default="DATABASE_URL",
-                        help="environment variable holding the database URL (default "
-                             "DATABASE_URL); the URL is never taken from the command line")
-    verify.add_argument("--schema", metavar="S", default="public",
-                        help="schema the tables must be in (default public)")
-    tables = verify.add_mutually_exclusive_group(required=True)
-    tables.add_argument("--table", metavar="T", action="append", dest="tables",
-                        help="a declared table; repeat for each")
-    tables.add_argument("--tables-file", metavar="F", type=Path,
-                        help="file of declared tables, one per line; blank lines and lines "
-                             "starting with # are ignored; - reads standard input")
+    _add_target(verify, required=False)
+    verify.add_argument("--columns-file", metavar="F", type=Path,
+                        help="columns the tables must have, as `schemagate snapshot` prints "
+                             "them (YAML or JSON); its tables count as declared; - reads "
+                             "standard input")
     verify.add_argument("--expected-revision", metavar="R", action="append", default=[],
                         help="a revision the version table must record; repeat for several "
                              "heads (compared as a set)")
@@ -93,6 +91,21 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         help="only the tables count; the version table is not read")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(handler=run_verify)
+
+
+def _add_target(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The URL, schema and tables options `verify` and `snapshot` share."""
+    parser.add_argument("--url-env", metavar="VAR", default="DATABASE_URL",
+                        help="environment variable holding the database URL (default "
+                             "DATABASE_URL); the URL is never taken from the command line")
+    parser.add_argument("--schema", metavar="S", default="public",
+                        help="schema the tables must be in (default public)")
+    tables = parser.add_mutually_exclusive_group(required=required)
+    tables.add_argument("--table", metavar="T", action="append", dest="tables",
+                        help="a declared table; repeat for each")
+    tables.add_argument("--tables-file", metavar="F", type=Path,
+                        help="file of declared tables, one per line; blank lines and lines "
+                             "starting with # are ignored; - reads standard input")
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -121,9 +134,14 @@ def _url_from_environment(variable: str) -> str:
 
 
 def _requirement(args: argparse.Namespace) -> Requirement:
-    tables = args.tables if args.tables is not None else read_tables_file(args.tables_file)
-    if not tables:
-        raise UsageError(f"no tables declared in {args.tables_file}")
+    if args.tables is None and args.tables_file is None and args.columns_file is None:
+        raise UsageError("declare tables: --table T ..., --tables-file F or --columns-file F")
+    tables = _tables(args) if args.tables is not None or args.tables_file is not None else []
+    declared = None if args.columns_file is None else read_columns_file(args.columns_file)
+    if declared is not None:
+        tables += declared.tables
+        if not tables and not declared.columns:
+            raise UsageError(f"no tables declared in {args.columns_file}")
     try:
         return Requirement(
             schema=args.schema,
@@ -132,24 +150,44 @@ def _requirement(args: argparse.Namespace) -> Requirement:
             version_table=args.version_table,
             version_table_schema=args.version_table_schema,
             expected_revisions=frozenset(args.expected_revision) or None,
+            columns=column_requirements(declared.columns) if declared else (),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
+def _tables(args: argparse.Namespace) -> list[str]:
+    tables: list[str] = args.tables if args.tables is not None else \
+        read_tables_file(args.tables_file)
+    if not tables:
+        raise UsageError(f"no tables declared in {args.tables_file}")
+    return tables
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def read_columns_file(path: Path) -> snapshot_.SchemaFragment:
+    """What `schemagate snapshot` printed: `tables` and `columns`, YAML or JSON."""
+    try:
+        return snapshot_.parse(_read_text(path))
+    except snapshot_.InvalidFragment as exc:
+        raise UsageError(f"{path} is not what `schemagate snapshot` prints: {exc}") from None
+
+
 def read_tables_file(path: Path) -> list[str]:
     """Declared tables from `path` (`-` for standard input): one per line, surrounding
     blanks stripped, blank lines and `#` comment lines ignored."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    lines = (line.strip() for line in text.splitlines())
+    lines = (line.strip() for line in _read_text(path).splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def _usage_error(message: str, *, as_json: bool) -> int:
-    print(f"schemagate verify: error: {message}", file=sys.stderr)
+def _usage_error(message: str, *, as_json: bool, command: str = "verify") -> int:
+    print(f"schemagate {command}: error: {message}", file=sys.stderr)
     if as_json:
         verdict = Verdict(verified=False, reason=Reason.INVALID_SPEC, message=message)
         print(json.dumps(verdict.to_json(), indent=2))
@@ -177,6 +215,11 @@ def print_verdict(verdict: Verdict, out: TextIO) -> None:
         rows.append(("revision", f"{current} (expected: {expected})"))
     if verdict.missing_tables:
         rows.append(("missing", names(verdict.missing_tables)))
+    for mismatch in verdict.column_mismatches[:FOUND_SHOWN]:
+        rows.append(("column", describe_mismatch(mismatch)))
+    if len(verdict.column_mismatches) > FOUND_SHOWN:
+        rows.append(("column", f"... and {len(verdict.column_mismatches) - FOUND_SHOWN:,} "
+                               "more (--json lists them all)"))
     shown = verdict.found_elsewhere[:FOUND_SHOWN]
     for place in shown:
         rows.append(("found", f"{place.table} in schema {place.schema} of database "
@@ -187,6 +230,46 @@ def print_verdict(verdict: Verdict, out: TextIO) -> None:
     rows.append(("took", f"{verdict.duration_ms:.1f} ms"))
     for label, value in rows:
         out.write(f"  {label:<12}{value}\n")
+
+
+# schemagate snapshot
+
+def _add_snapshot(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    snapshot = commands.add_parser(
+        "snapshot", help="print the columns of tables as a DatabaseSchema fragment",
+        description="Read the columns of the named tables from a database known to be good "
+                    "(a scratch database right after the migrations ran) and print spec.tables "
+                    "and spec.columns to paste into a DatabaseSchema, or to check with "
+                    "`schemagate verify --columns-file`. Exit status: 0 printed; 1 a table is "
+                    "missing (nothing printed); 2 bad usage or input; 3 database unreachable "
+                    "or credentials refused.")
+    _add_target(snapshot, required=True)
+    snapshot.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                          help="output format (default yaml)")
+    snapshot.set_defaults(handler=run_snapshot)
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    try:
+        url = _url_from_environment(args.url_env)
+        tables = _tables(args)
+        if any(not table for table in tables) or not args.schema:
+            raise UsageError("a table or schema name is empty")
+        taken = database.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
+    except UsageError as exc:
+        return _usage_error(str(exc), as_json=False, command="snapshot")
+    except database.InvalidDatabaseUrl as exc:
+        return _usage_error(f"the URL in {args.url_env} cannot be used: {exc}", as_json=False,
+                            command="snapshot")
+    except database.ConnectionFailed as exc:
+        print(f"schemagate snapshot: {exc.reason.value}: {exc.message}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if taken.missing_tables:
+        print(f"schemagate snapshot: {taken.missing_message()}; nothing printed",
+              file=sys.stderr)
+        return EXIT_NOT_AS_DECLARED
+    sys.stdout.write(snapshot_.render(taken, args.format))
+    return EXIT_VERIFIED
 
 
 def _revision_list(revisions: frozenset[str] | None, *, absent: str) -> str:

@@ -14,6 +14,10 @@ missing names, so a healthy database sends back one short row.
 Alembic then reads the version table (`MigrationContext.get_current_heads`).
 Only when tables are missing do we search further: other schemas come with the same
 query, other databases (at most `MAX_DATABASES`) with one short connection each.
+Declared columns are checked in the same statement, the same way: one count of the
+columns that match as declared, and only when it falls short, which ones do not and what
+their tables hold instead. `snapshot` reads the columns of named tables, for
+`schemagate snapshot`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from schemagate.core.reasons import Reason
+from schemagate.core.snapshot import Snapshot
 from schemagate.core.verdict import (
+    ColumnFinding,
+    ColumnRequirement,
     Fingerprint,
+    FoundColumn,
     Observation,
     Place,
     Requirement,
@@ -62,6 +70,45 @@ OTHER_DATABASE_TIMEOUT = 2.0
 #: ordinary, partitioned, view, materialized view, foreign table.
 TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
 
+# The declared columns travel as four bound texts split on the same separator (table,
+# column, type, nullability 't'/'f'; an empty type or nullability is not checked), zipped
+# by ROWS FROM. A column counts only in the target schema's table of that name (never one
+# found through search_path), only if not dropped, and its type is what `format_type`
+# prints. Names compare as `name`, byte for byte, like the tables.
+COLUMNS_DECLARED = """columns_declared AS (
+  SELECT d.tbl, d.col, COALESCE(d.typ, '') AS typ, COALESCE(d.nul, '') AS nul, d.position
+  FROM ROWS FROM (
+    pg_catalog.unnest(pg_catalog.string_to_array(%(column_tables)s, %(separator)s)),
+    pg_catalog.unnest(pg_catalog.string_to_array(%(column_names)s, %(separator)s)),
+    pg_catalog.unnest(pg_catalog.string_to_array(%(column_types)s, %(separator)s)),
+    pg_catalog.unnest(pg_catalog.string_to_array(%(column_nullable)s, %(separator)s))
+  ) WITH ORDINALITY AS d(tbl, col, typ, nul, position)
+)"""
+COLUMN_MATCHES = """(d.typ = '' OR pg_catalog.format_type(a.atttypid, a.atttypmod) = d.typ)
+      AND (d.nul = '' OR a.attnotnull = (d.nul = 'f'))"""
+COLUMN_FINDINGS = f"""  CASE WHEN %(column_count)s = 0 OR (
+    SELECT count(*) FROM columns_declared d
+    JOIN pg_catalog.pg_class c ON c.relnamespace = (SELECT oid FROM target)
+      AND c.relname = d.tbl::name AND c.relkind IN {TABLE_KINDS}
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = d.col::name
+      AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE {COLUMN_MATCHES}
+  ) = %(column_count)s THEN '{{{{}}}}'::text[] ELSE ARRAY(
+    SELECT ARRAY[d.tbl, d.col, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                 (NOT a.attnotnull)::text, (
+      SELECT pg_catalog.string_agg(s.attname::text, %(separator)s ORDER BY s.attnum)
+      FROM pg_catalog.pg_attribute s
+      WHERE a.attname IS NULL AND s.attrelid = c.oid AND s.attnum > 0 AND NOT s.attisdropped
+        AND pg_catalog.lower(s.attname::text) = pg_catalog.lower(d.col))]
+    FROM columns_declared d
+    JOIN pg_catalog.pg_class c ON c.relnamespace = (SELECT oid FROM target)
+      AND c.relname = d.tbl::name AND c.relkind IN {TABLE_KINDS}
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = d.col::name
+      AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attname IS NULL OR NOT ({COLUMN_MATCHES})
+    ORDER BY d.position
+  ) END AS column_findings,"""  # noqa: S608 (only module constants are formatted in)
+
 # One round trip answers the whole requirement. The names travel as one bound text
 # parameter, split on a separator that occurs in none of them (a 10,000-element array
 # parameter costs more to encode than the whole query costs to run), and are cast to
@@ -75,7 +122,8 @@ TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
 # when the statement starts, so it cannot hide behind a CASE), else NULL.
 CATALOG_QUERY = f"""
 WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
-declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names)
+declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names),
+{COLUMNS_DECLARED}
 SELECT
   pg_catalog.current_database()::text AS database,
   pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
@@ -112,6 +160,7 @@ SELECT
         AND p.relkind IN {TABLE_KINDS})
     ORDER BY d.position, e.nspname
   ) END AS missing,
+{COLUMN_FINDINGS}
   ARRAY(
     SELECT datname::text FROM pg_catalog.pg_database
     WHERE NOT datistemplate AND datallowconn AND datname <> pg_catalog.current_database()
@@ -131,6 +180,43 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
 ORDER BY d.position, n.nspname
 """  # noqa: S608 (only module constants are formatted in)
+
+# `schemagate snapshot`: the named tables' live columns in order, and which are missing.
+SNAPSHOT_QUERY = f"""
+WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
+declared AS (
+  SELECT d.name, d.position
+  FROM pg_catalog.unnest(pg_catalog.string_to_array(%(names)s, %(separator)s))
+    WITH ORDINALITY AS d(name, position)
+)
+SELECT
+  pg_catalog.current_database()::text AS database,
+  pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
+  pg_catalog.inet_server_port() AS port,
+  CURRENT_USER::text AS "user",
+  pg_catalog.current_setting('search_path') AS search_path,
+  pg_catalog.current_schemas(true)::text[] AS effective_search_path,
+  pg_catalog.current_setting('server_version') AS server_version,
+  EXISTS (SELECT FROM target) AS schema_exists,
+  ARRAY(
+    SELECT d.name FROM declared d
+    WHERE NOT EXISTS (
+      SELECT FROM pg_catalog.pg_class p
+      WHERE p.relnamespace = (SELECT oid FROM target) AND p.relname = d.name::name
+        AND p.relkind IN {TABLE_KINDS})
+    ORDER BY d.position
+  ) AS missing,
+  ARRAY(
+    SELECT ARRAY[d.name, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                 (NOT a.attnotnull)::text]
+    FROM declared d
+    JOIN pg_catalog.pg_class c ON c.relnamespace = (SELECT oid FROM target)
+      AND c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+      AND NOT a.attisdropped
+    ORDER BY d.position, a.attnum
+  ) AS columns
+"""  # noqa: S608 (only module constants are formatted in; every value is bound)
 
 # The server's own words for refusing a role (libpq reports no SQLSTATE for them).
 _AUTH_REFUSED = re.compile(
@@ -211,41 +297,53 @@ def observe(url: str, requirement: Requirement, *,
     started = time.perf_counter()
     target = parse_url(url)
     server = _server(target, _whole_seconds(connect_timeout))
-    try:
-        conn = server.engine.connect()
-    except DBAPIError as exc:
-        raise _connection_failure(exc, url, target, connect_timeout) from None
-    try:
-        with conn, _cancel_after(conn.connection.driver_connection, connect_timeout):
-            row = _read_catalog(conn, server, requirement)
-            current = None
-            if requirement.revision_check and row["has_version_table"]:
-                current = _current_revisions(conn, requirement)
-    except DBAPIError as exc:
-        raise _query_failure(exc, url, target, connect_timeout) from None
+    with _session(server, url, target, connect_timeout) as conn:
+        row = _read_catalog(conn, server, requirement)
+        current = None
+        if requirement.revision_check and row["has_version_table"]:
+            current = _current_revisions(conn, requirement)
 
     missing = dict.fromkeys(name for name, _ in row["missing"])
     found_elsewhere = [Place(table=name, schema=schema, database=row["database"])
                        for name, schema in row["missing"] if schema is not None]
     if missing and row["other_databases"]:
         found_elsewhere += _search_databases(row["other_databases"], list(missing), url, target)
-    fingerprint = Fingerprint(
-        host=row["host"] or target.host or _query_value(target, "host"),
-        port=row["port"] or target.port,
-        database=row["database"],
-        user=row["user"],
-        search_path=row["search_path"],
-        server_version=row["server_version"],
-        system_identifier=row["system_identifier"],
-        effective_search_path=tuple(row["effective_search_path"]),
-    )
     return Observation(
         present_tables=frozenset(requirement.tables).difference(missing),
         current_revisions=current,
         found_elsewhere=tuple(found_elsewhere),
-        fingerprint=fingerprint,
+        fingerprint=_fingerprint(row, target),
         schema_exists=row["schema_exists"],
         duration_ms=_ms_since(started),
+        column_findings=tuple(_column_finding(item, row["separator"])
+                              for item in row["column_findings"]),
+    )
+
+
+def snapshot(url: str, schema: str, tables: Sequence[str], *,
+             connect_timeout: float = 5.0) -> Snapshot:
+    """The columns of `tables` in `schema` at `url`, as `schemagate snapshot` prints them.
+
+    One statement; raises `ConnectionFailed` or `InvalidDatabaseUrl` as `observe` does.
+    """
+    target = parse_url(url)
+    server = _server(target, _whole_seconds(connect_timeout))
+    asked = tuple(dict.fromkeys(tables))
+    joined, separator = _joined(asked)
+    with _session(server, url, target, connect_timeout) as conn:
+        row = conn.exec_driver_sql(SNAPSHOT_QUERY, {
+            "schema": schema, "names": joined, "separator": separator}).one()._asdict()
+    row.update(system_identifier=None)
+    missing = tuple(row["missing"])
+    return Snapshot(
+        schema=schema,
+        tables=tuple(t for t in asked if t not in set(missing)),
+        columns=tuple(ColumnRequirement(table=table, name=name, type=type_,
+                                        nullable=nullable == "true")
+                      for table, name, type_, nullable in row["columns"]),
+        missing_tables=missing,
+        fingerprint=_fingerprint(row, target),
+        schema_exists=row["schema_exists"],
     )
 
 
@@ -283,17 +381,60 @@ def _server(url: URL, connect_timeout: int) -> _Server:
                                  connect_args=_own_params(url, connect_timeout)))
 
 
+@contextlib.contextmanager
+def _session(server: _Server, url: str, target: URL, timeout: float) -> Iterator[Connection]:
+    """A fresh connection whose queries are cancelled after `timeout`; driver errors
+    leave as `ConnectionFailed` (or `InvalidDatabaseUrl`), without the password."""
+    try:
+        conn = server.engine.connect()
+    except DBAPIError as exc:
+        raise _connection_failure(exc, url, target, timeout) from None
+    try:
+        with conn, _cancel_after(conn.connection.driver_connection, timeout):
+            yield conn
+    except DBAPIError as exc:
+        raise _query_failure(exc, url, target, timeout) from None
+
+
+def _fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:
+    return Fingerprint(
+        host=row["host"] or target.host or _query_value(target, "host"),
+        port=row["port"] or target.port,
+        database=row["database"],
+        user=row["user"],
+        search_path=row["search_path"],
+        server_version=row["server_version"],
+        system_identifier=row["system_identifier"],
+        effective_search_path=tuple(row["effective_search_path"]),
+    )
+
+
 def _read_catalog(conn: Connection, server: _Server,
                   requirement: Requirement) -> dict[str, Any]:
     """The catalog row for `requirement`, with the system identifier when permitted."""
-    names, separator = _joined(requirement.tables)
+    columns = requirement.columns
+    texts = [requirement.tables, [c.table for c in columns], [c.name for c in columns],
+             [c.type or "" for c in columns],
+             ["" if c.nullable is None else "tf"[not c.nullable] for c in columns]]
+    joined, separator = _joined_all(texts)
     params = {
         "schema": requirement.schema,
         "version_schema": requirement.version_table_schema,
         "version_table": requirement.version_table,
-        "names": names,
+        "names": joined[0],
+        "column_tables": joined[1],
+        "column_names": joined[2],
+        "column_types": joined[3],
+        "column_nullable": joined[4],
+        "column_count": len(columns),
         "separator": separator,
     }
+    row = _catalog_row(conn, server, params)
+    row["separator"] = separator
+    return row
+
+
+def _catalog_row(conn: Connection, server: _Server, params: dict[str, Any]) -> dict[str, Any]:
     if server.control_readable:
         try:
             return conn.exec_driver_sql(CATALOG_QUERY.format(
@@ -310,13 +451,29 @@ def _read_catalog(conn: Connection, server: _Server,
     return row
 
 
+def _column_finding(item: Sequence[str | None], separator: str) -> ColumnFinding:
+    """One `column_findings` element: table, column, type, nullable, similar names."""
+    table, name, type_, nullable, similar = item
+    assert table is not None and name is not None
+    found = None if type_ is None else FoundColumn(type=type_, nullable=nullable == "true")
+    return ColumnFinding(table=table, name=name, found=found,
+                         similar=tuple(similar.split(separator)) if similar else ())
+
+
 def _joined(names: Sequence[str]) -> tuple[str, str]:
     """`names` joined on a character that occurs in none of them (identifiers may hold
     any character but NUL), and that character."""
+    joined, separator = _joined_all([names])
+    return joined[0], separator
+
+
+def _joined_all(lists: Sequence[Sequence[str]]) -> tuple[list[str], str]:
+    """Each of `lists` joined on one character that occurs in none of their items."""
     candidates = itertools.chain(map(chr, range(0x1F, 0, -1)), map(chr, itertools.count(0xE000)))
     for separator in candidates:
-        joined = separator.join(names)
-        if joined.count(separator) == max(len(names) - 1, 0):
+        joined = [separator.join(items) for items in lists]
+        if all(text.count(separator) == max(len(items) - 1, 0)
+               for text, items in zip(joined, lists, strict=True)):
             return joined, separator
     raise AssertionError("unreachable: the candidates are endless")
 

@@ -110,6 +110,15 @@ def schemagate_verify(url: str | None, *args: str, json_output: bool = True,
     return Run(result.returncode, result.stdout, result.stderr)
 
 
+def schemagate_snapshot(url: str | None, *args: str, url_env: str = "DATABASE_URL",
+                        timeout: float = 120) -> Run:
+    """`schemagate snapshot ARGS` with the URL in `url_env` (unset when None)."""
+    env = _environment(**({url_env: url} if url is not None else {}))
+    result = subprocess.run([str(BIN / "schemagate"), "snapshot", *args], env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
 def tables_file(path: Path, tables: list[str]) -> Path:
     path.write_text(textwrap.dedent("""\
         # the backend's tables

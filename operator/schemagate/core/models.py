@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "schemagate.io"
@@ -117,9 +117,58 @@ class GateSpec(Model):
     on_drift: DriftPolicy = DriftPolicy.HOLD
 
 
+#: A type as PostgreSQL's `format_type` prints it: `bigint`, `character varying(64)`,
+#: `timestamp with time zone`, `numeric(12,2)`, `text[]`.
+ColumnType = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Column(Model):
+    """A column the backend needs. Without `type` or `nullable`, that part is not checked."""
+
+    name: Identifier = Field(description="Matched exactly as PostgreSQL stores it "
+                                         "(case included).")
+    type: ColumnType | None = Field(
+        None, description="As format_type prints it, e.g. bigint, character varying(64), "
+                          "timestamp with time zone; compared exactly.")
+    nullable: bool | None = Field(
+        None, description="true: the column must accept NULL; false: it must be NOT NULL.")
+
+
+class TableColumns(Model):
+    """The columns one table must have (others may exist beside them)."""
+
+    table: Identifier = Field(description="A table in database.schema; it counts as declared "
+                                          "even when spec.tables does not list it.")
+    # PostgreSQL allows at most 1,600 columns in a table.
+    columns: list[Column] = Field(min_length=1, max_length=1_600)
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> TableColumns:
+        seen: set[str] = set()
+        for column in self.columns:
+            if column.name in seen:
+                raise ValueError(f"column {column.name} of table {self.table} is declared twice")
+            seen.add(column.name)
+        return self
+
+
+def unique_tables(columns: list[TableColumns]) -> list[TableColumns]:
+    """`columns` when no table appears twice; raises ValueError naming it otherwise."""
+    seen: set[str] = set()
+    for entry in columns:
+        if entry.table in seen:
+            raise ValueError(f"table {entry.table} appears twice in columns")
+        seen.add(entry.table)
+    return columns
+
+
 class DatabaseSchemaSpec(Model):
     database: DatabaseSpec
     tables: list[Identifier] = Field(min_length=1, max_length=10_000)
+    columns: Annotated[list[TableColumns], AfterValidator(unique_tables)] = Field(
+        default_factory=list, max_length=10_000,
+        description="Columns the backend needs, per table; tables not named here are checked "
+                    "for existence only. Capture them with `schemagate snapshot`.")
     migrations: MigrationsSpec = Field(default_factory=MigrationsSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     verify_interval_seconds: int = Field(30, ge=5, le=86400)
@@ -143,6 +192,22 @@ class Condition(StatusModel):
     message: str = ""
     last_transition_time: str
     observed_generation: int | None = None
+
+
+class ColumnState(StatusModel):
+    """A column as declared, or as found (absent `type` and `nullable`: not checked)."""
+
+    type: str | None = None
+    nullable: bool | None = None
+
+
+class ColumnMismatchStatus(StatusModel):
+    """A declared column missing from its table (`found` absent) or of another shape."""
+
+    table: str
+    column: str
+    expected: ColumnState
+    found: ColumnState | None = None
 
 
 class TablePlace(StatusModel):
@@ -190,12 +255,18 @@ class MigrationStatus(StatusModel):
     failures: int = 0  # consecutive failed runs of the same scripts
 
 
+#: Column mismatches kept in status: enough to act on, bounded so the object stays small.
+MISMATCHES_IN_STATUS = 100
+
+
 class DatabaseSchemaStatus(StatusModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     # None until the database was read once: "nothing missing" must mean it.
     missing_tables: list[str] | None = None
     found_elsewhere: list[TablePlace] | None = None
+    #: The first `MISMATCHES_IN_STATUS`; the SchemaVerified message gives the count.
+    column_mismatches: list[ColumnMismatchStatus] | None = None
     revision: RevisionStatus | None = None
     database: DatabaseStatus | None = None
     gate: GateStatus | None = None

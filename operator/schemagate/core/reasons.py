@@ -9,6 +9,7 @@ class Reason(StrEnum):
     NO_REVISION = "NoRevision"
     STAMPED_BUT_MISSING = "StampedButMissing"
     TABLES_MISSING = "TablesMissing"
+    COLUMNS_MISMATCH = "ColumnsMismatch"
     REVISION_MISMATCH = "RevisionMismatch"
     MIGRATION_NO_OP = "MigrationNoOp"
     MIGRATION_FAILED = "MigrationFailed"
@@ -21,7 +22,7 @@ class Reason(StrEnum):
 #: Reasons that say the database itself was read and the schema is not as declared.
 SCHEMA_NOT_AS_DECLARED = frozenset({
     Reason.TABLES_ELSEWHERE, Reason.NO_REVISION, Reason.STAMPED_BUT_MISSING,
-    Reason.TABLES_MISSING, Reason.REVISION_MISMATCH,
+    Reason.TABLES_MISSING, Reason.COLUMNS_MISMATCH, Reason.REVISION_MISMATCH,
 })
 #: Reasons that say the database could not be read at all.
 CONNECTION_FAILURES = frozenset({Reason.DATABASE_UNREACHABLE, Reason.AUTHENTICATION_FAILED})

@@ -1,7 +1,9 @@
 """What the verification engine must check, from a DatabaseSchema's spec."""
 
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.verdict import Requirement
+from collections.abc import Iterable
+
+from schemagate.core.models import DatabaseSchemaSpec, TableColumns
+from schemagate.core.verdict import ColumnRequirement, Requirement
 
 
 def requirement_for(spec: DatabaseSchemaSpec,
@@ -15,4 +17,12 @@ def requirement_for(spec: DatabaseSchemaSpec,
         version_table=spec.migrations.version_table,
         version_table_schema=spec.version_table_schema,
         expected_revisions=frozenset(expected) if expected else None,
+        columns=column_requirements(spec.columns),
     )
+
+
+def column_requirements(declared: Iterable[TableColumns]) -> tuple[ColumnRequirement, ...]:
+    """`spec.columns` (or a snapshot's `columns`) as the engine's flat list."""
+    return tuple(ColumnRequirement(table=entry.table, name=column.name, type=column.type,
+                                   nullable=column.nullable)
+                 for entry in declared for column in entry.columns)

@@ -21,13 +21,17 @@ that applies wins:
    tells a reader. `StampedButMissing` would instead claim the stamp is a lie.
 5. `TablesMissing`: the revision check is off.
 
-When every declared table is present: `Verified` if the revision check is off;
-otherwise `NoRevision` (absent or empty version table), then `RevisionMismatch` (only
-when expected revisions are given), else `Verified`.
+When every declared table is present: `ColumnsMismatch` when a declared column is
+missing or of another type or nullability (whatever the revision; its message says what
+the version table records, which tells "migrations pending" from "changed by hand");
+then `Verified` if the revision check is off; otherwise `NoRevision` (absent or empty
+version table), then `RevisionMismatch` (only when expected revisions are given), else
+`Verified`. Columns of a missing table are not reported: the table's reason says more.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +40,72 @@ from schemagate.core.reasons import CONNECTION_FAILURES, Reason
 
 #: How many names a message lists before "and N more"; the full lists stay in the fields.
 NAMES_IN_MESSAGE = 10
+#: Column mismatches a message spells out; the count and `column_mismatches` say the rest.
+MISMATCHES_IN_MESSAGE = 5
+#: A type longer than this is cut in messages (a type may be up to 256 characters).
+TYPE_IN_MESSAGE = 64
+
+
+@dataclass(frozen=True)
+class ColumnRequirement:
+    """A column `table` must have. `type` (as `format_type` prints it) and `nullable`
+    are checked only when given; names and types compare exactly, case included."""
+
+    table: str
+    name: str
+    type: str | None = None
+    nullable: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "nullable": self.nullable}
+
+
+@dataclass(frozen=True)
+class FoundColumn:
+    """A declared column as the table has it: its `format_type` and nullability."""
+
+    type: str
+    nullable: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "nullable": self.nullable}
+
+
+@dataclass(frozen=True)
+class ColumnFinding:
+    """What the database showed for a declared column that did not match: `found` None
+    when its table has no column of that name; `similar` names columns of that table
+    whose names differ only in case."""
+
+    table: str
+    name: str
+    found: FoundColumn | None
+    similar: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ColumnMismatch:
+    """A declared column missing from its table (`found` None) or of another shape."""
+
+    declared: ColumnRequirement
+    found: FoundColumn | None
+    similar: tuple[str, ...] = ()
+
+    @property
+    def type_differs(self) -> bool:
+        return self.found is not None and self.declared.type is not None and \
+            self.found.type != self.declared.type
+
+    @property
+    def nullable_differs(self) -> bool:
+        return self.found is not None and self.declared.nullable is not None and \
+            self.found.nullable != self.declared.nullable
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.declared.table, "column": self.declared.name,
+                "expected": self.declared.to_json(),
+                "found": None if self.found is None else self.found.to_json(),
+                "similar": list(self.similar)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +123,8 @@ class Requirement:
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
     expected_revisions: frozenset[str] | None = None
+    #: Tables named here count as declared (they join `tables`, after it).
+    columns: tuple[ColumnRequirement, ...] = ()
 
     def __post_init__(self) -> None:
         for what, value in (("schema", self.schema), ("version table", self.version_table)):
@@ -60,7 +132,18 @@ class Requirement:
                 raise ValueError(f"the {what} name is empty")
         if any(not name for name in self.tables):
             raise ValueError("a declared table name is empty")
-        object.__setattr__(self, "tables", tuple(dict.fromkeys(self.tables)))
+        seen: set[tuple[str, str]] = set()
+        for column in self.columns:
+            if not column.table or not column.name:
+                raise ValueError("a declared column or its table has an empty name")
+            if column.type is not None and not column.type:
+                raise ValueError(f"column {column.table}.{column.name} has an empty type")
+            if (column.table, column.name) in seen:
+                raise ValueError(f"column {column.table}.{column.name} is declared twice")
+            seen.add((column.table, column.name))
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "tables", tuple(dict.fromkeys(
+            (*self.tables, *(column.table for column in self.columns)))))
         if not self.version_table_schema:
             object.__setattr__(self, "version_table_schema", self.schema)
         expected = self.expected_revisions
@@ -132,7 +215,9 @@ class Observation:
     `current_revisions` is None when the version table is absent (or was not read
     because the revision check is off), empty when it holds no row. `found_elsewhere`
     lists where missing tables exist instead. `schema_exists` is False when the
-    requirement's schema is not in the database at all.
+    requirement's schema is not in the database at all. `column_findings` holds the
+    declared columns of present tables that did not match as declared; every declared
+    column not listed there matched.
     """
 
     present_tables: frozenset[str]
@@ -141,6 +226,7 @@ class Observation:
     fingerprint: Fingerprint
     schema_exists: bool = True
     duration_ms: float = 0.0
+    column_findings: tuple[ColumnFinding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +245,7 @@ class Verdict:
     expected_revisions: frozenset[str] | None = None
     fingerprint: Fingerprint | None = None
     duration_ms: float = 0.0
+    column_mismatches: tuple[ColumnMismatch, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The `schemagate verify --json` object of DESIGN.md."""
@@ -168,6 +255,7 @@ class Verdict:
             "message": self.message,
             "missing_tables": list(self.missing_tables),
             "found_elsewhere": [place.to_json() for place in self.found_elsewhere],
+            "column_mismatches": [m.to_json() for m in self.column_mismatches],
             "revision": {
                 "current": _sorted_or_none(self.current_revisions),
                 "expected": _sorted_or_none(self.expected_revisions),
@@ -188,6 +276,7 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
     expected = requirement.expected_revisions
     recorded = bool(current)
     differs = expected is not None and current != expected
+    mismatches = column_mismatches(requirement, observation)
 
     if missing:
         if elsewhere:
@@ -200,6 +289,8 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
             reason = Reason.REVISION_MISMATCH
         else:
             reason = Reason.STAMPED_BUT_MISSING
+    elif mismatches:
+        reason = Reason.COLUMNS_MISMATCH
     elif not requirement.revision_check:
         reason = Reason.VERIFIED
     elif not recorded:
@@ -209,7 +300,12 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
     else:
         reason = Reason.VERIFIED
 
-    message = _MESSAGES[reason](requirement, observation, missing, elsewhere)
+    if reason is Reason.COLUMNS_MISMATCH:
+        message = _columns_mismatch(requirement, observation, mismatches)
+    else:
+        message = _MESSAGES[reason](requirement, observation, missing, elsewhere)
+        if mismatches:
+            message += f"; columns also differ: {_mismatch_list(mismatches)}"
     return Verdict(
         verified=reason is Reason.VERIFIED,
         reason=reason,
@@ -220,7 +316,26 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
         expected_revisions=expected,
         fingerprint=observation.fingerprint,
         duration_ms=observation.duration_ms,
+        column_mismatches=mismatches,
     )
+
+
+def column_mismatches(requirement: Requirement, observation: Observation
+                      ) -> tuple[ColumnMismatch, ...]:
+    """The declared columns of present tables that are missing or of another shape, in
+    declared order. A finding that matches after all (or names an undeclared column, or a
+    missing table) is no mismatch."""
+    findings = {(f.table, f.name): f for f in observation.column_findings
+                if f.table in observation.present_tables}
+    mismatches = []
+    for column in requirement.columns:
+        finding = findings.get((column.table, column.name))
+        if finding is None:
+            continue
+        mismatch = ColumnMismatch(column, finding.found, finding.similar)
+        if finding.found is None or mismatch.type_differs or mismatch.nullable_differs:
+            mismatches.append(mismatch)
+    return tuple(mismatches)
 
 
 def connection_failed(requirement: Requirement, reason: Reason, message: str, *,
@@ -266,8 +381,14 @@ def _all_present(req: Requirement, obs: Observation) -> str:
     if count == 0:
         return f"no tables declared for {where}"
     if count == 1:
-        return f"the declared table {req.tables[0]} is present in {where}"
-    return f"all {count:,} declared tables are present in {where}"
+        text = f"the declared table {req.tables[0]} is present in {where}"
+    else:
+        text = f"all {count:,} declared tables are present in {where}"
+    columns = len(req.columns)
+    if columns:
+        text += (f", with the declared column {identifier(req.columns[0].name)}" if columns == 1
+                 else f", with all {columns:,} declared columns")
+    return text
 
 
 def _places(elsewhere: tuple[Place, ...], database: str, missing: tuple[str, ...]) -> str:
@@ -341,6 +462,72 @@ def _verified(req: Requirement, obs: Observation, missing: tuple[str, ...],
         message += (f"; note: schema {req.schema} is not on this connection's search_path "
                     f"({', '.join(path)}), so unqualified table names will not find it")
     return message
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def identifier(name: str) -> str:
+    """`name` as SQL would need it: quoted when its case or characters matter."""
+    if _PLAIN_IDENTIFIER.fullmatch(name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TYPE_IN_MESSAGE else text[:TYPE_IN_MESSAGE - 3] + "..."
+
+
+def _shape(type_: str | None, nullable: bool | None) -> str:
+    parts = [] if type_ is None else [_clip(type_)]
+    if nullable is not None:
+        parts.append("nullable" if nullable else "NOT NULL")
+    return " ".join(parts)
+
+
+def describe_mismatch(mismatch: ColumnMismatch) -> str:
+    """`subscriptions.plan_id missing`, `credit_transactions.amount is integer, declared
+    bigint`: what the table has instead of what was declared."""
+    declared = mismatch.declared
+    where = f"{identifier(declared.table)}.{identifier(declared.name)}"
+    if mismatch.found is None:
+        text = f"{where} missing"
+        if mismatch.similar:
+            text += (f" (the table has {', '.join(map(identifier, mismatch.similar))}: names "
+                     "match exactly, case included)")
+        return text
+    found_type = mismatch.found.type if mismatch.type_differs else None
+    found_nullable = mismatch.found.nullable if mismatch.nullable_differs else None
+    declared_type = declared.type if mismatch.type_differs else None
+    declared_nullable = declared.nullable if mismatch.nullable_differs else None
+    return (f"{where} is {_shape(found_type, found_nullable)}, declared "
+            f"{_shape(declared_type, declared_nullable)}")
+
+
+def _mismatch_list(mismatches: tuple[ColumnMismatch, ...]) -> str:
+    shown = "; ".join(describe_mismatch(m) for m in mismatches[:MISMATCHES_IN_MESSAGE])
+    rest = len(mismatches) - MISMATCHES_IN_MESSAGE
+    return shown if rest <= 0 else f"{shown}; and {rest:,} more"
+
+
+def _columns_mismatch(req: Requirement, obs: Observation,
+                      mismatches: tuple[ColumnMismatch, ...]) -> str:
+    tables = len({m.declared.table for m in mismatches})
+    count = len(mismatches)
+    head = (f"{count:,} declared column{'s' if count != 1 else ''} of "
+            f"{tables:,} table{'s' if tables != 1 else ''} differ in schema {req.schema} of "
+            f"{obs.fingerprint.where}: {_mismatch_list(mismatches)}")
+    if not req.revision_check:
+        return head + " (revision not checked)"
+    current = obs.current_revisions
+    if not current:
+        state = "does not exist" if current is None else "is empty"
+        return f"{head}; no migration is recorded: {req.version_table_place} {state}"
+    head += f"; {req.version_table_place} records {_revisions(current)}"
+    expected = req.expected_revisions
+    if expected is not None and current != expected:
+        return f"{head}, expected {_revisions(expected)} (migrations pending?)"
+    return head + " (a migration stamped without these columns, or a change made by hand?)"
 
 
 _MESSAGES = {
