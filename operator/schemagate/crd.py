@@ -58,6 +58,14 @@ def _schema_of(model: type[BaseModel]) -> JSON:
 def _spec_schema() -> JSON:
     spec = _schema_of(models.DatabaseSchemaSpec)
     spec["properties"]["tables"]["x-kubernetes-list-type"] = "set"
+    # Keyed lists: the API server refuses a table or column named twice, and server-side
+    # apply merges entries by name instead of replacing the whole list.
+    columns = spec["properties"]["columns"]
+    columns["x-kubernetes-list-type"] = "map"
+    columns["x-kubernetes-list-map-keys"] = ["table"]
+    per_table = columns["items"]["properties"]["columns"]
+    per_table["x-kubernetes-list-type"] = "map"
+    per_table["x-kubernetes-list-map-keys"] = ["name"]
     spec["properties"]["migrations"]["x-kubernetes-validations"] = [
         {"rule": "!has(self.run) || self.run != 'Job' || has(self.job)",
          "message": "migrations.run is Job but migrations.job is not set"},
@@ -109,8 +117,8 @@ def custom_resource_definition() -> JSON:
                 ],
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
-                    "description": "Declares the tables and Alembic revision a backend needs, "
-                                   "and gates the backend's pods on them.",
+                    "description": "Declares the tables, columns and Alembic revision a backend "
+                                   "needs, and gates the backend's pods on them.",
                     "required": ["spec"],
                     "properties": {
                         "apiVersion": {"type": "string"},

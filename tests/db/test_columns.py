@@ -220,8 +220,9 @@ def test_missing_tables_come_before_columns(tenant: Tenant, tmp_path: Path) -> N
 
 
 def test_the_revision_is_named_beside_the_columns(tenant: Tenant, tmp_path: Path) -> None:
-    as_role(tenant, BILLING + "CREATE TABLE alembic_version (version_num varchar(32) "
-                              "PRIMARY KEY); INSERT INTO alembic_version VALUES ('3f2a9c');")
+    as_role(tenant, BILLING)
+    as_role(tenant, "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
+                    "INSERT INTO alembic_version VALUES ('3f2a9c')")
     path = snapshot_file(tenant, tmp_path, "--table", "subscriptions")
     as_role(tenant, "ALTER TABLE subscriptions DROP COLUMN plan_code")
 

@@ -237,6 +237,7 @@ def test_json_shape_is_the_design_contract() -> None:
         "message": verdict.message,
         "missing_tables": ["subscriptions"],
         "found_elsewhere": [{"table": "subscriptions", "schema": "migrator", "database": "app"}],
+        "column_mismatches": [],
         "revision": {"current": [], "expected": ["3f2a9c"]},
         "database": {"host": "10.0.0.5", "port": 5432, "database": "app", "user": "app",
                      "search_path": '"$user", public', "server_version": "18.1",

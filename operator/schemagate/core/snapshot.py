@@ -10,16 +10,20 @@ only when the schema does, and CI can diff it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, Field, ValidationError
 
-from schemagate.core.models import Column, Identifier, Model, TableColumns, unique_tables
+from schemagate.core.models import Identifier, Model, TableColumns, unique_tables
 from schemagate.core.verdict import ColumnRequirement, Fingerprint, names
 
 Format = Literal["yaml", "json"]
+# libyaml's C loader where PyYAML was built with it: the pure-Python one takes minutes over
+# the 100,000 columns of 10,000 tables (JSON, read with `json`, takes a second).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -55,33 +59,62 @@ class InvalidFragment(ValueError):
     """A columns file that is not what `schemagate snapshot` prints."""
 
 
-def fragment(snapshot: Snapshot) -> SchemaFragment:
-    by_table: dict[str, list[Column]] = {}
+def document(snapshot: Snapshot) -> dict[str, Any]:
+    """`{tables, columns}` as the CRD spells them (camelCase, unchecked parts left out)."""
+    by_table: dict[str, list[dict[str, Any]]] = {}
     for column in snapshot.columns:
-        by_table.setdefault(column.table, []).append(
-            Column(name=column.name, type=column.type, nullable=column.nullable))
-    return SchemaFragment(
-        tables=list(snapshot.tables),
-        columns=[TableColumns(table=table, columns=by_table[table])
-                 for table in snapshot.tables if table in by_table])
+        entry: dict[str, Any] = {"name": column.name}
+        if column.type is not None:
+            entry["type"] = column.type
+        if column.nullable is not None:
+            entry["nullable"] = column.nullable
+        by_table.setdefault(column.table, []).append(entry)
+    return {"tables": list(snapshot.tables),
+            "columns": [{"table": table, "columns": by_table[table]}
+                        for table in snapshot.tables if table in by_table]}
 
 
 def render(snapshot: Snapshot, output: Format = "yaml") -> str:
-    document = fragment(snapshot).model_dump(by_alias=True, mode="json", exclude_none=True)
+    fragment = document(snapshot)
     if output == "json":
-        return json.dumps(document, indent=2) + "\n"
-    header = (f"# schemagate snapshot of schema {snapshot.schema}: paste under the spec: of a "
-              "DatabaseSchema, or check it\n# with `schemagate verify --columns-file`. Types "
-              "are as PostgreSQL's format_type prints them.\n")
-    body: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100,
-                               allow_unicode=True)
-    return header + body
+        return json.dumps(fragment, indent=2, ensure_ascii=False) + "\n"
+    lines = [f"# schemagate snapshot of schema {snapshot.schema}: paste under the spec: of a "
+             "DatabaseSchema, or check it", "# with `schemagate verify --columns-file`. Types "
+             "are as PostgreSQL's format_type prints them.", "tables:"]
+    lines += [f"- {_scalar(table)}" for table in fragment["tables"]]
+    lines.append("columns:" if fragment["columns"] else "columns: []")
+    for entry in fragment["columns"]:
+        lines += [f"- table: {_scalar(entry['table'])}", "  columns:"]
+        lines += ["  - {" + ", ".join(f"{key}: {_scalar(value)}" for key, value in column.items())
+                  + "}" for column in entry["columns"]]
+    return "\n".join(lines) + "\n"
+
+
+# What may stay a plain YAML scalar inside a flow mapping: words, spaces between them and a
+# trailing `(64)`; never a word YAML 1.1 reads as a boolean or null. Anything else is
+# written as a JSON string, which YAML reads back as it is.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*( [A-Za-z0-9_]+)*(\([0-9]+\))?")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
+
+
+def _scalar(value: str | bool) -> str:
+    """A value as YAML: written by hand because PyYAML takes minutes over 10,000 tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def parse(text: str) -> SchemaFragment:
     """A fragment from YAML or JSON text (JSON is YAML); `InvalidFragment` says why not."""
     try:
-        document: Any = yaml.safe_load(text)
+        document: Any = json.loads(text)
+    except ValueError:
+        document = None
+    try:
+        if document is None:
+            document = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise InvalidFragment(f"not YAML or JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(document, dict):

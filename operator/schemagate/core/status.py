@@ -7,6 +7,9 @@ from datetime import datetime
 
 from schemagate.core import conditions as cond
 from schemagate.core.models import (
+    MISMATCHES_IN_STATUS,
+    ColumnMismatchStatus,
+    ColumnState,
     DatabaseSchemaStatus,
     DatabaseStatus,
     GateStatus,
@@ -15,7 +18,7 @@ from schemagate.core.models import (
     TablePlace,
 )
 from schemagate.core.reasons import CONNECTION_FAILURES, Reason
-from schemagate.core.verdict import Verdict
+from schemagate.core.verdict import ColumnMismatch, Verdict
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
@@ -85,6 +88,8 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
         "missing_tables": list(verdict.missing_tables),
         "found_elsewhere": [TablePlace(table=p.table, schema=p.schema, database=p.database)
                             for p in verdict.found_elsewhere],
+        "column_mismatches": [mismatch_status(m) for m in
+                              verdict.column_mismatches[:MISMATCHES_IN_STATUS]],
         "revision": RevisionStatus(current=sorted(verdict.current_revisions or ()),
                                    expected=sorted(verdict.expected_revisions or ())),
         "database": None if fp is None else DatabaseStatus(
@@ -93,6 +98,14 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
             system_identifier=None if fp.system_identifier is None else str(fp.system_identifier)),
         "last_verified_time": cond.timestamp(now),
     })
+
+
+def mismatch_status(mismatch: ColumnMismatch) -> ColumnMismatchStatus:
+    declared, found = mismatch.declared, mismatch.found
+    return ColumnMismatchStatus(
+        table=declared.table, column=declared.name,
+        expected=ColumnState(type=declared.type, nullable=declared.nullable),
+        found=None if found is None else ColumnState(type=found.type, nullable=found.nullable))
 
 
 def transition(previous: DatabaseSchemaStatus, current: DatabaseSchemaStatus) -> str | None:

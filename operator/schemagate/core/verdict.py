@@ -515,7 +515,8 @@ def _columns_mismatch(req: Requirement, obs: Observation,
     tables = len({m.declared.table for m in mismatches})
     count = len(mismatches)
     head = (f"{count:,} declared column{'s' if count != 1 else ''} of "
-            f"{tables:,} table{'s' if tables != 1 else ''} differ in schema {req.schema} of "
+            f"{tables:,} table{'s' if tables != 1 else ''} "
+            f"{'differs' if count == 1 else 'differ'} in schema {req.schema} of "
             f"{obs.fingerprint.where}: {_mismatch_list(mismatches)}")
     if not req.revision_check:
         return head + " (revision not checked)"
