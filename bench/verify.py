@@ -13,6 +13,12 @@ and 10,000 tables plus an Alembic version table, and times, in the same run:
 - `has_table` per table: one SQLAlchemy `has_table` call per declared table;
 - `alembic current --check-heads`: the command, as a subprocess.
 
+Then, on 10,000 tables of 10 columns each, with every column declared (name, type as
+`format_type` prints it, nullability): schemagate's check next to the bare catalog query
+for the same work (one statement joining the declared columns to `pg_attribute` and
+counting those that match), as it comes and with parallel workers off (schemagate's
+count runs in a sub-select, where PostgreSQL plans none).
+
 Every contender but one opens its own connection, as a check must. Prints medians and the
 ratio to the bare catalog query. Run it with `make bench` (or
 `.venv/bin/python bench/verify.py [--reps N]`).
@@ -36,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from localenv.postgres import LocalPostgres, running
 from schemagate import database
-from schemagate.core.verdict import Requirement
+from schemagate.core.verdict import ColumnRequirement, Requirement
 
 SIZES = (10, 1_000, 10_000)
 REVISION = "bench0001"
@@ -48,6 +54,25 @@ BARE_QUERY = ("SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = "
 #: run finishes in minutes (fewer repetitions make a less steady median).
 HAS_TABLE_REPS = {10: 0, 1_000: 5, 10_000: 3}
 ALEMBIC_REPS = 5
+COLUMN_TABLES = 10_000
+#: Each table's columns: name, the type as `format_type` prints it, nullable.
+COLUMNS = (("id", "bigint", False), ("account_id", "integer", False), ("note", "text", True),
+           ("code", "character varying(64)", True), ("created_at", "timestamp with time zone",
+                                                      False),
+           ("amount", "numeric(12,2)", True), ("active", "boolean", False),
+           ("parent_id", "bigint", True), ("due", "date", True), ("payload", "jsonb", True))
+#: The same work as schemagate's column check, as one plain statement: the declared columns
+#: (four texts split on one separator) joined to the catalog, counting those that match.
+BARE_COLUMNS_QUERY = """
+SELECT count(*)
+FROM ROWS FROM (unnest(string_to_array(%s, chr(31))), unnest(string_to_array(%s, chr(31))),
+                unnest(string_to_array(%s, chr(31))), unnest(string_to_array(%s, chr(31))))
+  AS d(tbl, col, typ, nul)
+JOIN pg_catalog.pg_class c ON c.relnamespace = 'public'::regnamespace AND c.relname = d.tbl::name
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = d.col::name
+  AND a.attnum > 0 AND NOT a.attisdropped
+WHERE pg_catalog.format_type(a.atttypid, a.atttypmod) = d.typ AND a.attnotnull = (d.nul = 'f')
+"""
 
 ENV_PY = """\
 import os
@@ -96,6 +121,59 @@ def create_tables(server: LocalPostgres, database_name: str, count: int) -> list
         conn.commit()
         conn.execute(b"ANALYZE")
     return names
+
+
+def create_column_tables(server: LocalPostgres, database_name: str) -> list[ColumnRequirement]:
+    names = [f"table_{i:05d}" for i in range(COLUMN_TABLES)]
+    body = ", ".join(f"{name} {type_}{'' if nullable else ' NOT NULL'}"
+                     for name, type_, nullable in COLUMNS)
+    with psycopg.connect(server.url(driver="postgresql"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database_name}".encode())
+    with psycopg.connect(server.url(database=database_name, driver="postgresql")) as conn:
+        for start in range(0, len(names), 1_000):
+            batch = names[start:start + 1_000]
+            conn.execute("; ".join(f"CREATE TABLE {n} ({body})" for n in batch).encode())
+            conn.commit()
+        conn.execute(b"CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        conn.execute(b"INSERT INTO alembic_version VALUES (%s)", (REVISION,))
+        conn.commit()
+        conn.execute(b"ANALYZE")
+    return [ColumnRequirement(table, name, type_, nullable)
+            for table in names for name, type_, nullable in COLUMNS]
+
+
+def column_contenders(url: str, columns: list[ColumnRequirement]
+                      ) -> list[tuple[str, Callable[[], object]]]:
+    tables = tuple(dict.fromkeys(c.table for c in columns))
+    with_columns = Requirement(tables=tables, columns=tuple(columns),
+                               expected_revisions=frozenset({REVISION}))
+    tables_only = Requirement(tables=tables, expected_revisions=frozenset({REVISION}))
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    serial = conninfo + "?options=-cmax_parallel_workers_per_gather%3D0"
+
+    def schemagate(requirement: Requirement) -> Callable[[], None]:
+        def check() -> None:
+            verdict = database.verify(url, requirement)
+            assert verdict.verified, verdict.message
+        return check
+
+    def bare(info: str) -> Callable[[], None]:
+        def check() -> None:
+            # Joining the texts is part of the work: schemagate does it on every check.
+            params = ["\x1f".join(c.table for c in columns), "\x1f".join(c.name for c in columns),
+                      "\x1f".join(c.type or "" for c in columns),
+                      "\x1f".join("t" if c.nullable else "f" for c in columns)]
+            with psycopg.connect(info) as conn:
+                found = conn.execute(BARE_COLUMNS_QUERY.encode(), params).fetchone()
+                assert found is not None and found[0] == len(columns), found
+        return check
+
+    return [
+        ("schemagate verify, columns", schemagate(with_columns)),
+        ("bare catalog query, columns", bare(conninfo)),
+        ("(same, no parallel workers)", bare(serial)),
+        ("schemagate verify, tables only", schemagate(tables_only)),
+    ]
 
 
 def alembic_project(root: Path) -> Path:
@@ -157,9 +235,22 @@ def contenders(url: str, names: list[str], ini: Path, reps: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=31, help="repetitions (default 31)")
+    parser.add_argument("--column-reps", type=int, default=11,
+                        help="repetitions at 10,000 tables of 10 columns (default 11)")
+    parser.add_argument("--only-columns", action="store_true",
+                        help="skip the tables-only sizes")
     args = parser.parse_args()
     rows: list[tuple[int, str, float, int]] = []
+    column_rows: list[tuple[str, float, int]] = []
     with running() as server, tempfile.TemporaryDirectory() as tmp:
+        columns = create_column_tables(server, "bench_columns")
+        for label, call in column_contenders(server.url(database="bench_columns"), columns):
+            column_rows.append((label, median_ms(call, args.column_reps), args.column_reps))
+            print(f"  {COLUMN_TABLES:>6,} x {len(COLUMNS)} columns  {label:<30} "
+                  f"{column_rows[-1][1]:9.1f} ms", file=sys.stderr, flush=True)
+        if args.only_columns:
+            report_columns(column_rows)
+            return 0
         ini = alembic_project(Path(tmp))
         for size in SIZES:
             name = f"bench_{size}"
@@ -174,6 +265,7 @@ def main() -> int:
                 print(f"  {size:>6,} tables  {label:<30} {rows[-1][2]:9.1f} ms",
                       file=sys.stderr, flush=True)
     report(rows)
+    report_columns(column_rows)
     return 0
 
 
@@ -192,6 +284,19 @@ def report(rows: list[tuple[int, str, float, int]]) -> None:
     print(f"goal, 10,000 tables: median < 20 ms -> {ours:.1f} ms "
           f"({'met' if ours < 20 else 'NOT met'}); within 2x of the bare catalog query -> "
           f"{ours / bare:.2f}x ({'met' if ours <= 2 * bare else 'NOT met'})")
+
+
+def report_columns(rows: list[tuple[str, float, int]]) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{COLUMN_TABLES:,} tables x {len(COLUMNS)} declared columns "
+          f"({os.cpu_count()} CPUs, load average {load})")
+    bare = min(ms for label, ms, _ in rows if label.startswith(("bare", "(same")))
+    print(f"{'contender':<32} {'median':>10}  {'vs best bare':>12}  reps")
+    for label, ms, reps in rows:
+        print(f"{label:<32} {ms:>7.1f} ms  {ms / bare:>11.2f}x  {reps}")
+    ours = next(ms for label, ms, _ in rows if label == "schemagate verify, columns")
+    print(f"goal: within 1.5x of the faster bare catalog query -> {ours / bare:.2f}x "
+          f"({'met' if ours <= 1.5 * bare else 'NOT met'})")
 
 
 if __name__ == "__main__":
