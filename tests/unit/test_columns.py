@@ -241,3 +241,23 @@ def test_what_snapshot_prints_reads_back_as_it_was(output: snap.Format) -> None:
             for c in entry.columns] == [(c.name, c.type, c.nullable) for c in
                                         sorted(columns, key=lambda c: c.table != "weird, table")]
     assert "10.0.0.5" not in text and "18.1" not in text  # nothing of the server's
+
+
+def test_a_migration_that_fixed_some_columns_is_no_no_op() -> None:
+    from schemagate.core import migration
+    from schemagate.core.models import MigrationSnapshot
+    from schemagate.core.verdict import ColumnMismatch, Verdict
+
+    def columns_differ(count: int) -> Verdict:
+        return Verdict(verified=False, reason=Reason.COLUMNS_MISMATCH, message="m",
+                       current_revisions=frozenset({"r1"}), fingerprint=FP,
+                       column_mismatches=tuple(ColumnMismatch(PLAN_ID, None)
+                                               for _ in range(count)))
+
+    before = migration.snapshot(columns_differ(2), declared=2)
+    assert before == MigrationSnapshot(revision=["r1"], tables_present=2, column_mismatches=2)
+    unchanged, word = migration.judge_success("Job j", columns_differ(2), before, declared=2)
+    assert (unchanged.reason, word) == (Reason.MIGRATION_NO_OP, migration.NO_OP)
+    assert "2 declared columns differing" in unchanged.message
+    partial, word = migration.judge_success("Job j", columns_differ(1), before, declared=2)
+    assert (partial.reason, word) == (Reason.COLUMNS_MISMATCH, migration.APPLIED)

@@ -21,19 +21,23 @@ MAX_FAILURES = 3
 def snapshot(verdict: Verdict, declared: int) -> MigrationSnapshot:
     current = verdict.current_revisions
     return MigrationSnapshot(revision=None if current is None else sorted(current),
-                             tables_present=declared - len(verdict.missing_tables))
+                             tables_present=declared - len(verdict.missing_tables),
+                             column_mismatches=len(verdict.column_mismatches))
 
 
 def _describe(s: MigrationSnapshot, declared: int) -> str:
     revision = "no version table" if s.revision is None else (
         f"revision {', '.join(s.revision)}" if s.revision else "an empty version table")
-    return f"{revision}, {s.tables_present} of {declared} declared tables present"
+    text = f"{revision}, {s.tables_present} of {declared} declared tables present"
+    if s.column_mismatches:
+        text += f", {s.column_mismatches} declared columns differing"
+    return text
 
 
 def _same(a: MigrationSnapshot, b: MigrationSnapshot) -> bool:
     # An empty version table created by a run that applied nothing is still nothing.
     return set(a.revision or ()) == set(b.revision or ()) and \
-        a.tables_present == b.tables_present
+        a.tables_present == b.tables_present and a.column_mismatches == b.column_mismatches
 
 
 def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | None,

@@ -242,6 +242,7 @@ class MigrationSnapshot(StatusModel):
 
     revision: list[str] | None = None  # None: no version table
     tables_present: int = 0
+    column_mismatches: int = 0
 
 
 class MigrationStatus(StatusModel):
