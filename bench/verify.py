@@ -17,7 +17,8 @@ Then, on 10,000 tables of 10 columns each, with every column declared (name, typ
 `format_type` prints it, nullability): schemagate's check next to the bare catalog query
 for the same work (one statement joining the declared columns to `pg_attribute` and
 counting those that match), as it comes and with parallel workers off (schemagate's
-count runs in a sub-select, where PostgreSQL plans none).
+count runs in a sub-select, where PostgreSQL plans none; on 2 busy cores the workers
+make the bare query slower, not faster), and on an open connection.
 
 Every contender but one opens its own connection, as a check must. Prints medians and the
 ratio to the bare catalog query. Run it with `make bench` (or
@@ -42,7 +43,8 @@ from sqlalchemy.pool import NullPool
 
 from localenv.postgres import LocalPostgres, running
 from schemagate import database
-from schemagate.core.verdict import ColumnRequirement, Requirement
+from schemagate.core.columns import ColumnRequirement
+from schemagate.core.verdict import Requirement
 
 SIZES = (10, 1_000, 10_000)
 REVISION = "bench0001"
@@ -62,16 +64,19 @@ COLUMNS = (("id", "bigint", False), ("account_id", "integer", False), ("note", "
            ("amount", "numeric(12,2)", True), ("active", "boolean", False),
            ("parent_id", "bigint", True), ("due", "date", True), ("payload", "jsonb", True))
 #: The same work as schemagate's column check, as one plain statement: the declared columns
-#: (four texts split on one separator) joined to the catalog, counting those that match.
+#: (four texts split on one separator) joined to the catalog by name, counting those whose
+#: type and nullability match. The type is compared in the count's filter, on joined rows
+#: only: in the WHERE clause PostgreSQL makes it a hash key and runs `format_type` over
+#: every column of the database, which would make this floor twice as slow as it need be.
 BARE_COLUMNS_QUERY = """
-SELECT count(*)
+SELECT count(*) FILTER (WHERE pg_catalog.format_type(a.atttypid, a.atttypmod) = d.typ
+                          AND a.attnotnull = (d.nul = 'f'))
 FROM ROWS FROM (unnest(string_to_array(%s, chr(31))), unnest(string_to_array(%s, chr(31))),
                 unnest(string_to_array(%s, chr(31))), unnest(string_to_array(%s, chr(31))))
   AS d(tbl, col, typ, nul)
 JOIN pg_catalog.pg_class c ON c.relnamespace = 'public'::regnamespace AND c.relname = d.tbl::name
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = d.col::name
   AND a.attnum > 0 AND NOT a.attisdropped
-WHERE pg_catalog.format_type(a.atttypid, a.atttypmod) = d.typ AND a.attnotnull = (d.nul = 'f')
 """
 
 ENV_PY = """\
@@ -168,10 +173,20 @@ def column_contenders(url: str, columns: list[ColumnRequirement]
                 assert found is not None and found[0] == len(columns), found
         return check
 
+    open_connection = psycopg.connect(serial, autocommit=True)
+
+    def bare_open() -> None:
+        params = ["\x1f".join(c.table for c in columns), "\x1f".join(c.name for c in columns),
+                  "\x1f".join(c.type or "" for c in columns),
+                  "\x1f".join("t" if c.nullable else "f" for c in columns)]
+        found = open_connection.execute(BARE_COLUMNS_QUERY.encode(), params).fetchone()
+        assert found is not None and found[0] == len(columns), found
+
     return [
         ("schemagate verify, columns", schemagate(with_columns)),
         ("bare catalog query, columns", bare(conninfo)),
         ("(same, no parallel workers)", bare(serial)),
+        ("(same, serial, open connection)", bare_open),
         ("schemagate verify, tables only", schemagate(tables_only)),
     ]
 
@@ -290,12 +305,14 @@ def report_columns(rows: list[tuple[str, float, int]]) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{COLUMN_TABLES:,} tables x {len(COLUMNS)} declared columns "
           f"({os.cpu_count()} CPUs, load average {load})")
-    bare = min(ms for label, ms, _ in rows if label.startswith(("bare", "(same")))
-    print(f"{'contender':<32} {'median':>10}  {'vs best bare':>12}  reps")
+    bare = min(ms for label, ms, _ in rows
+               if label in ("bare catalog query, columns", "(same, no parallel workers)"))
+    print(f"{'contender':<32} {'median':>10}  {'vs bare':>12}  reps")
     for label, ms, reps in rows:
         print(f"{label:<32} {ms:>7.1f} ms  {ms / bare:>11.2f}x  {reps}")
     ours = next(ms for label, ms, _ in rows if label == "schemagate verify, columns")
-    print(f"goal: within 1.5x of the faster bare catalog query -> {ours / bare:.2f}x "
+    print(f"goal: within 1.5x of the bare catalog query (the faster of the two fresh "
+          f"connections) -> {ours / bare:.2f}x "
           f"({'met' if ours <= 1.5 * bare else 'NOT met'})")
 
 

@@ -18,9 +18,10 @@ from typing import TextIO
 from schemagate import commands as commands_
 from schemagate import database
 from schemagate.core import snapshot as snapshot_
+from schemagate.core.columns import describe_mismatch
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import column_requirements
-from schemagate.core.verdict import Requirement, Verdict, describe_mismatch, names
+from schemagate.core.verdict import Requirement, Verdict, names
 
 EXIT_VERIFIED = 0
 EXIT_NOT_AS_DECLARED = 1

@@ -44,13 +44,11 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core.columns import ColumnFinding, ColumnRequirement, FoundColumn
 from schemagate.core.reasons import Reason
 from schemagate.core.snapshot import Snapshot
 from schemagate.core.verdict import (
-    ColumnFinding,
-    ColumnRequirement,
     Fingerprint,
-    FoundColumn,
     Observation,
     Place,
     Requirement,
@@ -319,17 +317,18 @@ def observe(url: str, requirement: Requirement, *,
     )
 
 
-def snapshot(url: str, schema: str, tables: Sequence[str], *,
-             connect_timeout: float = 5.0) -> Snapshot:
+def snapshot(url: str, schema: str, tables: Sequence[str], *, connect_timeout: float = 5.0,
+             query_timeout: float = 60.0) -> Snapshot:
     """The columns of `tables` in `schema` at `url`, as `schemagate snapshot` prints them.
 
-    One statement; raises `ConnectionFailed` or `InvalidDatabaseUrl` as `observe` does.
+    One statement, cancelled after `query_timeout` (a CI step may read 10,000 tables);
+    raises `ConnectionFailed` or `InvalidDatabaseUrl` as `observe` does.
     """
     target = parse_url(url)
     server = _server(target, _whole_seconds(connect_timeout))
     asked = tuple(dict.fromkeys(tables))
     joined, separator = _joined(asked)
-    with _session(server, url, target, connect_timeout) as conn:
+    with _session(server, url, target, connect_timeout, query_timeout) as conn:
         row = conn.exec_driver_sql(SNAPSHOT_QUERY, {
             "schema": schema, "names": joined, "separator": separator}).one()._asdict()
     row.update(system_identifier=None)
@@ -381,13 +380,16 @@ def _server(url: URL, connect_timeout: int) -> _Server:
 
 
 @contextlib.contextmanager
-def _session(server: _Server, url: str, target: URL, timeout: float) -> Iterator[Connection]:
-    """A fresh connection whose queries are cancelled after `timeout`; driver errors
-    leave as `ConnectionFailed` (or `InvalidDatabaseUrl`), without the password."""
+def _session(server: _Server, url: str, target: URL, connect_timeout: float,
+             query_timeout: float | None = None) -> Iterator[Connection]:
+    """A fresh connection whose queries are cancelled after `query_timeout` (default:
+    `connect_timeout`); driver errors leave as `ConnectionFailed` (or
+    `InvalidDatabaseUrl`), without the password."""
+    timeout = connect_timeout if query_timeout is None else query_timeout
     try:
         conn = server.engine.connect()
     except DBAPIError as exc:
-        raise _connection_failure(exc, url, target, timeout) from None
+        raise _connection_failure(exc, url, target, connect_timeout) from None
     try:
         with conn, _cancel_after(conn.connection.driver_connection, timeout):
             yield conn

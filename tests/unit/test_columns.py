@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemagate.core import gate
 from schemagate.core import snapshot as snap
+from schemagate.core.columns import ColumnFinding, ColumnMismatch, ColumnRequirement, FoundColumn
 from schemagate.core.models import (
     MISMATCHES_IN_STATUS,
     DatabaseSchemaSpec,
@@ -21,15 +22,7 @@ from schemagate.core.models import (
 from schemagate.core.reasons import SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.status import from_verdict, next_status
-from schemagate.core.verdict import (
-    ColumnFinding,
-    ColumnRequirement,
-    Fingerprint,
-    FoundColumn,
-    Observation,
-    Requirement,
-    decide,
-)
+from schemagate.core.verdict import Fingerprint, Observation, Requirement, Verdict, decide
 
 FP = Fingerprint(host="10.0.0.5", port=5432, database="app", user="app",
                  search_path="public", server_version="18.1")
@@ -246,7 +239,6 @@ def test_what_snapshot_prints_reads_back_as_it_was(output: snap.Format) -> None:
 def test_a_migration_that_fixed_some_columns_is_no_no_op() -> None:
     from schemagate.core import migration
     from schemagate.core.models import MigrationSnapshot
-    from schemagate.core.verdict import ColumnMismatch, Verdict
 
     def columns_differ(count: int) -> Verdict:
         return Verdict(verified=False, reason=Reason.COLUMNS_MISMATCH, message="m",

@@ -2,8 +2,9 @@
 
 from collections.abc import Iterable
 
+from schemagate.core.columns import ColumnRequirement
 from schemagate.core.models import DatabaseSchemaSpec, TableColumns
-from schemagate.core.verdict import ColumnRequirement, Requirement
+from schemagate.core.verdict import Requirement
 
 
 def requirement_for(spec: DatabaseSchemaSpec,

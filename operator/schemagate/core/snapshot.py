@@ -17,8 +17,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, Field, ValidationError
 
+from schemagate.core.columns import ColumnRequirement
 from schemagate.core.models import Identifier, Model, TableColumns, unique_tables
-from schemagate.core.verdict import ColumnRequirement, Fingerprint, names
+from schemagate.core.verdict import Fingerprint, names
 
 Format = Literal["yaml", "json"]
 # libyaml's C loader where PyYAML was built with it: the pure-Python one takes minutes over

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemagate.core import conditions as cond
+from schemagate.core.columns import ColumnMismatch
 from schemagate.core.models import (
     MISMATCHES_IN_STATUS,
     ColumnMismatchStatus,
@@ -18,7 +19,7 @@ from schemagate.core.models import (
     TablePlace,
 )
 from schemagate.core.reasons import CONNECTION_FAILURES, Reason
-from schemagate.core.verdict import ColumnMismatch, Verdict
+from schemagate.core.verdict import Verdict
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}

@@ -31,83 +31,22 @@ version table), then `RevisionMismatch` (only when expected revisions are given)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from schemagate.core.columns import (
+    ColumnFinding,
+    ColumnMismatch,
+    ColumnRequirement,
+    column_mismatches,
+    identifier,
+    mismatch_list,
+)
 from schemagate.core.reasons import CONNECTION_FAILURES, Reason
 
 #: How many names a message lists before "and N more"; the full lists stay in the fields.
 NAMES_IN_MESSAGE = 10
-#: Column mismatches a message spells out; the count and `column_mismatches` say the rest.
-MISMATCHES_IN_MESSAGE = 5
-#: A type longer than this is cut in messages (a type may be up to 256 characters).
-TYPE_IN_MESSAGE = 64
-
-
-@dataclass(frozen=True)
-class ColumnRequirement:
-    """A column `table` must have. `type` (as `format_type` prints it) and `nullable`
-    are checked only when given; names and types compare exactly, case included."""
-
-    table: str
-    name: str
-    type: str | None = None
-    nullable: bool | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "nullable": self.nullable}
-
-
-@dataclass(frozen=True)
-class FoundColumn:
-    """A declared column as the table has it: its `format_type` and nullability."""
-
-    type: str
-    nullable: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "nullable": self.nullable}
-
-
-@dataclass(frozen=True)
-class ColumnFinding:
-    """What the database showed for a declared column that did not match: `found` None
-    when its table has no column of that name; `similar` names columns of that table
-    whose names differ only in case."""
-
-    table: str
-    name: str
-    found: FoundColumn | None
-    similar: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ColumnMismatch:
-    """A declared column missing from its table (`found` None) or of another shape."""
-
-    declared: ColumnRequirement
-    found: FoundColumn | None
-    similar: tuple[str, ...] = ()
-
-    @property
-    def type_differs(self) -> bool:
-        return self.found is not None and self.declared.type is not None and \
-            self.found.type != self.declared.type
-
-    @property
-    def nullable_differs(self) -> bool:
-        return self.found is not None and self.declared.nullable is not None and \
-            self.found.nullable != self.declared.nullable
-
-    def to_json(self) -> dict[str, Any]:
-        return {"table": self.declared.table, "column": self.declared.name,
-                "expected": self.declared.to_json(),
-                "found": None if self.found is None else self.found.to_json(),
-                "similar": list(self.similar)}
-
-
 @dataclass(frozen=True)
 class Requirement:
     """What must be true of the database: the declared tables and the Alembic revision.
@@ -276,7 +215,8 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
     expected = requirement.expected_revisions
     recorded = bool(current)
     differs = expected is not None and current != expected
-    mismatches = column_mismatches(requirement, observation)
+    mismatches = column_mismatches(requirement.columns, observation.column_findings,
+                                   observation.present_tables)
 
     if missing:
         if elsewhere:
@@ -305,7 +245,7 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
     else:
         message = _MESSAGES[reason](requirement, observation, missing, elsewhere)
         if mismatches:
-            message += f"; columns also differ: {_mismatch_list(mismatches)}"
+            message += f"; columns also differ: {mismatch_list(mismatches)}"
     return Verdict(
         verified=reason is Reason.VERIFIED,
         reason=reason,
@@ -318,24 +258,6 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
         duration_ms=observation.duration_ms,
         column_mismatches=mismatches,
     )
-
-
-def column_mismatches(requirement: Requirement, observation: Observation
-                      ) -> tuple[ColumnMismatch, ...]:
-    """The declared columns of present tables that are missing or of another shape, in
-    declared order. A finding that matches after all (or names an undeclared column, or a
-    missing table) is no mismatch."""
-    findings = {(f.table, f.name): f for f in observation.column_findings
-                if f.table in observation.present_tables}
-    mismatches = []
-    for column in requirement.columns:
-        finding = findings.get((column.table, column.name))
-        if finding is None:
-            continue
-        mismatch = ColumnMismatch(column, finding.found, finding.similar)
-        if finding.found is None or mismatch.type_differs or mismatch.nullable_differs:
-            mismatches.append(mismatch)
-    return tuple(mismatches)
 
 
 def connection_failed(requirement: Requirement, reason: Reason, message: str, *,
@@ -464,52 +386,6 @@ def _verified(req: Requirement, obs: Observation, missing: tuple[str, ...],
     return message
 
 
-_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def identifier(name: str) -> str:
-    """`name` as SQL would need it: quoted when its case or characters matter."""
-    if _PLAIN_IDENTIFIER.fullmatch(name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= TYPE_IN_MESSAGE else text[:TYPE_IN_MESSAGE - 3] + "..."
-
-
-def _shape(type_: str | None, nullable: bool | None) -> str:
-    parts = [] if type_ is None else [_clip(type_)]
-    if nullable is not None:
-        parts.append("nullable" if nullable else "NOT NULL")
-    return " ".join(parts)
-
-
-def describe_mismatch(mismatch: ColumnMismatch) -> str:
-    """`subscriptions.plan_id missing`, `credit_transactions.amount is integer, declared
-    bigint`: what the table has instead of what was declared."""
-    declared = mismatch.declared
-    where = f"{identifier(declared.table)}.{identifier(declared.name)}"
-    if mismatch.found is None:
-        text = f"{where} missing"
-        if mismatch.similar:
-            text += (f" (the table has {', '.join(map(identifier, mismatch.similar))}: names "
-                     "match exactly, case included)")
-        return text
-    found_type = mismatch.found.type if mismatch.type_differs else None
-    found_nullable = mismatch.found.nullable if mismatch.nullable_differs else None
-    declared_type = declared.type if mismatch.type_differs else None
-    declared_nullable = declared.nullable if mismatch.nullable_differs else None
-    return (f"{where} is {_shape(found_type, found_nullable)}, declared "
-            f"{_shape(declared_type, declared_nullable)}")
-
-
-def _mismatch_list(mismatches: tuple[ColumnMismatch, ...]) -> str:
-    shown = "; ".join(describe_mismatch(m) for m in mismatches[:MISMATCHES_IN_MESSAGE])
-    rest = len(mismatches) - MISMATCHES_IN_MESSAGE
-    return shown if rest <= 0 else f"{shown}; and {rest:,} more"
-
-
 def _columns_mismatch(req: Requirement, obs: Observation,
                       mismatches: tuple[ColumnMismatch, ...]) -> str:
     tables = len({m.declared.table for m in mismatches})
@@ -517,7 +393,7 @@ def _columns_mismatch(req: Requirement, obs: Observation,
     head = (f"{count:,} declared column{'s' if count != 1 else ''} of "
             f"{tables:,} table{'s' if tables != 1 else ''} "
             f"{'differs' if count == 1 else 'differ'} in schema {req.schema} of "
-            f"{obs.fingerprint.where}: {_mismatch_list(mismatches)}")
+            f"{obs.fingerprint.where}: {mismatch_list(mismatches)}")
     if not req.revision_check:
         return head + " (revision not checked)"
     current = obs.current_revisions
