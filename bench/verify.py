@@ -112,6 +112,26 @@ def median_ms(call: Callable[[], object], reps: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(calls: list[tuple[str, Callable[[], object]]], reps: int
+                ) -> list[tuple[str, float, int]]:
+    """Medians of `reps` rounds, each calling every contender once: on a shared machine the
+    load drifts over minutes, and timing contenders one after the other would charge that
+    drift to whichever ran in the busy minute."""
+    for _, call in calls:
+        call()  # warm
+    times: dict[str, list[float]] = {label: [] for label, _ in calls}
+    for _ in range(reps):
+        for label, call in calls:
+            started = time.perf_counter()
+            call()
+            times[label].append((time.perf_counter() - started) * 1000)
+    rows = [(label, statistics.median(ms), reps) for label, ms in times.items()]
+    for label, ms, _ in rows:
+        print(f"  {COLUMN_TABLES:>6,} x {len(COLUMNS)} columns  {label:<32} {ms:9.1f} ms",
+              file=sys.stderr, flush=True)
+    return rows
+
+
 def create_tables(server: LocalPostgres, database_name: str, count: int) -> list[str]:
     names = [f"table_{i:05d}" for i in range(count)]
     with psycopg.connect(server.url(driver="postgresql"), autocommit=True) as conn:
@@ -256,13 +276,10 @@ def main() -> int:
                         help="skip the tables-only sizes")
     args = parser.parse_args()
     rows: list[tuple[int, str, float, int]] = []
-    column_rows: list[tuple[str, float, int]] = []
     with running() as server, tempfile.TemporaryDirectory() as tmp:
         columns = create_column_tables(server, "bench_columns")
-        for label, call in column_contenders(server.url(database="bench_columns"), columns):
-            column_rows.append((label, median_ms(call, args.column_reps), args.column_reps))
-            print(f"  {COLUMN_TABLES:>6,} x {len(COLUMNS)} columns  {label:<30} "
-                  f"{column_rows[-1][1]:9.1f} ms", file=sys.stderr, flush=True)
+        column_rows = interleaved(column_contenders(server.url(database="bench_columns"),
+                                                    columns), args.column_reps)
         if args.only_columns:
             report_columns(column_rows)
             return 0
