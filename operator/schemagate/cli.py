@@ -30,6 +30,8 @@ EXIT_UNREACHABLE = 3
 
 #: `schemagate verify` has no option for it (DESIGN.md); the resource's default.
 CONNECT_TIMEOUT = 5.0
+#: A DatabaseSchema's bound on `spec.tables`; a snapshot beyond it could not be pasted.
+MAX_TABLES = 10_000
 #: Places listed in the human output; `--json` carries them all.
 FOUND_SHOWN = 20
 
@@ -140,7 +142,7 @@ def _requirement(args: argparse.Namespace) -> Requirement:
     tables = _tables(args) if args.tables is not None or args.tables_file is not None else []
     declared = None if args.columns_file is None else read_columns_file(args.columns_file)
     if declared is not None:
-        tables += declared.tables
+        tables = [*tables, *declared.tables]
         if not tables and not declared.columns:
             raise UsageError(f"no tables declared in {args.columns_file}")
     try:
@@ -256,6 +258,9 @@ def run_snapshot(args: argparse.Namespace) -> int:
         tables = _tables(args)
         if any(not table for table in tables) or not args.schema:
             raise UsageError("a table or schema name is empty")
+        if len(set(tables)) > MAX_TABLES:
+            raise UsageError(f"{len(set(tables)):,} tables: a DatabaseSchema declares at most "
+                             f"{MAX_TABLES:,}")
         taken = database.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
     except UsageError as exc:
         return _usage_error(str(exc), as_json=False, command="snapshot")
