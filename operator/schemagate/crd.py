@@ -76,6 +76,10 @@ def _status_schema() -> JSON:
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
+    # A new object has no status until the operator's first check. The API server fills
+    # this in whenever it serves one, so kstatus (Flux, kpt) reads generation 1 against
+    # observed generation 0, InProgress, never Current before anything was checked.
+    status["default"] = {"observedGeneration": 0}
     return status
 
 

@@ -19,9 +19,10 @@ from schemagate.core.verdict import Verdict
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
-#: Outcomes a person must act on; retrying alone will not fix them.
+#: Outcomes a person must act on; retrying alone will not fix them. `MigrationFailed`
+#: joins them once its retries are spent (`Outcome.retries_left`).
 NEEDS_A_PERSON = frozenset({Reason.INVALID_SPEC, Reason.SECRET_NOT_FOUND,
-                            Reason.AUTHENTICATION_FAILED})
+                            Reason.AUTHENTICATION_FAILED, Reason.MIGRATION_NO_OP})
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,20 @@ class Outcome:
     #: MigrationsApplied as (status, reason, message) when a run is in play; by default
     #: it follows the schema's verdict (run: External, or nothing to run).
     migrations: tuple[bool | None, str, str] | None = None
+    #: A failed migration that will be run again by itself (run: Alembic, before
+    #: MAX_FAILURES): not yet a person's business.
+    retries_left: bool = False
 
     @property
     def verified(self) -> bool:
         return self.reason is Reason.VERIFIED
+
+    @property
+    def stalled(self) -> bool:
+        """Will not get better without a person (kstatus `Stalled`, Argo CD `Degraded`)."""
+        if self.reason is Reason.MIGRATION_FAILED:
+            return not self.retries_left
+        return self.reason in NEEDS_A_PERSON
 
     @property
     def looked(self) -> bool:
@@ -71,9 +82,15 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     ready_message = f"{message}; {gate_note(gate)}"
     c = cond.set_condition(c, type=cond.READY, status=outcome.verified, reason=reason,
                            message=ready_message, generation=generation, now=now)
-    stalled = outcome.reason in NEEDS_A_PERSON
+    stalled = outcome.stalled
     c = cond.set_condition(c, type=cond.STALLED, status=stalled, reason=reason,
                            message=message if stalled else "", generation=generation, now=now)
+    # kstatus reads a resource without Reconciling or Stalled as Current: while the schema
+    # is not Ready and may still get there by itself, say that work is under way.
+    reconciling = not outcome.verified and not stalled
+    c = cond.set_condition(c, type=cond.RECONCILING, status=reconciling, reason=reason,
+                           message=message if reconciling else "", generation=generation,
+                           now=now)
     status = previous.model_copy(update={"observed_generation": generation, "conditions": c,
                                          "gate": gate,
                                          "migration": migration or previous.migration})
