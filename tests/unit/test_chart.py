@@ -37,7 +37,10 @@ TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
 
 
 @pytest.mark.parametrize("values", [{}, TWO_NAMESPACES,
-                                    {"metrics.serviceMonitor.enabled": "true"}])
+                                    {"metrics.serviceMonitor.enabled": "true"},
+                                    {"metrics.prometheusRule.enabled": "true",
+                                     "metrics.dashboard.enabled": "true",
+                                     "metrics.podMonitoring.enabled": "true"}])
 def test_helm_lint_is_clean(values: dict[str, str]) -> None:
     result = helm("lint", "--strict", str(CHART), *set_flags(values))
     assert result.returncode == 0, result.stdout + result.stderr
