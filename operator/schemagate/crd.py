@@ -83,6 +83,16 @@ def _status_schema() -> JSON:
     return status
 
 
+def _name_fits_the_gate() -> JSON:
+    # Pods gate on the condition type schemagate.io/<name>, a qualified name whose part
+    # after the slash takes at most 63 characters; a longer name could gate nothing.
+    limit = models.MAX_NAME_LENGTH
+    return {"rule": f"self.metadata.name.size() <= {limit}",
+            "message": f"metadata.name must be at most {limit} characters: pods gate on the "
+                       f"condition type {models.GROUP}/<name>, whose name part takes no more",
+            "reason": "FieldValueInvalid"}
+
+
 def _condition_column(name: str, condition: str, field: str) -> JSON:
     return {"name": name, "type": "string",
             "jsonPath": f'.status.conditions[?(@.type=="{condition}")].{field}'}
@@ -98,6 +108,7 @@ def custom_resource_definition() -> JSON:
             "scope": "Namespaced",
             "names": {"kind": models.KIND, "plural": models.PLURAL,
                       "singular": models.SINGULAR, "shortNames": [models.SHORT_NAME],
+                      "categories": list(models.CATEGORIES),
                       "listKind": f"{models.KIND}List"},
             "versions": [{
                 "name": models.VERSION,
@@ -107,8 +118,13 @@ def custom_resource_definition() -> JSON:
                 "additionalPrinterColumns": [
                     _condition_column("Ready", "Ready", "status"),
                     _condition_column("Reason", "SchemaVerified", "reason"),
-                    {"name": "Missing", "type": "string", "jsonPath": ".status.missingTables"},
-                    {"name": "Revision", "type": "string", "jsonPath": ".status.revision.current"},
+                    {"name": "Missing", "type": "string", "jsonPath": ".status.missingSummary",
+                     "description": "The missing tables, e.g. 3 tables: a, b, c"},
+                    {"name": "Revision", "type": "string",
+                     "jsonPath": ".status.revisionSummary",
+                     "description": "The Alembic revision(s) recorded in the version table"},
+                    {"name": "Gate", "type": "string", "jsonPath": ".status.gateSummary",
+                     "priority": 1, "description": "Gated pods open / selected"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": {
@@ -116,6 +132,7 @@ def custom_resource_definition() -> JSON:
                     "description": "Declares the tables and Alembic revision a backend needs, "
                                    "and gates the backend's pods on them.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": [_name_fits_the_gate()],
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,6 +66,34 @@ def gate_note(g: GateStatus) -> str:
     return f"{g.ready} of {g.pods} gated pods open"
 
 
+#: Tables named in `missingSummary`; the column stays narrow, `missingTables` lists all.
+TABLES_IN_SUMMARY = 3
+
+
+def missing_summary(missing: Sequence[str]) -> str:
+    """ "3 tables: a, b, c", "5 tables: a, b, c, ...", or "none"."""
+    if not missing:
+        return "none"
+    shown = ", ".join(missing[:TABLES_IN_SUMMARY])
+    more = ", ..." if len(missing) > TABLES_IN_SUMMARY else ""
+    return f"{len(missing)} table{'s' if len(missing) != 1 else ''}: {shown}{more}"
+
+
+def revision_summary(current: frozenset[str] | None, expected: frozenset[str] | None) -> str:
+    """ "3f2a9c", "none recorded", "no version table", or "3f2a9c (expected 9d1e07)"."""
+    if current is None:
+        text = "no version table"
+    else:
+        text = ", ".join(sorted(current)) or "none recorded"
+    if expected and expected != current:
+        text += f" (expected {', '.join(sorted(expected))})"
+    return text
+
+
+def gate_summary(g: GateStatus) -> str:
+    return f"{g.ready}/{g.pods}"
+
+
 def _tri(outcome: Outcome) -> bool | None:
     return None if not outcome.looked else outcome.verified
 
@@ -92,7 +121,7 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
                            message=message if reconciling else "", generation=generation,
                            now=now)
     status = previous.model_copy(update={"observed_generation": generation, "conditions": c,
-                                         "gate": gate,
+                                         "gate": gate, "gate_summary": gate_summary(gate),
                                          "migration": migration or previous.migration})
     verdict = outcome.verdict
     if verdict is None or not outcome.looked:
@@ -109,6 +138,9 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
             search_path=fp.search_path, server_version=fp.server_version,
             system_identifier=None if fp.system_identifier is None else str(fp.system_identifier)),
         "last_verified_time": cond.timestamp(now),
+        "missing_summary": missing_summary(verdict.missing_tables),
+        "revision_summary": revision_summary(verdict.current_revisions,
+                                             verdict.expected_revisions),
     })
 
 
