@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from typing import Any
 
 import kopf
 
-from schemagate import kube, reconciler
+from schemagate import kube, leader, reconciler
 from schemagate.core import gate, migration_job, models
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -35,9 +37,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
-    metrics = Metrics()
-    if operator_settings.metrics_port is not None:
-        metrics.serve(operator_settings.metrics_port)
+    metrics: Metrics = memo["metrics"]
     memo["context"] = reconciler.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig)),
         registry=reconciler.Registry(), metrics=metrics, announce=_announce)
@@ -121,10 +121,29 @@ def run(settings: Settings) -> None:
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    kopf.run(
-        standalone=True,
-        clusterwide=settings.all_namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint,
-        memo=kopf.Memo(settings=settings),
-    )
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
+    elector = None
+    if settings.lease is not None:
+        elector = leader.Elector(kube.Kube(kube.connect(settings.kubeconfig)), settings.lease,
+                                 on_leading=metrics.leading)
+        metrics.leading(False)
+        # Until Kopf installs its own handler, SIGTERM ends a standby cleanly and lets a
+        # fresh leader release the Lease on its way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if elector is not None:
+            with leader.standby_liveness(settings.liveness_port):
+                elector.acquire()
+            elector.keep()
+        kopf.run(
+            standalone=True,
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint,
+            memo=kopf.Memo(settings=settings, metrics=metrics),
+        )
+    finally:
+        if elector is not None:
+            elector.release()

@@ -55,6 +55,10 @@ class Metrics:
             "Checks that could not look at the schema: unreachable (the database did not "
             "answer) or internal (an unexpected error, logged).",
             ["reason"], registry=self.registry)
+        self.leader = Gauge(
+            "schemagate_leader", "1 while this replica holds the leader Lease and acts; "
+            "0 while it stands by.", registry=self.registry)
+        self.leader.set(1)  # without leader election every replica acts
         for failure in FAILURE_REASONS:
             self.check_failures.labels(failure)  # 0 until it happens, so rate() sees a series
         self._reasons: dict[tuple[str, str], str] = {}
@@ -84,6 +88,9 @@ class Metrics:
             self._remove(self.schema_reason, namespace, name, previous)
         self.schema_reason.labels(namespace, name, reason).set(1)
         self._reasons[(namespace, name)] = reason
+
+    def leading(self, yes: bool) -> None:
+        self.leader.set(1 if yes else 0)
 
     def internal_error(self) -> None:
         """A pass that raised (logged with its exception)."""

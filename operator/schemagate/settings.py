@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemagate.core.leader import LeaseSettings
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,6 +15,8 @@ class Settings:
     liveness_port: int | None = 8081
     kubeconfig: str | None = None
     verbose: bool = False
+    #: Set: act only while holding this Lease (more than one replica). None: always act.
+    lease: LeaseSettings | None = None
 
     @property
     def liveness_endpoint(self) -> str | None:
