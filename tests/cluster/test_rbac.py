@@ -275,3 +275,14 @@ def test_watching_every_namespace_it_may_read_everywhere_and_change_only_gates(
         "* *": False,
     }
     assert _mismatches(watching_all.identity, expected) == []
+
+
+def test_the_service_account_may_hold_its_own_lease_and_no_other(
+        watching_all: Release) -> None:
+    identity, ns = watching_all.identity, watching_all.namespace
+    lease = f"leases/{watching_all.name}-leader"
+    assert identity.can_i("create", "leases", "-n", ns)
+    assert identity.can_i("get", lease, "-n", ns) and identity.can_i("update", lease, "-n", ns)
+    assert not identity.can_i("update", "leases/kube-controller-manager", "-n", ns)
+    assert not identity.can_i("delete", lease, "-n", ns)
+    assert not identity.can_i("create", "leases", "-n", "kube-system")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from schemagate.cli import build_parser
-from tests.chart import CHART, ROOT, grants, helm, of_kind, one, render, set_flags
+from tests.chart import CHART, ROOT, Manifest, grants, helm, of_kind, one, render, set_flags
 
 # What the operator does in the namespaces it watches (the chart says why, rule by rule).
 # A verb added here must be one the code uses: this table is the review point.
@@ -56,7 +56,7 @@ def test_the_charts_crd_is_the_generated_one() -> None:
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"replicaCount": "2"}, "at '/replicaCount': value must be one of 0, 1"),
+    ({"replicaCount": "-1"}, "at '/replicaCount': minimum: got -1, want 0"),
     ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
     ({"watchNamespaces": "{team-*}"}, "at '/watchNamespaces/0': 'team-*' does not match"),
     ({"watchNamespace": "{team-a}"}, "additional properties 'watchNamespace' not allowed"),
@@ -74,7 +74,9 @@ def test_bad_values_fail_with_a_clear_message(values: dict[str, str], message: s
 def test_the_deployment_runs_one_restricted_operator() -> None:
     deployment = one(render(), "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -108,24 +110,61 @@ def test_the_arguments_are_what_schemagate_run_accepts(values: dict[str, str],
 def test_watching_every_namespace_takes_one_cluster_role() -> None:
     manifests = render()
     assert grants(one(manifests, "ClusterRole")) == NAMESPACED | CLUSTER
-    assert not of_kind(manifests, "Role") and not of_kind(manifests, "RoleBinding")
+    assert not watching_roles(manifests)
     binding = one(manifests, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "schemagate",
                                     "namespace": "schemagate-system"}]
     assert one(manifests, "ServiceAccount")["metadata"]["name"] == "schemagate"
 
 
+def watching_roles(manifests: list[Manifest]) -> list[Manifest]:
+    return [r for r in of_kind(manifests, "Role")
+            if not r["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_listed_namespaces_get_roles_and_nothing_namespaced_is_cluster_wide() -> None:
     manifests = render(TWO_NAMESPACES, release="sg", namespace="ops")
     assert grants(one(manifests, "ClusterRole")) == CLUSTER | NAMESPACES
-    roles = of_kind(manifests, "Role")
+    roles = watching_roles(manifests)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants(r) == NAMESPACED for r in roles)
     for binding in of_kind(manifests, "RoleBinding"):
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sg-schemagate",
                                         "namespace": "ops"}]
-    assert len(of_kind(manifests, "RoleBinding")) == 2
+    assert len(of_kind(manifests, "RoleBinding")) == 3  # and the leader election's
+
+
+def test_two_replicas_elect_a_leader_on_one_lease_and_keep_one_through_drains() -> None:
+    manifests = render({"replicaCount": "2"}, release="sg", namespace="ops")
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(["run", *container["args"]])
+    assert args.leader_election and args.leader_election_namespace == "ops"
+    assert args.leader_election_id == "sg-schemagate-leader"
+    assert args.renew_deadline < args.lease_duration
+    budget = one(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    (role,) = [r for r in of_kind(manifests, "Role")
+               if r["metadata"]["name"] == "sg-schemagate-leader-election"]
+    assert role["metadata"]["namespace"] == "ops"
+    assert grants(role) == {("coordination.k8s.io", "leases", v)
+                            for v in ("create", "get", "update")}
+    named = [rule for rule in role["rules"] if "get" in rule["verbs"]]
+    assert named[0]["resourceNames"] == ["sg-schemagate-leader"]
+    assert not of_kind(render(), "PodDisruptionBudget"), "one replica: nothing to keep"
+
+
+def test_more_replicas_without_leader_election_are_refused() -> None:
+    result = helm("template", "schemagate", str(CHART),
+                  *set_flags({"replicaCount": "2", "leaderElection.enabled": "false"}))
+    assert result.returncode != 0
+    assert "replicaCount above 1 needs leaderElection.enabled" in result.stderr
+    one_replica = one(render({"leaderElection.enabled": "false"}), "Deployment")
+    assert one_replica["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_no_rule_lets_it_change_a_pod_or_a_deployment() -> None:
