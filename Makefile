@@ -67,7 +67,7 @@ demo: $(VENV)/.installed
 
 crds: $(VENV)/.installed
 	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml
-	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/crds/
+	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/files/crds/
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py

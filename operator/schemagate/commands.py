@@ -32,6 +32,10 @@ def add_run(commands: Subparsers) -> None:
                      help="kubeconfig to use outside a cluster (default: in-cluster, then "
                           "KUBECONFIG)")
     run.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
+    run.add_argument("--watch-secrets", action=argparse.BooleanOptionalAction, default=True,
+                     help="watch Secrets to re-check a schema as soon as its Secret changes "
+                          "(needs list and watch on Secrets; default on). --no-watch-secrets "
+                          "reads only the Secrets the schemas name, at every check (get only)")
     _add_leader_election(run)
     run.set_defaults(handler=run_operator)
 
@@ -85,6 +89,7 @@ def run_operator(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port or None,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
+        watch_secrets=args.watch_secrets,
         lease=lease,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs

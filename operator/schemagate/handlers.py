@@ -68,7 +68,7 @@ def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
                                (meta.get("generation"), rerun))
 
 
-@kopf.on.event("", "v1", "secrets")
+# Registered in `run` unless --no-watch-secrets: without it the chart grants `get` only.
 def secret_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     _ctx(memo).registry.wake_users_of("Secret", namespace or "", name)
 
@@ -119,6 +119,8 @@ def run(settings: Settings) -> None:
         os.environ["KUBECONFIG"] = settings.kubeconfig
     kopf.configure(verbose=settings.verbose)
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
+    if settings.watch_secrets:
+        kopf.on.event("", "v1", "secrets")(secret_changed)
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()

@@ -15,6 +15,9 @@ class Settings:
     liveness_port: int | None = 8081
     kubeconfig: str | None = None
     verbose: bool = False
+    #: Watch every Secret to re-check at once when one changes (list and watch on
+    #: Secrets). False: read only the named Secrets, at each check (get only).
+    watch_secrets: bool = True
     #: Set: act only while holding this Lease (more than one replica). None: always act.
     lease: LeaseSettings | None = None
 
