@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane chart bench bench-gate crds clean
+        control-plane chart chart-readme bench bench-gate bench-leader crds clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check operator localenv tests bench
+	$(VENV)/bin/ruff check operator localenv tests bench hack
 
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy
@@ -65,6 +65,9 @@ cluster-down: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m localenv.demo
 
+chart-readme: $(VENV)/.installed
+	$(PY) hack/chart_readme.py
+
 crds: $(VENV)/.installed
 	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml
 	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/files/crds/
@@ -74,6 +77,9 @@ bench: $(VENV)/.installed
 
 bench-gate: $(VENV)/.installed control-plane
 	$(PY) bench/gate_latency.py
+
+bench-leader: $(VENV)/.installed control-plane
+	$(PY) bench/leader_handover.py
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache
