@@ -7,7 +7,9 @@ moment of its renew period (the Lease is not released: it must expire), scales t
 Deployment up by one at once, and times the kill until the new pod's gate condition is
 True; then a fresh standby replaces the killed process for the next run.
 
-Baseline, in the same run: one operator without leader election, SIGKILLed and
+Then the same with SIGTERM, as a node drain or a rolling update stops the leader: it
+releases the Lease on its way out. Baseline, in the same run: one operator without
+leader election, SIGKILLed and
 restarted at once in place (what a container restart on a healthy node does at best;
 after a node loss the pod must first be rescheduled).
 Run: `.venv/bin/python bench/leader_handover.py [--reps 5]`.
@@ -131,11 +133,14 @@ def setup(c: local_cluster.Cluster, pg: local_postgres.LocalPostgres) -> Bench:
     return bench
 
 
-def kill_and_time(bench: Bench, victim: local_operator.OperatorProcess, period: float
-                  ) -> float:
+def kill_and_time(bench: Bench, victim: local_operator.OperatorProcess, period: float,
+                  kill: bool = True) -> float:
     time.sleep(random.uniform(0, period))  # not in step with the leader's renewals
-    victim.stop(kill=True)
     killed = time.monotonic()
+    if kill:
+        victim.stop(kill=True)
+    else:  # SIGTERM, as a drain or a rolling update does: the Lease is released
+        victim.process.terminate()
     bench.scale_up()
     opened = wait("the new pod's gate open", lambda: bench.open_gates() == bench.replicas)
     return opened - killed
@@ -147,6 +152,7 @@ def run(reps: int) -> None:
     with local_postgres.running() as pg:
         bench = setup(c, pg)
         handover: list[float] = []
+        drained: list[float] = []
         restart: list[float] = []
         processes: list[local_operator.OperatorProcess] = []
         try:
@@ -160,6 +166,14 @@ def run(reps: int) -> None:
                 seconds = kill_and_time(bench, leader, timing.retry_period)
                 handover.append(seconds)
                 print(f"handover run {rep + 1}: {seconds:.2f}s", flush=True)
+                processes = [standby, bench.operator(elect=True)]
+            for rep in range(reps):
+                leader = next(p for p in processes if leading(p))
+                standby = next(p for p in processes if p is not leader)
+                seconds = kill_and_time(bench, leader, timing.retry_period, kill=False)
+                drained.append(seconds)
+                leader.stop()  # reaps it
+                print(f"SIGTERM handover run {rep + 1}: {seconds:.2f}s", flush=True)
                 processes = [standby, bench.operator(elect=True)]
             for p in processes:
                 p.stop()
@@ -184,7 +198,8 @@ def run(reps: int) -> None:
     print(f"\nSIGKILL of the operator -> a new gated pod's gate open, {reps} runs "
           f"(lease {timing.duration:g}s, renew deadline {timing.renew_deadline:g}s, "
           f"retry {timing.retry_period:g}s)")
-    for label, runs in (("2 replicas, leader election", handover),
+    for label, runs in (("2 replicas, leader SIGKILLed", handover),
+                        ("2 replicas, leader SIGTERMed (drain)", drained),
                         ("baseline: 1 replica restarted in place", restart)):
         print(f"  {label:<40} median {statistics.median(runs):5.2f}s  "
               f"min {min(runs):5.2f}s  max {max(runs):5.2f}s")
