@@ -32,6 +32,9 @@ def add_run(commands: Subparsers) -> None:
                      help="kubeconfig to use outside a cluster (default: in-cluster, then "
                           "KUBECONFIG)")
     run.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
+    run.add_argument("--log-format", choices=("text", "json"), default="text",
+                     help="text (default), or json: one object a line with `severity` "
+                          "and the object's reference, as Cloud Logging reads it")
     run.add_argument("--watch-secrets", action=argparse.BooleanOptionalAction, default=True,
                      help="watch Secrets to re-check a schema as soon as its Secret changes "
                           "(needs list and watch on Secrets; default on). --no-watch-secrets "
@@ -89,6 +92,7 @@ def run_operator(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port or None,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
+        log_format=args.log_format,
         watch_secrets=args.watch_secrets,
         lease=lease,
     )

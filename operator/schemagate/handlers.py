@@ -98,6 +98,14 @@ async def release_gates(body: kopf.Body, memo: Any, logger: kopf.Logger,
     kopf.info(body, reason=gate.GATE_RELEASED, message=message)
 
 
+class _CloudSeverity(logging.Filter):
+    """`severity` in the words Cloud Logging reads (WARNING, not Kopf's "warn")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.severity = record.levelname
+        return True
+
+
 class _QuietWatchers(logging.Filter):
     """Kopf reports every successful event handler at INFO; for pods and Secrets that is
     one line per watch event. INFO is for transitions, so these go down to DEBUG."""
@@ -117,7 +125,12 @@ def run(settings: Settings) -> None:
     if settings.kubeconfig:
         # Kopf's own login reads KUBECONFIG; our client is given the same file explicitly.
         os.environ["KUBECONFIG"] = settings.kubeconfig
-    kopf.configure(verbose=settings.verbose)
+    if settings.log_format == "json":
+        kopf.configure(verbose=settings.verbose, log_format=kopf.LogFormat.JSON)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_CloudSeverity())
+    else:
+        kopf.configure(verbose=settings.verbose)
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
     if settings.watch_secrets:
         kopf.on.event("", "v1", "secrets")(secret_changed)

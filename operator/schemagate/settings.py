@@ -15,6 +15,8 @@ class Settings:
     liveness_port: int | None = 8081
     kubeconfig: str | None = None
     verbose: bool = False
+    #: "text", or "json": one object a line with `severity`, for Cloud Logging and the like.
+    log_format: str = "text"
     #: Watch every Secret to re-check at once when one changes (list and watch on
     #: Secrets). False: read only the named Secrets, at each check (get only).
     watch_secrets: bool = True

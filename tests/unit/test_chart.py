@@ -307,3 +307,9 @@ def test_helm_test_asks_the_metrics_service() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     script = container["command"][-1]
     compile(script, "helm-test", "exec")  # the image's Python runs it
+
+
+def test_log_format_json_reaches_the_operator() -> None:
+    (container,) = one(render({"logFormat": "json"}), "Deployment")["spec"]["template"][
+        "spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).log_format == "json"
