@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane chart bench bench-gate crds clean
+        control-plane chart chart-readme bench bench-gate bench-leader crds clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check operator localenv tests bench
+	$(VENV)/bin/ruff check operator localenv tests bench hack
 
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy
@@ -37,7 +37,7 @@ test-cluster: $(VENV)/.installed control-plane
 	$(PY) -m pytest tests/cluster
 
 # Everything CI runs (.ci/run calls this).
-test: lint types layers control-plane chart
+test: lint types layers control-plane chart actionlint
 	$(PY) -m pytest tests localenv/tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
@@ -47,13 +47,22 @@ control-plane:
 
 # helm lint and helm template over the chart in each mode, with the pinned helm built once
 # from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
-CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true"
+CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true" \
+  "--set metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,metrics.podMonitoring.enabled=true"
 chart:
 	@helm=$$(bash hack/build-control-plane.sh helm) && for values in $(CHART_VALUES); do \
 	  $$helm lint --strict --quiet charts/schemagate $$values && \
 	  $$helm template schemagate charts/schemagate -n schemagate-system $$values >/dev/null \
 	  || exit 1; done
 	@echo "chart: helm lint and helm template pass"
+
+# The GitHub workflows cannot run here; actionlint (built once from the Go module proxy
+# at the version pinned in hack/build-control-plane.sh, cached like helm) checks them.
+# shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
+actionlint:
+	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
+	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
+	@echo "actionlint: the workflows pass"
 
 cluster-up: $(VENV)/.installed control-plane
 	$(PY) -m localenv.cluster up
@@ -64,15 +73,21 @@ cluster-down: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m localenv.demo
 
+chart-readme: $(VENV)/.installed
+	$(PY) hack/chart_readme.py
+
 crds: $(VENV)/.installed
 	$(PY) -m schemagate.cli crd > crds/databaseschemas.schemagate.io.yaml
-	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/crds/
+	cp crds/databaseschemas.schemagate.io.yaml charts/schemagate/files/crds/
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
 
 bench-gate: $(VENV)/.installed control-plane
 	$(PY) bench/gate_latency.py
+
+bench-leader: $(VENV)/.installed control-plane
+	$(PY) bench/leader_handover.py
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

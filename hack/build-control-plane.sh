@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from the
+# Builds kube-apiserver, kube-controller-manager, kubectl, etcd, helm and actionlint from the
 # Go module proxy at pinned versions, into a cache outside the repository keyed
 # by those versions. A second run with the same versions does nothing.
 set -euo pipefail
@@ -7,9 +7,11 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+ACTIONLINT_VERSION="${ACTIONLINT_VERSION:-v1.7.12}"
 CACHE_ROOT="${SCHEMAGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schemagate}"
 BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 HELM_DIR="$CACHE_ROOT/bin/helm-$HELM_VERSION"
+ACTIONLINT_DIR="$CACHE_ROOT/bin/actionlint-$ACTIONLINT_VERSION"
 WORK="$CACHE_ROOT/build"
 what="${1:-control-plane}"
 
@@ -112,6 +114,27 @@ build_helm() {
   echo "$HELM_DIR/helm"
 }
 
+build_actionlint() {
+  # Lints .github/workflows in `make test`; the workflows themselves cannot run here.
+  [ -x "$ACTIONLINT_DIR/actionlint" ] && { echo "$ACTIONLINT_DIR/actionlint"; return; }
+  mkdir -p "$(dirname "$ACTIONLINT_DIR")"
+  if command -v flock >/dev/null; then exec 7>"$ACTIONLINT_DIR.lock"; flock 7; fi
+  [ -x "$ACTIONLINT_DIR/actionlint" ] && { echo "$ACTIONLINT_DIR/actionlint"; return; }
+  local dir="$WORK/actionlint-$ACTIONLINT_VERSION" start pkg=github.com/rhysd/actionlint
+  start=$(date +%s)
+  mkdir -p "$dir" && cd "$dir"
+  printf 'module schemagate.local/actionlintbuild\n\ngo 1.26\n' >go.mod
+  log "building actionlint $ACTIONLINT_VERSION"
+  GOFLAGS=-mod=mod go get "$pkg@$ACTIONLINT_VERSION" >&2
+  rm -rf "$ACTIONLINT_DIR.tmp" && mkdir -p "$ACTIONLINT_DIR.tmp"
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X $pkg.version=$ACTIONLINT_VERSION" \
+    -o "$ACTIONLINT_DIR.tmp/actionlint" "$pkg/cmd/actionlint"
+  rm -rf "$ACTIONLINT_DIR" && mv "$ACTIONLINT_DIR.tmp" "$ACTIONLINT_DIR"
+  log "actionlint $ACTIONLINT_VERSION built in $(( $(date +%s) - start ))s into $ACTIONLINT_DIR"
+  echo "$ACTIONLINT_DIR/actionlint"
+}
+
 case "$what" in
   path)
     # Where the binaries are (or will be); exit status 1 when they are not built yet.
@@ -135,5 +158,6 @@ case "$what" in
     echo "$BIN_DIR"
     ;;
   helm) build_helm ;;
-  *) echo "usage: $0 [control-plane|path|helm]" >&2; exit 2 ;;
+  actionlint) build_actionlint ;;
+  *) echo "usage: $0 [control-plane|path|helm|actionlint]" >&2; exit 2 ;;
 esac

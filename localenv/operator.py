@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,13 @@ class OperatorProcess:
 
 
 def start(kubeconfig: Path, namespaces: list[str], log: Path, *,
-          ready_timeout: float = 30.0) -> OperatorProcess:
-    """Start `schemagate run` and wait until its liveness endpoint answers."""
+          ready_timeout: float = 30.0, extra_args: Sequence[str] = ()) -> OperatorProcess:
+    """Start `schemagate run` and wait until its liveness endpoint answers (a standby of
+    leader election answers it too)."""
     metrics_port, liveness_port = free_port(), free_port()
     args = [sys.executable, "-m", "schemagate", "run", "--kubeconfig", str(kubeconfig),
-            "--metrics-port", str(metrics_port), "--liveness-port", str(liveness_port)]
+            "--metrics-port", str(metrics_port), "--liveness-port", str(liveness_port),
+            *extra_args]
     for ns in namespaces:
         args += ["--namespace", ns]
     log.parent.mkdir(parents=True, exist_ok=True)

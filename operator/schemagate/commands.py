@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
+import uuid
 from typing import Any
 
+from schemagate.core.leader import LeaseSettings, LeaseTiming
 from schemagate.settings import Settings
 
 Subparsers = Any  # argparse._SubParsersAction, private in typeshed's eyes
@@ -29,10 +32,59 @@ def add_run(commands: Subparsers) -> None:
                      help="kubeconfig to use outside a cluster (default: in-cluster, then "
                           "KUBECONFIG)")
     run.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
+    run.add_argument("--log-format", choices=("text", "json"), default="text",
+                     help="text (default), or json: one object a line with `severity` "
+                          "and the object's reference, as Cloud Logging reads it")
+    run.add_argument("--watch-secrets", action=argparse.BooleanOptionalAction, default=True,
+                     help="watch Secrets to re-check a schema as soon as its Secret changes "
+                          "(needs list and watch on Secrets; default on). --no-watch-secrets "
+                          "reads only the Secrets the schemas name, at every check (get only)")
+    _add_leader_election(run)
     run.set_defaults(handler=run_operator)
 
 
+def _add_leader_election(run: argparse.ArgumentParser) -> None:
+    timing = LeaseTiming()
+    group = run.add_argument_group(
+        "leader election", "With more than one replica, only the holder of a "
+        "coordination.k8s.io Lease acts; a leader that cannot renew it exits.")
+    group.add_argument("--leader-election", action="store_true",
+                       help="act only while holding the Lease")
+    group.add_argument("--leader-election-namespace", metavar="NS",
+                       help="namespace of the Lease (required with --leader-election)")
+    group.add_argument("--leader-election-id", metavar="NAME", default="schemagate-leader",
+                       help="name of the Lease (default schemagate-leader)")
+    group.add_argument("--lease-duration", type=float, metavar="S", default=timing.duration,
+                       help="a Lease not renewed for this long is taken over "
+                            f"(default {timing.duration:g})")
+    group.add_argument("--renew-deadline", type=float, metavar="S",
+                       default=timing.renew_deadline,
+                       help="the leader exits when it could not renew for this long "
+                            f"(default {timing.renew_deadline:g})")
+    group.add_argument("--retry-period", type=float, metavar="S", default=timing.retry_period,
+                       help="how often the leader renews and a standby looks "
+                            f"(default {timing.retry_period:g})")
+
+
+def _lease(args: argparse.Namespace) -> LeaseSettings | None:
+    if not args.leader_election:
+        return None
+    if not args.leader_election_namespace:
+        raise ValueError("--leader-election needs --leader-election-namespace")
+    timing = LeaseTiming(duration=args.lease_duration, renew_deadline=args.renew_deadline,
+                         retry_period=args.retry_period)
+    # The pod's name, and a suffix of its own: a restarted container is another holder.
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return LeaseSettings(namespace=args.leader_election_namespace,
+                         name=args.leader_election_id, identity=identity, timing=timing)
+
+
 def run_operator(args: argparse.Namespace) -> int:
+    try:
+        lease = _lease(args)
+    except ValueError as exc:
+        print(f"schemagate run: error: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         namespaces=tuple(args.namespaces or ()),
         all_namespaces=bool(args.all_namespaces),
@@ -40,6 +92,9 @@ def run_operator(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port or None,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
+        log_format=args.log_format,
+        watch_secrets=args.watch_secrets,
+        lease=lease,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs
 

@@ -84,7 +84,21 @@ def _status_schema() -> JSON:
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
+    # A new object has no status until the operator's first check. The API server fills
+    # this in whenever it serves one, so kstatus (Flux, kpt) reads generation 1 against
+    # observed generation 0, InProgress, never Current before anything was checked.
+    status["default"] = {"observedGeneration": 0}
     return status
+
+
+def _name_fits_the_gate() -> JSON:
+    # Pods gate on the condition type schemagate.io/<name>, a qualified name whose part
+    # after the slash takes at most 63 characters; a longer name could gate nothing.
+    limit = models.MAX_NAME_LENGTH
+    return {"rule": f"self.metadata.name.size() <= {limit}",
+            "message": f"metadata.name must be at most {limit} characters: pods gate on the "
+                       f"condition type {models.GROUP}/<name>, whose name part takes no more",
+            "reason": "FieldValueInvalid"}
 
 
 def _condition_column(name: str, condition: str, field: str) -> JSON:
@@ -102,6 +116,7 @@ def custom_resource_definition() -> JSON:
             "scope": "Namespaced",
             "names": {"kind": models.KIND, "plural": models.PLURAL,
                       "singular": models.SINGULAR, "shortNames": [models.SHORT_NAME],
+                      "categories": list(models.CATEGORIES),
                       "listKind": f"{models.KIND}List"},
             "versions": [{
                 "name": models.VERSION,
@@ -111,8 +126,13 @@ def custom_resource_definition() -> JSON:
                 "additionalPrinterColumns": [
                     _condition_column("Ready", "Ready", "status"),
                     _condition_column("Reason", "SchemaVerified", "reason"),
-                    {"name": "Missing", "type": "string", "jsonPath": ".status.missingTables"},
-                    {"name": "Revision", "type": "string", "jsonPath": ".status.revision.current"},
+                    {"name": "Missing", "type": "string", "jsonPath": ".status.missingSummary",
+                     "description": "The missing tables, e.g. 3 tables: a, b, c"},
+                    {"name": "Revision", "type": "string",
+                     "jsonPath": ".status.revisionSummary",
+                     "description": "The Alembic revision(s) recorded in the version table"},
+                    {"name": "Gate", "type": "string", "jsonPath": ".status.gateSummary",
+                     "priority": 1, "description": "Gated pods open / selected"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": {
@@ -120,6 +140,7 @@ def custom_resource_definition() -> JSON:
                     "description": "Declares the tables, columns and Alembic revision a backend "
                                    "needs, and gates the backend's pods on them.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": [_name_fits_the_gate()],
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},

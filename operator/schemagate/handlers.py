@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from typing import Any
 
 import kopf
 
-from schemagate import kube, reconciler
+from schemagate import kube, leader, reconciler
 from schemagate.core import gate, migration_job, models
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -35,9 +37,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
-    metrics = Metrics()
-    if operator_settings.metrics_port is not None:
-        metrics.serve(operator_settings.metrics_port)
+    metrics: Metrics = memo["metrics"]
     memo["context"] = reconciler.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig)),
         registry=reconciler.Registry(), metrics=metrics, announce=_announce)
@@ -68,7 +68,7 @@ def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
                                (meta.get("generation"), rerun))
 
 
-@kopf.on.event("", "v1", "secrets")
+# Registered in `run` unless --no-watch-secrets: without it the chart grants `get` only.
 def secret_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     _ctx(memo).registry.wake_users_of("Secret", namespace or "", name)
 
@@ -98,6 +98,14 @@ async def release_gates(body: kopf.Body, memo: Any, logger: kopf.Logger,
     kopf.info(body, reason=gate.GATE_RELEASED, message=message)
 
 
+class _CloudSeverity(logging.Filter):
+    """`severity` in the words Cloud Logging reads (WARNING, not Kopf's "warn")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.severity = record.levelname
+        return True
+
+
 class _QuietWatchers(logging.Filter):
     """Kopf reports every successful event handler at INFO; for pods and Secrets that is
     one line per watch event. INFO is for transitions, so these go down to DEBUG."""
@@ -117,14 +125,40 @@ def run(settings: Settings) -> None:
     if settings.kubeconfig:
         # Kopf's own login reads KUBECONFIG; our client is given the same file explicitly.
         os.environ["KUBECONFIG"] = settings.kubeconfig
-    kopf.configure(verbose=settings.verbose)
+    if settings.log_format == "json":
+        kopf.configure(verbose=settings.verbose, log_format=kopf.LogFormat.JSON)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_CloudSeverity())
+    else:
+        kopf.configure(verbose=settings.verbose)
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
+    if settings.watch_secrets:
+        kopf.on.event("", "v1", "secrets")(secret_changed)
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    kopf.run(
-        standalone=True,
-        clusterwide=settings.all_namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint,
-        memo=kopf.Memo(settings=settings),
-    )
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
+    elector = None
+    if settings.lease is not None:
+        elector = leader.Elector(kube.Kube(kube.connect(settings.kubeconfig)), settings.lease,
+                                 on_leading=metrics.leading)
+        metrics.leading(False)
+        # Until Kopf installs its own handler, SIGTERM ends a standby cleanly and lets a
+        # fresh leader release the Lease on its way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if elector is not None:
+            with leader.standby_liveness(settings.liveness_port):
+                elector.acquire()
+            elector.keep()
+        kopf.run(
+            standalone=True,
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint,
+            memo=kopf.Memo(settings=settings, metrics=metrics),
+        )
+    finally:
+        if elector is not None:
+            elector.release()

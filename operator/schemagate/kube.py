@@ -30,6 +30,10 @@ class InvalidSelector(Exception):
     """The API server refused the pod selector."""
 
 
+class Conflict(Exception):
+    """Someone else wrote the object since we read it (409)."""
+
+
 @dataclass(frozen=True)
 class GatedPod:
     name: str
@@ -60,6 +64,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
 
     def _raw(self, call: Any, *args: Any) -> JSON | None:
         """The object as the API serves it (camelCase JSON), or None when absent."""
@@ -173,3 +178,47 @@ def gated_pod(pod: Body, condition_type: str) -> GatedPod:
     current = next((c for c in conditions if c.get("type") == condition_type), None)
     return GatedPod(name=pod["metadata"]["name"], labels=pod["metadata"].get("labels") or {},
                     condition=current)
+
+
+# The leader-election Lease (schemagate.leader). Each call has its own deadline: a leader
+# that cannot renew within its renew deadline must know it, not wait on a socket.
+
+def _lease_body(namespace: str, name: str, spec: JSON, resource_version: str | None) -> JSON:
+    metadata: JSON = {"name": name, "namespace": namespace}
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version  # optimistic locking
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": spec}
+
+
+def read_lease(api: Kube, namespace: str, name: str, timeout: float) -> JSON | None:
+    try:
+        response: Any = api.coordination.read_namespaced_lease(
+            name, namespace, _preload_content=False, _request_timeout=timeout)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    lease: JSON = json.loads(response.data)
+    return lease
+
+
+def write_lease(api: Kube, namespace: str, name: str, spec: JSON, resource_version: str | None,
+                timeout: float) -> JSON:
+    """Creates the Lease (no resource version) or replaces the version we read; raises
+    Conflict when another replica wrote it first."""
+    body: Any = _lease_body(namespace, name, spec, resource_version)  # plain JSON, as Jobs
+    response: Any
+    try:
+        if resource_version is None:
+            response = api.coordination.create_namespaced_lease(
+                namespace, body, _preload_content=False, _request_timeout=timeout)
+        else:
+            response = api.coordination.replace_namespaced_lease(
+                name, namespace, body, _preload_content=False, _request_timeout=timeout)
+    except ApiException as exc:
+        if exc.status == 409:
+            raise Conflict(f"Lease {namespace}/{name} was written by another replica") from None
+        raise
+    lease: JSON = json.loads(response.data)
+    return lease

@@ -76,7 +76,8 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
         record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                                  outcome=migration.FAILED, message=exc.message, heads=heads,
                                  before=before, failures=failures)
-        failed = migration.failed(RUNNER, exc.message, outcome.verdict)
+        failed = migration.failed(RUNNER, exc.message, outcome.verdict,
+                                  retries_left=failures < migration.MAX_FAILURES)
         return migration.judged(failed), record, None
     except database.ConnectionFailed as exc:
         return Outcome(exc.reason, exc.message), None, None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemagate.core.leader import LeaseSettings
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,6 +15,13 @@ class Settings:
     liveness_port: int | None = 8081
     kubeconfig: str | None = None
     verbose: bool = False
+    #: "text", or "json": one object a line with `severity`, for Cloud Logging and the like.
+    log_format: str = "text"
+    #: Watch every Secret to re-check at once when one changes (list and watch on
+    #: Secrets). False: read only the named Secrets, at each check (get only).
+    watch_secrets: bool = True
+    #: Set: act only while holding this Lease (more than one replica). None: always act.
+    lease: LeaseSettings | None = None
 
     @property
     def liveness_endpoint(self) -> str | None:

@@ -226,4 +226,9 @@ def test_metrics_describe_verifications_gates_and_errors(
     assert "schemagate_verification_duration_seconds_count" in text
     assert f'schemagate_gate_open{{name="backend-schema",namespace="{backend.namespace}"}} 0.0' \
         in text
-    assert 'schemagate_reconcile_errors_total{reason="NoRevision"}' in text
+    assert f'schemagate_schema_ready{{name="backend-schema",namespace="{backend.namespace}"}} 0.0' \
+        in text
+    assert 'schemagate_checks_total{reason="NoRevision"}' in text
+    assert 'schemagate_check_failures_total{reason="unreachable"} 0.0' in text
+    assert "schemagate_reconcile_errors" not in text, "waiting is not an error"
+    assert "process_resident_memory_bytes" in text and "python_info" in text

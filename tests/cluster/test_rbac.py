@@ -275,3 +275,47 @@ def test_watching_every_namespace_it_may_read_everywhere_and_change_only_gates(
         "* *": False,
     }
     assert _mismatches(watching_all.identity, expected) == []
+
+
+def test_the_service_account_may_hold_its_own_lease_and_no_other(
+        watching_all: Release) -> None:
+    identity, ns = watching_all.identity, watching_all.namespace
+    lease = f"leases/{watching_all.name}-leader"
+    assert identity.can_i("create", "leases", "-n", ns)
+    assert identity.can_i("get", lease, "-n", ns) and identity.can_i("update", lease, "-n", ns)
+    assert not identity.can_i("update", "leases/kube-controller-manager", "-n", ns)
+    assert not identity.can_i("delete", lease, "-n", ns)
+    assert not identity.can_i("create", "leases", "-n", "kube-system")
+
+
+def test_unwatched_secrets_and_leader_election_work_with_what_the_chart_grants(
+        cluster: Cluster, namespace: str, release_namespace: str, postgres: LocalPostgres,
+        tmp_path: Path) -> None:
+    values = {"watchNamespaces": f"{{{namespace}}}", "secrets.watch": "false"}
+    with installed(cluster, release_namespace, values, tmp_path / "identity") as release:
+        assert release.identity.can_i("get", "secrets", "-n", namespace)
+        assert not release.identity.can_i("list", "secrets", "-n", namespace)
+        assert not release.identity.can_i("watch", "secrets", "-n", namespace)
+        db = Database(postgres)
+        backend = Backend(cluster, namespace, db)
+        log = tmp_path / "operator.log"
+        operator = local_operator.start(release.identity.kubeconfig, [namespace], log,
+                                        extra_args=[
+                                            "--no-watch-secrets", "--leader-election",
+                                            "--leader-election-namespace", release_namespace,
+                                            "--leader-election-id", f"{release.name}-leader"])
+        try:
+            db.migrate()
+            backend.schema()
+            backend.wait_reason("SecretNotFound")
+            backend.secret(db.url(password="wrong"))
+            backend.wait_reason("AuthenticationFailed")
+            backend.secret(db.url())  # read again at the next check, not watched
+            backend.wait_reason("Verified", timeout=30)
+        finally:
+            backend.kubectl("delete", "dbschema", "--all", "--timeout=30s")
+            operator.stop()
+    refused = [line for line in log.read_text().splitlines()
+               if re.search(r"\b403\b|Forbidden|forbidden|permission", line)]
+    assert refused == [], "\n".join(refused)
+    assert "took the Lease" in log.read_text()

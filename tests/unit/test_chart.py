@@ -10,9 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from schemagate.cli import build_parser
-from tests.chart import CHART, ROOT, grants, helm, of_kind, one, render, set_flags
+from schemagate.core import models
+from tests.chart import CHART, ROOT, Manifest, grants, helm, of_kind, one, render, set_flags
 
 # What the operator does in the namespaces it watches (the chart says why, rule by rule).
 # A verb added here must be one the code uses: this table is the review point.
@@ -37,7 +39,10 @@ TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
 
 
 @pytest.mark.parametrize("values", [{}, TWO_NAMESPACES,
-                                    {"metrics.serviceMonitor.enabled": "true"}])
+                                    {"metrics.serviceMonitor.enabled": "true"},
+                                    {"metrics.prometheusRule.enabled": "true",
+                                     "metrics.dashboard.enabled": "true",
+                                     "metrics.podMonitoring.enabled": "true"}])
 def test_helm_lint_is_clean(values: dict[str, str]) -> None:
     result = helm("lint", "--strict", str(CHART), *set_flags(values))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -46,14 +51,15 @@ def test_helm_lint_is_clean(values: dict[str, str]) -> None:
 
 def test_the_charts_crd_is_the_generated_one() -> None:
     generated = ROOT / "crds" / "databaseschemas.schemagate.io.yaml"
-    shipped = CHART / "crds" / generated.name
+    shipped = CHART / "files" / "crds" / generated.name
     assert shipped.read_text() == generated.read_text(), "run `make crds` and commit the result"
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == \
+    assert not (CHART / "crds").exists(), "a crds/ directory would install it regardless"
+    assert sorted(p.name for p in (CHART / "files" / "crds").iterdir()) == \
         sorted(p.name for p in (ROOT / "crds").iterdir())
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"replicaCount": "2"}, "at '/replicaCount': value must be one of 0, 1"),
+    ({"replicaCount": "-1"}, "at '/replicaCount': minimum: got -1, want 0"),
     ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
     ({"watchNamespaces": "{team-*}"}, "at '/watchNamespaces/0': 'team-*' does not match"),
     ({"watchNamespace": "{team-a}"}, "additional properties 'watchNamespace' not allowed"),
@@ -71,7 +77,9 @@ def test_bad_values_fail_with_a_clear_message(values: dict[str, str], message: s
 def test_the_deployment_runs_one_restricted_operator() -> None:
     deployment = one(render(), "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -105,24 +113,61 @@ def test_the_arguments_are_what_schemagate_run_accepts(values: dict[str, str],
 def test_watching_every_namespace_takes_one_cluster_role() -> None:
     manifests = render()
     assert grants(one(manifests, "ClusterRole")) == NAMESPACED | CLUSTER
-    assert not of_kind(manifests, "Role") and not of_kind(manifests, "RoleBinding")
+    assert not watching_roles(manifests)
     binding = one(manifests, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "schemagate",
                                     "namespace": "schemagate-system"}]
     assert one(manifests, "ServiceAccount")["metadata"]["name"] == "schemagate"
 
 
+def watching_roles(manifests: list[Manifest]) -> list[Manifest]:
+    return [r for r in of_kind(manifests, "Role")
+            if not r["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_listed_namespaces_get_roles_and_nothing_namespaced_is_cluster_wide() -> None:
     manifests = render(TWO_NAMESPACES, release="sg", namespace="ops")
     assert grants(one(manifests, "ClusterRole")) == CLUSTER | NAMESPACES
-    roles = of_kind(manifests, "Role")
+    roles = watching_roles(manifests)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants(r) == NAMESPACED for r in roles)
     for binding in of_kind(manifests, "RoleBinding"):
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sg-schemagate",
                                         "namespace": "ops"}]
-    assert len(of_kind(manifests, "RoleBinding")) == 2
+    assert len(of_kind(manifests, "RoleBinding")) == 3  # and the leader election's
+
+
+def test_two_replicas_elect_a_leader_on_one_lease_and_keep_one_through_drains() -> None:
+    manifests = render({"replicaCount": "2"}, release="sg", namespace="ops")
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(["run", *container["args"]])
+    assert args.leader_election and args.leader_election_namespace == "ops"
+    assert args.leader_election_id == "sg-schemagate-leader"
+    assert args.renew_deadline < args.lease_duration
+    budget = one(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    (role,) = [r for r in of_kind(manifests, "Role")
+               if r["metadata"]["name"] == "sg-schemagate-leader-election"]
+    assert role["metadata"]["namespace"] == "ops"
+    assert grants(role) == {("coordination.k8s.io", "leases", v)
+                            for v in ("create", "get", "update")}
+    named = [rule for rule in role["rules"] if "get" in rule["verbs"]]
+    assert named[0]["resourceNames"] == ["sg-schemagate-leader"]
+    assert not of_kind(render(), "PodDisruptionBudget"), "one replica: nothing to keep"
+
+
+def test_more_replicas_without_leader_election_are_refused() -> None:
+    result = helm("template", "schemagate", str(CHART),
+                  *set_flags({"replicaCount": "2", "leaderElection.enabled": "false"}))
+    assert result.returncode != 0
+    assert "replicaCount above 1 needs leaderElection.enabled" in result.stderr
+    one_replica = one(render({"leaderElection.enabled": "false"}), "Deployment")
+    assert one_replica["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_no_rule_lets_it_change_a_pod_or_a_deployment() -> None:
@@ -173,3 +218,98 @@ def test_the_chart_version_follows_the_package() -> None:
 def test_the_example_values_render(values: Path) -> None:
     result = helm("template", "schemagate", str(CHART), "-f", str(values))
     assert result.returncode == 0, result.stderr
+
+
+def test_the_crd_comes_with_the_chart_unless_told_not_to() -> None:
+    crd = one(render(), "CustomResourceDefinition")
+    generated = yaml.safe_load((ROOT / "crds" / "databaseschemas.schemagate.io.yaml").read_text())
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert not of_kind(render({"crds.install": "false"}), "CustomResourceDefinition")
+
+
+def test_chart_metadata_is_true() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    # Native sidecars in the migration Job (restartPolicy: Always init containers).
+    assert chart["kubeVersion"] == ">=1.29.0-0"
+    refused = helm("template", "schemagate", str(CHART), "--kube-version", "1.28.9")
+    assert refused.returncode != 0 and "kubeVersion" in refused.stderr
+    notes = chart["annotations"]
+    assert notes["artifacthub.io/license"] == "Apache-2.0"
+    assert (ROOT / "LICENSE").read_text().split()[:3] == ["Apache", "License", "Version"]
+    (listed,) = yaml.safe_load(notes["artifacthub.io/crds"])
+    generated = yaml.safe_load((ROOT / "crds" / "databaseschemas.schemagate.io.yaml").read_text())
+    assert listed["name"] == generated["metadata"]["name"]
+    assert listed["version"] == models.VERSION and listed["kind"] == models.KIND
+    for example in yaml.safe_load(notes["artifacthub.io/crdsExamples"]):
+        models.DatabaseSchemaSpec.model_validate(example["spec"])
+    (image,) = yaml.safe_load(notes["artifacthub.io/images"])
+    assert image["image"] == f"schemagate:{chart['appVersion']}"
+
+
+def test_the_pod_template_carries_every_recommended_label() -> None:
+    template = one(render({"podLabels.team": "platform"}), "Deployment")["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert {k for k in labels if k.startswith("app.kubernetes.io/")} == {
+        f"app.kubernetes.io/{k}" for k in ("name", "instance", "version", "managed-by",
+                                           "component", "part-of")}
+    assert labels["team"] == "platform" and labels["helm.sh/chart"] == "schemagate-0.1.0"
+
+
+def test_image_by_digest_extra_env_args_and_spread() -> None:
+    digest = "sha256:" + "0" * 64
+    deployment = one(render({
+        "image.digest": digest, "extraEnv[0].name": "HTTPS_PROXY",
+        "extraEnv[0].value": "http://proxy:3128", "extraArgs[0]": "--verbose",
+        "priorityClassName": "system-cluster-critical",
+        "topologySpreadConstraints[0].maxSkew": "1",
+        "topologySpreadConstraints[0].topologyKey": "topology.kubernetes.io/zone",
+        "topologySpreadConstraints[0].whenUnsatisfiable": "ScheduleAnyway"}), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"schemagate@{digest}"
+    assert container["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert build_parser().parse_args(["run", *container["args"]]).verbose
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == "schemagate:0.1.0"
+
+
+def test_secrets_unwatched_are_only_read() -> None:
+    manifests = render({"secrets.watch": "false"})
+    (container,) = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).watch_secrets is False
+    secrets = {v for _, r, v in grants(one(manifests, "ClusterRole")) if r == "secrets"}
+    assert secrets == {"get"}
+    (container,) = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).watch_secrets is True
+
+
+def test_the_network_policy_opens_metrics_to_the_listed_peers_only() -> None:
+    assert not of_kind(render(), "NetworkPolicy")
+    peer = "metricsFrom[0].namespaceSelector.matchLabels.name"
+    policy = one(render({"networkPolicy.enabled": "true", f"networkPolicy.{peer}":
+                         "monitoring"}), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    metrics, healthz = policy["spec"]["ingress"]
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    assert healthz["ports"] == [{"port": "healthz", "protocol": "TCP"}]
+
+
+def test_helm_test_asks_the_metrics_service() -> None:
+    (pod,) = [m for m in of_kind(render(), "Pod")
+              if m["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    (container,) = pod["spec"]["containers"]
+    assert "schemagate-metrics.schemagate-system.svc:8080/metrics" in container["command"][-1]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    script = container["command"][-1]
+    compile(script, "helm-test", "exec")  # the image's Python runs it
+
+
+def test_log_format_json_reaches_the_operator() -> None:
+    (container,) = one(render({"logFormat": "json"}), "Deployment")["spec"]["template"][
+        "spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).log_format == "json"

@@ -39,6 +39,13 @@ def test_schema_carries_the_documented_bounds() -> None:
     assert spec["properties"]["verifyIntervalSeconds"]["minimum"] == 5
     assert spec["properties"]["migrations"]["properties"]["run"]["enum"] == \
         ["External", "Job", "Alembic"]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == \
-        ["Ready", "Reason", "Missing", "Revision", "Age"]
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Ready", "Reason", "Missing", "Revision", "Gate", "Age"]
+    assert columns["Missing"]["jsonPath"] == ".status.missingSummary"
+    assert columns["Gate"]["priority"] == 1  # kubectl get -o wide
     assert version["subresources"] == {"status": {}}
+
+
+def test_kubectl_get_schemagate_lists_it() -> None:
+    names = yaml.safe_load(CRD_FILE.read_text())["spec"]["names"]
+    assert names["categories"] == ["schemagate"] and names["shortNames"] == ["dbschema"]

@@ -65,3 +65,25 @@ def test_only_a_change_of_verdict_is_a_transition() -> None:
     again = next_status(first, outcome=from_verdict(elsewhere()), generation=1, gate=GATE,
                         now=T0 + timedelta(seconds=30))
     assert transition(first, again) is None
+
+
+def test_kubectl_columns_read_as_sentences() -> None:
+    from schemagate.core.status import missing_summary, revision_summary
+
+    assert missing_summary(["a", "b", "c"]) == "3 tables: a, b, c"
+    assert missing_summary(["a"]) == "1 table: a"
+    assert missing_summary(["a", "b", "c", "d", "e"]) == "5 tables: a, b, c, ..."
+    assert missing_summary([]) == "none"
+    assert revision_summary(frozenset({"3f2a9c"}), None) == "3f2a9c"
+    assert revision_summary(frozenset({"3f2a9c"}), frozenset({"9e9e9e"})) == \
+        "3f2a9c (expected 9e9e9e)"
+    assert revision_summary(None, None) == "no version table"
+    assert revision_summary(frozenset(), None) == "none recorded"
+    status = next_status(DatabaseSchemaStatus(), outcome=from_verdict(elsewhere()),
+                         generation=1, gate=GATE, now=T0)
+    wire = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    assert (wire["missingSummary"], wire["revisionSummary"], wire["gateSummary"]) == \
+        ("1 table: subscriptions", "3f2a9c", "0/2")
+    unread = next_status(DatabaseSchemaStatus(), outcome=Outcome(Reason.SECRET_NOT_FOUND, "x"),
+                         generation=1, gate=GATE, now=T0)
+    assert unread.missing_summary is None, "nothing is known missing before a read"

@@ -59,10 +59,11 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
-# The backends' database URLs: read to verify, watched so a change is verified at once.
+# The backends' database URLs: read to verify, watched so a change is verified at once
+# (secrets.watch: false grants get only; the operator then re-reads them on every check).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: {{ if .Values.secrets.watch }}[get, list, watch]{{ else }}[get]{{ end }}
 # One Event per transition; Kopf posts core v1 Events and never updates them.
 - apiGroups: [""]
   resources: [events]
@@ -99,4 +100,23 @@ to the names it was given. Watching every namespace, it lists none.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
+{{- end }}
+
+{{/* The operator's image: by digest when one is given (immutable), else by tag. */}}
+{{- define "schemagate.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end }}
+
+{{/* The pod template's labels: every app.kubernetes.io/* label, then the user's. */}}
+{{- define "schemagate.podLabels" -}}
+{{ include "schemagate.labels" . }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: schemagate
+{{- with .Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}

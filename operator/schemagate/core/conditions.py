@@ -15,6 +15,7 @@ READY = "Ready"
 SCHEMA_VERIFIED = "SchemaVerified"
 MIGRATIONS_APPLIED = "MigrationsApplied"
 STALLED = "Stalled"
+RECONCILING = "Reconciling"
 
 
 def timestamp(moment: datetime) -> str:

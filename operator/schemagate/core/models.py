@@ -18,6 +18,10 @@ KIND = "DatabaseSchema"
 PLURAL = "databaseschemas"
 SINGULAR = "databaseschema"
 SHORT_NAME = "dbschema"
+#: `kubectl get schemagate` lists every kind of the project.
+CATEGORIES = ("schemagate",)
+#: The readiness gate's condition type is GROUP/<name>: its name part allows 63 characters.
+MAX_NAME_LENGTH = 63
 
 # PostgreSQL truncates identifiers at 63 bytes; a longer name can never match.
 Identifier = Annotated[str, Field(min_length=1, max_length=63)]
@@ -273,3 +277,12 @@ class DatabaseSchemaStatus(StatusModel):
     gate: GateStatus | None = None
     last_verified_time: str | None = None
     migration: MigrationStatus | None = None
+    # One line each for `kubectl get`'s columns; the lists above stay the reference.
+    missing_summary: str | None = Field(
+        None, description='The missing tables in one line, e.g. "3 tables: a, b, c"; '
+                          '"none" when all are there. Absent until the database was read.')
+    revision_summary: str | None = Field(
+        None, description="The recorded Alembic revision(s) in one line, with the expected "
+                          "ones when they differ.")
+    gate_summary: str | None = Field(
+        None, description='Gated pods open out of those selected, e.g. "2/3".')

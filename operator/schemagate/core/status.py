@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,9 +24,10 @@ from schemagate.core.verdict import Verdict
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
-#: Outcomes a person must act on; retrying alone will not fix them.
+#: Outcomes a person must act on; retrying alone will not fix them. `MigrationFailed`
+#: joins them once its retries are spent (`Outcome.retries_left`).
 NEEDS_A_PERSON = frozenset({Reason.INVALID_SPEC, Reason.SECRET_NOT_FOUND,
-                            Reason.AUTHENTICATION_FAILED})
+                            Reason.AUTHENTICATION_FAILED, Reason.MIGRATION_NO_OP})
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,20 @@ class Outcome:
     #: MigrationsApplied as (status, reason, message) when a run is in play; by default
     #: it follows the schema's verdict (run: External, or nothing to run).
     migrations: tuple[bool | None, str, str] | None = None
+    #: A failed migration that will be run again by itself (run: Alembic, before
+    #: MAX_FAILURES): not yet a person's business.
+    retries_left: bool = False
 
     @property
     def verified(self) -> bool:
         return self.reason is Reason.VERIFIED
+
+    @property
+    def stalled(self) -> bool:
+        """Will not get better without a person (kstatus `Stalled`, Argo CD `Degraded`)."""
+        if self.reason is Reason.MIGRATION_FAILED:
+            return not self.retries_left
+        return self.reason in NEEDS_A_PERSON
 
     @property
     def looked(self) -> bool:
@@ -56,6 +68,34 @@ def gate_note(g: GateStatus) -> str:
     if g.pods == 0:
         return "no gated pods yet"
     return f"{g.ready} of {g.pods} gated pods open"
+
+
+#: Tables named in `missingSummary`; the column stays narrow, `missingTables` lists all.
+TABLES_IN_SUMMARY = 3
+
+
+def missing_summary(missing: Sequence[str]) -> str:
+    """ "3 tables: a, b, c", "5 tables: a, b, c, ...", or "none"."""
+    if not missing:
+        return "none"
+    shown = ", ".join(missing[:TABLES_IN_SUMMARY])
+    more = ", ..." if len(missing) > TABLES_IN_SUMMARY else ""
+    return f"{len(missing)} table{'s' if len(missing) != 1 else ''}: {shown}{more}"
+
+
+def revision_summary(current: frozenset[str] | None, expected: frozenset[str] | None) -> str:
+    """ "3f2a9c", "none recorded", "no version table", or "3f2a9c (expected 9d1e07)"."""
+    if current is None:
+        text = "no version table"
+    else:
+        text = ", ".join(sorted(current)) or "none recorded"
+    if expected and expected != current:
+        text += f" (expected {', '.join(sorted(expected))})"
+    return text
+
+
+def gate_summary(g: GateStatus) -> str:
+    return f"{g.ready}/{g.pods}"
 
 
 def _tri(outcome: Outcome) -> bool | None:
@@ -75,11 +115,17 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     ready_message = f"{message}; {gate_note(gate)}"
     c = cond.set_condition(c, type=cond.READY, status=outcome.verified, reason=reason,
                            message=ready_message, generation=generation, now=now)
-    stalled = outcome.reason in NEEDS_A_PERSON
+    stalled = outcome.stalled
     c = cond.set_condition(c, type=cond.STALLED, status=stalled, reason=reason,
                            message=message if stalled else "", generation=generation, now=now)
+    # kstatus reads a resource without Reconciling or Stalled as Current: while the schema
+    # is not Ready and may still get there by itself, say that work is under way.
+    reconciling = not outcome.verified and not stalled
+    c = cond.set_condition(c, type=cond.RECONCILING, status=reconciling, reason=reason,
+                           message=message if reconciling else "", generation=generation,
+                           now=now)
     status = previous.model_copy(update={"observed_generation": generation, "conditions": c,
-                                         "gate": gate,
+                                         "gate": gate, "gate_summary": gate_summary(gate),
                                          "migration": migration or previous.migration})
     verdict = outcome.verdict
     if verdict is None or not outcome.looked:
@@ -98,6 +144,9 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
             search_path=fp.search_path, server_version=fp.server_version,
             system_identifier=None if fp.system_identifier is None else str(fp.system_identifier)),
         "last_verified_time": cond.timestamp(now),
+        "missing_summary": missing_summary(verdict.missing_tables),
+        "revision_summary": revision_summary(verdict.current_revisions,
+                                             verdict.expected_revisions),
     })
 
 
