@@ -13,6 +13,7 @@ import kopf
 
 from schemagate import kube, reconciler
 from schemagate.core import gate, migration_job, models
+from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
 
@@ -38,13 +39,15 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     metrics = Metrics()
     if operator_settings.metrics_port is not None:
         metrics.serve(operator_settings.metrics_port)
+    scrubber: Scrubber = memo["scrubber"]
+
+    def announce(body: Any, reason: str, message: str, warning: bool) -> None:
+        (kopf.warn if warning else kopf.info)(body, reason=reason,
+                                              message=scrubber.scrub(message))
+
     memo["context"] = reconciler.Context(
-        kube=kube.Kube(kube.connect(operator_settings.kubeconfig)),
-        registry=reconciler.Registry(), metrics=metrics, announce=_announce)
-
-
-def _announce(body: Any, reason: str, message: str, warning: bool) -> None:
-    (kopf.warn if warning else kopf.info)(body, reason=reason, message=message)
+        kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
+        registry=reconciler.Registry(), metrics=metrics, announce=announce)
 
 
 @kopf.on.login()
@@ -119,6 +122,13 @@ def run(settings: Settings) -> None:
         os.environ["KUBECONFIG"] = settings.kubeconfig
     kopf.configure(verbose=settings.verbose)
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
+    # Every secret the operator reads is learnt by one scrubber; every log record passes
+    # it, on Kopf's object logger before it becomes an Event, and at every root handler.
+    scrubber = Scrubber()
+    scrubbing = ScrubbingFilter(scrubber)
+    logging.getLogger("kopf.objects").addFilter(scrubbing)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(scrubbing)
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     kopf.run(
@@ -126,5 +136,5 @@ def run(settings: Settings) -> None:
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=settings.liveness_endpoint,
-        memo=kopf.Memo(settings=settings),
+        memo=kopf.Memo(settings=settings, scrubber=scrubber),
     )

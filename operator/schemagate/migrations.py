@@ -47,6 +47,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from schemagate.core.reasons import Reason
+from schemagate.core.scrub import scrub_patterns
 from schemagate.database import (
     ConnectionFailed,
     _connection_failure,
@@ -244,7 +245,8 @@ def _migration_lock(conn: Connection, key: int, wait_seconds: float,
     pause = 0.05
     while not _try_lock(conn, key):
         if time.monotonic() >= deadline:
-            raise MigrationLockBusy(_lock_busy(conn, key, wait_seconds, where))
+            # application_name is whatever the lock holder chose to call itself.
+            raise MigrationLockBusy(scrub_patterns(_lock_busy(conn, key, wait_seconds, where)))
         log.debug("migration lock of %s busy, waiting", where)
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
         pause = min(pause * 2, 0.5)
@@ -346,7 +348,8 @@ def _read_revisions(directory: Path) -> tuple[frozenset[str], int]:
                   if issubclass(w.category, UserWarning) and _from_alembic(w.filename)]
     if error is None and not complaints:
         return heads, count
-    raise InvalidScripts(_load_error(error, complaints, directory / "versions"))
+    # A revision file may raise anything at import, with any text in it.
+    raise InvalidScripts(scrub_patterns(_load_error(error, complaints, directory / "versions")))
 
 
 def _load_error(error: Exception | None, complaints: list[str], versions: Path) -> str:
