@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,63 +24,23 @@ from pathlib import Path
 import pytest
 
 from localenv import operator as local_operator
-from localenv import pki
-from localenv.cluster import Cluster, Layout
+from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm, set_flags
 from tests.cluster.fixtures import Kube
+from tests.cluster.identities import Identity, identity
 from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
 
 pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
 
 
-@dataclass(frozen=True)
-class Identity:
-    """A kubeconfig whose client certificate names a ServiceAccount."""
-
-    user: str
-    kubeconfig: Path
-    kubectl: Path
-
-    def can_i(self, *args: str) -> bool:
-        result = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig),
-                                 "auth", "can-i", *args], capture_output=True, text=True,
-                                timeout=30, check=False)
-        answer = result.stdout.strip()
-        assert answer in ("yes", "no"), f"can-i {args}: {result.stdout}{result.stderr}"
-        return answer == "yes"
-
-
-def _openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"openssl {args[0]}: {result.stderr}"
-
-
 def service_account_identity(cluster: Cluster, namespace: str, name: str,
                              directory: Path) -> Identity:
     """A client certificate for the ServiceAccount, signed by the cluster's CA."""
-    ca = Layout(cluster.root).pki()
-    mine = pki.Pki(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ca.ca, mine.ca)  # the kubeconfig embeds it; the CA key stays where it is
-    user = f"system:serviceaccount:{namespace}:{name}"
-    subject = f"/O=system:serviceaccounts/O=system:serviceaccounts:{namespace}/CN={user}"
-    extensions = directory / "client.ext"
-    extensions.write_text("basicConstraints = critical, CA:FALSE\n"
-                          "keyUsage = critical, digitalSignature, keyEncipherment\n"
-                          "extendedKeyUsage = clientAuth\n")
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-out", str(mine.key("operator")))
-    request = directory / "operator.csr"
-    _openssl("req", "-new", "-key", str(mine.key("operator")), "-subj", subject,
-             "-out", str(request))
-    _openssl("x509", "-req", "-in", str(request), "-CA", str(ca.ca), "-CAkey",
-             str(ca.key("ca")), "-set_serial", str(secrets.randbits(63)), "-days", "1",
-             "-extfile", str(extensions), "-out", str(mine.cert("operator")))
-    kubeconfig = directory / "kubeconfig"
-    pki.write_kubeconfig(kubeconfig, cluster.server, mine, "operator")
-    return Identity(user, kubeconfig, cluster.bin_dir / "kubectl")
+    return identity(cluster, f"system:serviceaccount:{namespace}:{name}",
+                    ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+                    directory)
 
 
 @dataclass(frozen=True)
