@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
@@ -31,6 +32,30 @@ class Identity:
         answer = result.stdout.strip()
         assert answer in ("yes", "no"), f"can-i {args}: {result.stdout}{result.stderr}"
         return answer == "yes"
+
+
+    def rules(self, namespace: str) -> set[tuple[str, str, str]]:
+        """(API group, resource, verb) the API server says this user holds in
+        `namespace` (`kubectl auth can-i --list`: rules of RoleBindings there and of
+        every ClusterRoleBinding). Rules limited to resource names count as the rule."""
+        result = self.run("auth", "can-i", "--list", "-n", namespace)
+        assert result.returncode == 0, result.stderr
+        held = set()
+        for line in result.stdout.splitlines()[1:]:
+            found = _RULE.match(line)
+            assert found is not None, line
+            resource, verbs = found.group(1), found.group(2).split()
+            if not resource:
+                continue  # a non-resource URL (discovery, /healthz)
+            # `pods/status`, `jobs.batch`, `databaseschemas.schemagate.io/status`
+            name, _, sub = resource.partition("/")
+            plural, _, group = name.partition(".")
+            held |= {(group, plural + (f"/{sub}" if sub else ""), verb) for verb in verbs}
+        return held
+
+
+# Resources, Non-Resource URLs, Resource Names, Verbs.
+_RULE = re.compile(r"^(\S*)\s+\[[^\]]*\]\s+\[[^\]]*\]\s+\[([^\]]*)\]\s*$")
 
 
 def _openssl(*args: str) -> None:

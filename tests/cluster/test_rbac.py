@@ -26,7 +26,7 @@ import pytest
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
-from tests.chart import CHART, helm, set_flags
+from tests.chart import CHART, documented_rights, helm, set_flags
 from tests.cluster.fixtures import Kube
 from tests.cluster.identities import Identity, identity
 from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
@@ -188,11 +188,16 @@ def test_watching_listed_namespaces_it_may_do_only_what_it_uses(
         f"update databaseschemas.schemagate.io --subresource=finalizers {ns}": True,
         f"create events {ns}": True,
         f"create jobs.batch {ns}": True,
-        f"delete jobs.batch {ns}": True,
+        f"get jobs.batch {ns}": True,
         f"get deployments.apps {ns}": True,
         f"watch configmaps {ns}": True,
         "watch customresourcedefinitions.apiextensions.k8s.io": True,
         # What it may not do.
+        f"delete jobs.batch {ns}": False,
+        f"get pods --subresource=status {ns}": False,
+        f"create rolebindings.rbac.authorization.k8s.io {ns}": False,
+        f"escalate roles.rbac.authorization.k8s.io {ns}": False,
+        f"create serviceaccounts/token {ns}": False,
         "list secrets --all-namespaces": False,
         "get secrets -n default": False,
         f"get secrets {own}": False,
@@ -234,3 +239,30 @@ def test_watching_every_namespace_it_may_read_everywhere_and_change_only_gates(
         "* *": False,
     }
     assert _mismatches(watching_all.identity, expected) == []
+
+
+def _granted(cluster: Cluster, release: Release, namespace: str, directory: Path
+             ) -> set[tuple[str, str, str]]:
+    """What the chart's ServiceAccount holds in `namespace` beyond what any
+    ServiceAccount holds (discovery, self-reviews): another account of the same
+    namespace, bound to nothing, is the baseline."""
+    nobody = service_account_identity(cluster, release.namespace, "nobody", directory)
+    return release.identity.rules(namespace) - nobody.rules(namespace)
+
+
+def test_nothing_is_granted_but_what_docs_rbac_lists_watching_listed_namespaces(
+        cluster: Cluster, namespace: str, watching_one: Release, tmp_path: Path) -> None:
+    namespaced, cluster_wide = documented_rights("namespaced"), documented_rights("cluster")
+    assert _granted(cluster, watching_one, namespace, tmp_path / "nobody") == \
+        namespaced | cluster_wide
+    # The release's own namespace is not watched: there it holds the cluster rules only.
+    assert _granted(cluster, watching_one, watching_one.namespace, tmp_path / "nobody") == \
+        cluster_wide
+
+
+def test_nothing_is_granted_but_what_docs_rbac_lists_watching_every_namespace(
+        cluster: Cluster, namespace: str, watching_all: Release, tmp_path: Path) -> None:
+    crds = {r for r in documented_rights("cluster") if r[1] == "customresourcedefinitions"}
+    for where in (namespace, "default"):
+        assert _granted(cluster, watching_all, where, tmp_path / "nobody") == \
+            documented_rights("namespaced") | crds, where
