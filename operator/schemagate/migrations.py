@@ -46,6 +46,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core import revision_files as keys
 from schemagate.core.reasons import Reason
 from schemagate.core.scrub import scrub_patterns
 from schemagate.database import (
@@ -149,14 +150,13 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     Raises `NoScripts` when there is no revision, `InvalidScripts` when Alembic cannot
     load them (a syntax error, a down_revision no file declares, a cycle, a duplicate).
     """
-    ignored = tuple(sorted(name for name in files if not name.endswith(".py")))
-    revision_files = {name: text for name, text in files.items() if name.endswith(".py")}
+    try:
+        revision_files, ignored = keys.revision_files(files)
+    except keys.InvalidRevisionFiles as exc:
+        raise InvalidScripts(str(exc)) from None
     if not revision_files:
-        keys = f"only {', '.join(ignored)}" if ignored else "no keys at all"
-        raise NoScripts(f"no revision files (*.py): {keys}")
-    for name in revision_files:
-        if Path(name).name != name or name.startswith("."):
-            raise InvalidScripts(f"{name!r} is not a plain file name")
+        found = f"only {keys.listing(list(ignored))}" if ignored else "no keys at all"
+        raise NoScripts(f"no revision files (*.py): {found}")
     # A fresh directory each time: nothing left over from an earlier set of files, and
     # no stale bytecode for a file rewritten within the same second.
     directory = Path(tempfile.mkdtemp(prefix="scripts-", dir=workdir))
@@ -166,7 +166,7 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
     heads, count = _read_revisions(directory)
     if not heads:
-        raise NoScripts(f"no revision among {', '.join(sorted(revision_files))}")
+        raise NoScripts(f"no revision among {keys.listing(sorted(revision_files))}")
     return Scripts(directory=directory, heads=heads, revisions=count, ignored=ignored)
 
 

@@ -88,3 +88,24 @@ def test_a_deployment_whose_owners_did_not_opt_in_runs_no_job(
     backend.kubectl("label", "deployment/backend", "schemagate.io/schema=backend-schema")
     wait_for("the migration Job", lambda: json.loads(backend.kubectl(
         "get", "jobs", "-o", "json"))["items"], timeout=30)
+
+
+def test_the_api_server_refuses_a_command_no_program_could_receive(
+        backend: Backend) -> None:
+    def refusal(command: list[str]) -> str:
+        manifest = {"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
+                    "metadata": {"name": "hostile"},
+                    "spec": {"database": {"urlSecretRef": {"name": "db", "key": "URL"}},
+                             "tables": ["t"], "migrations": {"run": "Job", "job": {
+                                 "fromDeployment": {"name": "backend"}, "command": command}}}}
+        result = backend.cluster.kubectl("-n", backend.namespace, "create", "-f", "-",
+                                         input=json.dumps(manifest))
+        assert result.returncode != 0, result.stdout
+        return result.stderr
+
+    assert 'spec.migrations.job.command[0]: Invalid value: "sh\\x00": ' \
+        "spec.migrations.job.command[0] in body should match" in refusal(["sh\x00"])
+    assert "spec.migrations.job.command[0]: Too long: may not be more than 4096 bytes" \
+        in refusal(["x" * 5000])
+    assert "spec.migrations.job.command: Too many: 65: must have at most 64 items" \
+        in refusal(["x"] * 65)
