@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -88,25 +89,37 @@ def scrub(text: str, *urls: str) -> str:
 
 
 class Scrubber:
-    """Remembers the secrets the operator read and removes them from any text."""
+    """Remembers the secrets the operator read and removes them from any text.
+
+    Shared by the threads that read Secrets and those that write messages: `learn`
+    swaps in a new ordered tuple under a lock, and `scrub` reads whichever tuple is
+    current, never a structure being changed."""
 
     def __init__(self, urls: Iterable[str] = ()) -> None:
-        self._secrets: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        # Whole URLs first, then the longest passwords: a short secret inside a long
+        # one must not leave the rest of the long one behind.
+        self._longest_first: tuple[str, ...] = ()
         for url in urls:
             self.learn(url)
 
     def learn(self, url: str) -> None:
         """Remember the secrets of a URL (or of any secret value) read from a Secret."""
-        for secret in _url_secrets(url):
-            self._secrets[secret] = None
-            self._secrets.move_to_end(secret)
-        while len(self._secrets) > MAX_SECRETS:
-            self._secrets.popitem(last=False)
+        secrets = _url_secrets(url)
+        with self._lock:
+            new = [s for s in secrets if s not in self._known]
+            for secret in secrets:
+                self._known[secret] = None
+                self._known.move_to_end(secret)
+            while len(self._known) > MAX_SECRETS:
+                self._known.popitem(last=False)
+                new.append("")  # forgotten: the order changes too
+            if new:
+                self._longest_first = tuple(sorted(self._known, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
-        # Whole URLs first, then the longest passwords: a short one inside a long one
-        # must not leave the rest of the long one behind.
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             if secret in text:
                 text = text.replace(secret, MASK)
         return scrub_patterns(text)
