@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.core import models
 from schemagate.core.gate import PodCondition
+from schemagate.core.migration_job import termination_message
 from schemagate.core.scrub import Scrubber
 
 JSON = dict[str, Any]
@@ -96,21 +97,12 @@ class Kube:
                 raise
 
     def job_termination_message(self, namespace: str, job: str) -> str:
-        """The last words of the Job's newest failed container, for the condition."""
+        """The last words of the Job's newest failed container, for the condition,
+        scrubbed: the tenant's output may print the URL (`sh -x`, an echo)."""
         response: Any = self.core.list_namespaced_pod(
             namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
             _preload_content=False)
-        pods = sorted(json.loads(response.data)["items"],
-                      key=lambda p: p["metadata"]["creationTimestamp"])
-        for pod in reversed(pods):
-            for status in (pod.get("status") or {}).get("containerStatuses") or ():
-                terminated = (status.get("state") or {}).get("terminated") or {}
-                if terminated.get("exitCode"):
-                    # The tenant's output: it may print the URL (`sh -x`, an echo).
-                    text = self.scrubber.scrub((terminated.get("message") or "").strip())
-                    code = terminated["exitCode"]
-                    return f"exit code {code}" + (f": {text}" if text else "")
-        return ""
+        return termination_message(json.loads(response.data)["items"], self.scrubber.scrub)
 
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
         try:

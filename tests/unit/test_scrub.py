@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from schemagate import cli, database, migrations
 from schemagate.core import gate
+from schemagate.core.migration_job import termination_message
 from schemagate.core.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
 from schemagate.core.reasons import Reason
 from schemagate.core.scrub import MASK, Scrubber, ScrubbingFilter, scrub, scrub_patterns
@@ -140,12 +141,20 @@ def revision_import_failure(payload: str) -> list[str]:
     return [str(raised.value)]
 
 
+def failed_pod(output: str) -> dict[str, object]:
+    """A Job's pod as the API shows it after its container printed `output` and failed."""
+    return {"metadata": {"creationTimestamp": "2026-03-01T12:00:00Z"},
+            "status": {"containerStatuses": [{"state": {"terminated": {
+                "exitCode": 3, "message": output}}}]}}
+
+
 def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason, str]]:
     """(reason, message) as each edge hands it to the reconciler."""
     return [*((Reason.DATABASE_UNREACHABLE, m) for m in driver_errors(url, payload)),
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
-            # kube.job_termination_message: the tenant's output, through the scrubber
-            (Reason.MIGRATION_FAILED, "exit code 1: " + scrubber.scrub(traced(payload)))]
+            # kube.Kube.job_termination_message: the tenant's output
+            (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],
+                                                          scrubber.scrub))]
 
 
 def through_everything(url: str, payload: str) -> list[str]:

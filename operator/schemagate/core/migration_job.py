@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
@@ -150,3 +150,15 @@ def job_state(job: Mapping[str, Any]) -> str:
         if c.get("type") in ("Failed", "FailureTarget"):
             return "Failed"
     return "Running"
+
+
+def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> str:
+    """The last words of the newest failed container among a Job's `pods`, through
+    `scrub`: they are the tenant's output."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode"):
+                text = scrub((terminated.get("message") or "").strip())
+                return f"exit code {terminated['exitCode']}" + (f": {text}" if text else "")
+    return ""
