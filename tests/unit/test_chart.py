@@ -75,6 +75,7 @@ def test_the_charts_crd_is_the_generated_one() -> None:
     ({"podSecurityContext.runAsUser": "0"}, "at '/podSecurityContext/runAsUser': "
                                             "minimum: got 0, want 1"),
     ({"image.pullPolicy": "Sometimes"}, "at '/image/pullPolicy': value must be one of"),
+    ({"authorRights.enabled": "yes"}, "at '/authorRights/enabled': got string, want boolean"),
 ])
 def test_bad_values_fail_with_a_clear_message(values: dict[str, str], message: str) -> None:
     result = helm("template", "schemagate", str(CHART), *set_flags(values))
@@ -188,3 +189,32 @@ def test_the_chart_version_follows_the_package() -> None:
 def test_the_example_values_render(values: Path) -> None:
     result = helm("template", "schemagate", str(CHART), "-f", str(values))
     assert result.returncode == 0, result.stderr
+
+
+def test_the_author_rights_policy_is_on_by_default_for_every_watched_namespace() -> None:
+    manifests = render()
+    policy = one(manifests, "ValidatingAdmissionPolicy")
+    binding = one(manifests, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"], "every namespace"
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    checked = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    for right in ("resource('secrets')", "check('get')", "resource('jobs')", "check('create')",
+                  "resource('deployments')", "check('update')", "resource('pods')"):
+        assert right in checked, right
+
+    listed = one(render(TWO_NAMESPACES), "ValidatingAdmissionPolicyBinding")
+    assert listed["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In",
+         "values": ["team-a", "team-b"]}]
+
+
+def test_the_author_rights_policy_can_be_turned_off_and_says_what_it_needs() -> None:
+    off = render({"authorRights.enabled": "false"})
+    assert not of_kind(off, "ValidatingAdmissionPolicy")
+    assert not of_kind(off, "ValidatingAdmissionPolicyBinding")
+    old = helm("template", "schemagate", str(CHART), "--kube-version", "1.29.0")
+    assert old.returncode != 0
+    assert "authorRights.enabled needs ValidatingAdmissionPolicy" in old.stderr
+    assert "set authorRights.enabled=false" in old.stderr
