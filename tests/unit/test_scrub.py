@@ -273,3 +273,16 @@ def test_the_scrubber_remembers_a_bounded_number_of_secrets() -> None:
     assert len(scrubber._known) <= 4096
     assert "password-number-00000" in scrubber.scrub("password-number-00000"), "forgotten"
 
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:p@ss@db/app",         # an unencoded @
+    "postgresql://app:pa/ss@db/app",        # an unencoded /
+    "postgresql://app:pa ss@db/app",        # an unencoded blank
+    "postgres://app:p%40ss%2F%20x@db:5432/app?sslmode=require",
+])
+def test_a_wrongly_written_urls_password_is_still_a_secret(url: str) -> None:
+    password = url.split("//app:", 1)[1].rsplit("@db", 1)[0]
+    scrubber = Scrubber([url])
+    for text in (url, f"+ echo {url}", f"password is {password}", f"DSN password={password}"):
+        assert password not in scrubber.scrub(text), text

@@ -44,16 +44,20 @@ _KEY_VALUE = re.compile(
     rf"(?P<value>{_VALUE})",
     re.IGNORECASE)
 
-def password_of(url: str) -> str | None:
-    """The password in `url`'s userinfo (percent-decoded), without parsing it strictly."""
+
+
+def passwords_of(url: str) -> set[str]:
+    """The password in `url`'s userinfo, as written (percent-encoded or not). A URL may
+    be wrong and its password still a secret: an unencoded `@` in it (the userinfo runs
+    to the last `@` of the authority), an unencoded `/` (then to the first `@`)."""
     rest = url.strip().partition("://")[2]
-    if not rest:
-        return None
-    userinfo = rest.rpartition("@")[0]
-    if ":" not in userinfo:
-        return None
-    password = userinfo.partition(":")[2]
-    return password or None
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        userinfo = authority.rpartition("@")[0]
+    else:
+        userinfo = rest.partition("@")[0] if "@" in rest else ""
+    password = userinfo.partition(":")[2] if ":" in userinfo else ""
+    return {password} if password else set()
 
 
 def spellings(secret: str) -> set[str]:
@@ -66,8 +70,7 @@ def spellings(secret: str) -> set[str]:
 
 def _url_secrets(url: str) -> set[str]:
     found = {url.strip()}
-    password = password_of(url)
-    if password:
+    for password in passwords_of(url):
         found |= spellings(password)
     for match in _KEY_VALUE.finditer(url):
         value = match.group("value").strip("'\"")
