@@ -76,3 +76,18 @@ def grants(role: Manifest) -> set[tuple[str, str, str]]:
     return {(group, resource, verb) for rule in role["rules"]
             for group in rule["apiGroups"] for resource in rule["resources"]
             for verb in rule["verbs"]}
+
+
+def documented_rights(scope: str) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) for each row of docs/rbac.md's table whose scope
+    starts with `scope` ("namespaced" or "cluster")."""
+    rights = set()
+    for line in (ROOT / "docs" / "rbac.md").read_text().splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or cells[0] in ("API group", "---"):
+            continue
+        group, resource, verbs, where = cells[0], cells[1], cells[2], cells[3]
+        if where.startswith(scope):
+            rights |= {("" if group == "core" else group, resource, verb.strip())
+                       for verb in verbs.split(",")}
+    return rights

@@ -8,6 +8,7 @@ function taking the parsed arguments and returning the exit status.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from schemagate.core import snapshot as snapshot_
 from schemagate.core.columns import describe_mismatch
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import column_requirements
+from schemagate.core.scrub import Scrubber
 from schemagate.core.verdict import Requirement, Verdict, names
 
 EXIT_VERIFIED = 0
@@ -112,19 +114,25 @@ def _add_target(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    # What verify prints may be read back by the operator (a verify pod's output): it
+    # passes the scrubber, which knows the URL it was given.
+    scrubber = Scrubber()
     try:
         url = _url_from_environment(args.url_env)
+        scrubber.learn(url)
         requirement = _requirement(args)
         verdict = database.verify(url, requirement, connect_timeout=CONNECT_TIMEOUT)
     except UsageError as exc:
-        return _usage_error(str(exc), as_json=args.json)
+        return _usage_error(scrubber.scrub(str(exc)), as_json=args.json)
     except database.InvalidDatabaseUrl as exc:
-        return _usage_error(f"the URL in {args.url_env} cannot be used: {exc}",
+        return _usage_error(scrubber.scrub(f"the URL in {args.url_env} cannot be used: {exc}"),
                             as_json=args.json)
     if args.json:
-        print(json.dumps(verdict.to_json(), indent=2))
+        print(json.dumps(scrubber.scrub_json(verdict.to_json()), indent=2))
     else:
-        print_verdict(verdict, sys.stdout)
+        text = io.StringIO()
+        print_verdict(verdict, text)
+        sys.stdout.write(scrubber.scrub(text.getvalue()))
     return exit_code(verdict.reason)
 
 

@@ -34,7 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import psycopg
 from alembic.runtime.migration import MigrationContext
@@ -44,6 +43,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core import scrub as scrubbing
 from schemagate.core.columns import ColumnFinding, ColumnRequirement, FoundColumn
 from schemagate.core.reasons import Reason
 from schemagate.core.snapshot import Snapshot
@@ -346,19 +346,10 @@ def snapshot(url: str, schema: str, tables: Sequence[str], *, connect_timeout: f
 
 
 def scrub(text: str, url: str, parsed: URL | None = None) -> str:
-    """`text` without the password of `url`, in any spelling a driver might echo."""
-    secrets = {url}
+    """`text` without the password of `url`, in any spelling a driver might echo, and
+    without any other URL password or DSN password (`schemagate.core.scrub`)."""
     passwords = [] if parsed is None else [parsed.password, _query_value(parsed, "password")]
-    for password in passwords:
-        if isinstance(password, str) and password:
-            secrets |= {password, quote(password, safe=""), quote_plus(password)}
-    rest = url.partition("://")[2]
-    userinfo = rest.rpartition("@")[0]
-    if ":" in userinfo:
-        secrets.add(userinfo.partition(":")[2])
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    return scrubbing.scrub(text, url, *(p for p in passwords if isinstance(p, str) and p))
 
 
 # Connections.

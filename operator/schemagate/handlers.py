@@ -15,6 +15,7 @@ import kopf
 
 from schemagate import kube, leader, reconciler
 from schemagate.core import gate, migration_job, models
+from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
 
@@ -38,13 +39,15 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
     metrics: Metrics = memo["metrics"]
+    scrubber: Scrubber = memo["scrubber"]
+
+    def announce(body: Any, reason: str, message: str, warning: bool) -> None:
+        (kopf.warn if warning else kopf.info)(body, reason=reason,
+                                              message=scrubber.scrub(message))
+
     memo["context"] = reconciler.Context(
-        kube=kube.Kube(kube.connect(operator_settings.kubeconfig)),
-        registry=reconciler.Registry(), metrics=metrics, announce=_announce)
-
-
-def _announce(body: Any, reason: str, message: str, warning: bool) -> None:
-    (kopf.warn if warning else kopf.info)(body, reason=reason, message=message)
+        kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
+        registry=reconciler.Registry(), metrics=metrics, announce=announce)
 
 
 @kopf.on.login()
@@ -134,6 +137,13 @@ def run(settings: Settings) -> None:
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
     if settings.watch_secrets:
         kopf.on.event("", "v1", "secrets")(secret_changed)
+    # Every secret the operator reads is learnt by one scrubber; every log record passes
+    # it, on Kopf's object logger before it becomes an Event, and at every root handler.
+    scrubber = Scrubber()
+    scrubbing = ScrubbingFilter(scrubber)
+    logging.getLogger("kopf.objects").addFilter(scrubbing)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(scrubbing)
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()
@@ -141,8 +151,8 @@ def run(settings: Settings) -> None:
         metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
     elector = None
     if settings.lease is not None:
-        elector = leader.Elector(kube.Kube(kube.connect(settings.kubeconfig)), settings.lease,
-                                 on_leading=metrics.leading)
+        elector = leader.Elector(kube.Kube(kube.connect(settings.kubeconfig), scrubber),
+                                 settings.lease, on_leading=metrics.leading)
         metrics.leading(False)
         # Until Kopf installs its own handler, SIGTERM ends a standby cleanly and lets a
         # fresh leader release the Lease on its way out.
@@ -157,7 +167,7 @@ def run(settings: Settings) -> None:
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint,
-            memo=kopf.Memo(settings=settings, metrics=metrics),
+            memo=kopf.Memo(settings=settings, metrics=metrics, scrubber=scrubber),
         )
     finally:
         if elector is not None:

@@ -17,6 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.core import models
 from schemagate.core.gate import PodCondition
+from schemagate.core.migration_job import termination_message
+from schemagate.core.scrub import Scrubber
 
 JSON = dict[str, Any]
 Body = Mapping[str, Any]
@@ -59,7 +61,12 @@ def connect(kubeconfig: str | None = None) -> client.ApiClient:
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    """The API as the operator uses it. Secrets read here are learnt by `scrubber`, and
+    everything written back (status, pod conditions) or read from tenants' pods (Job
+    termination messages) passes it: the last line of defence for what leaves."""
+
+    def __init__(self, api: client.ApiClient, scrubber: Scrubber | None = None) -> None:
+        self.scrubber = scrubber or Scrubber()
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
@@ -95,20 +102,12 @@ class Kube:
                 raise
 
     def job_termination_message(self, namespace: str, job: str) -> str:
-        """The last words of the Job's newest failed container, for the condition."""
+        """The last words of the Job's newest failed container, for the condition,
+        scrubbed: the tenant's output may print the URL (`sh -x`, an echo)."""
         response: Any = self.core.list_namespaced_pod(
             namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
             _preload_content=False)
-        pods = sorted(json.loads(response.data)["items"],
-                      key=lambda p: p["metadata"]["creationTimestamp"])
-        for pod in reversed(pods):
-            for status in (pod.get("status") or {}).get("containerStatuses") or ():
-                terminated = (status.get("state") or {}).get("terminated") or {}
-                if terminated.get("exitCode"):
-                    text = (terminated.get("message") or "").strip()
-                    code = terminated["exitCode"]
-                    return f"exit code {code}" + (f": {text}" if text else "")
-        return ""
+        return termination_message(json.loads(response.data)["items"], self.scrubber.scrub)
 
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
         try:
@@ -123,7 +122,9 @@ class Kube:
             keys = ", ".join(sorted(data)) or "none"
             raise SecretNotFound(f"Secret {ref.name} in namespace {namespace} has no key "
                                  f"{ref.key} (its keys: {keys})")
-        return base64.b64decode(data[ref.key]).decode("utf-8").strip()
+        value = base64.b64decode(data[ref.key]).decode("utf-8").strip()
+        self.scrubber.learn(value)
+        return value
 
     def gated_pods(self, namespace: str, condition_type: str) -> list[GatedPod]:
         response: Any = self.core.list_namespaced_pod(namespace, _preload_content=False)
@@ -138,7 +139,7 @@ class Kube:
             "type": condition_type,
             "status": "True" if wanted.status else "False",
             "reason": wanted.reason,
-            "message": wanted.message,
+            "message": self.scrubber.scrub(wanted.message),
             "lastTransitionTime": transition_time,
         }]}}
         try:
@@ -162,7 +163,8 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: JSON) -> None:
         try:
             self.custom.patch_namespaced_custom_object_status(
-                models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status})
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name,
+                {"status": self.scrubber.scrub_json(status)})
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise

@@ -46,7 +46,9 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core import revision_files as keys
 from schemagate.core.reasons import Reason
+from schemagate.core.scrub import scrub_patterns
 from schemagate.database import (
     ConnectionFailed,
     _connection_failure,
@@ -148,14 +150,13 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     Raises `NoScripts` when there is no revision, `InvalidScripts` when Alembic cannot
     load them (a syntax error, a down_revision no file declares, a cycle, a duplicate).
     """
-    ignored = tuple(sorted(name for name in files if not name.endswith(".py")))
-    revision_files = {name: text for name, text in files.items() if name.endswith(".py")}
+    try:
+        revision_files, ignored = keys.revision_files(files)
+    except keys.InvalidRevisionFiles as exc:
+        raise InvalidScripts(str(exc)) from None
     if not revision_files:
-        keys = f"only {', '.join(ignored)}" if ignored else "no keys at all"
-        raise NoScripts(f"no revision files (*.py): {keys}")
-    for name in revision_files:
-        if Path(name).name != name or name.startswith("."):
-            raise InvalidScripts(f"{name!r} is not a plain file name")
+        found = f"only {keys.listing(list(ignored))}" if ignored else "no keys at all"
+        raise NoScripts(f"no revision files (*.py): {found}")
     # A fresh directory each time: nothing left over from an earlier set of files, and
     # no stale bytecode for a file rewritten within the same second.
     directory = Path(tempfile.mkdtemp(prefix="scripts-", dir=workdir))
@@ -165,7 +166,7 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
     heads, count = _read_revisions(directory)
     if not heads:
-        raise NoScripts(f"no revision among {', '.join(sorted(revision_files))}")
+        raise NoScripts(f"no revision among {keys.listing(sorted(revision_files))}")
     return Scripts(directory=directory, heads=heads, revisions=count, ignored=ignored)
 
 
@@ -244,7 +245,8 @@ def _migration_lock(conn: Connection, key: int, wait_seconds: float,
     pause = 0.05
     while not _try_lock(conn, key):
         if time.monotonic() >= deadline:
-            raise MigrationLockBusy(_lock_busy(conn, key, wait_seconds, where))
+            # application_name is whatever the lock holder chose to call itself.
+            raise MigrationLockBusy(scrub_patterns(_lock_busy(conn, key, wait_seconds, where)))
         log.debug("migration lock of %s busy, waiting", where)
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
         pause = min(pause * 2, 0.5)
@@ -346,7 +348,8 @@ def _read_revisions(directory: Path) -> tuple[frozenset[str], int]:
                   if issubclass(w.category, UserWarning) and _from_alembic(w.filename)]
     if error is None and not complaints:
         return heads, count
-    raise InvalidScripts(_load_error(error, complaints, directory / "versions"))
+    # A revision file may raise anything at import, with any text in it.
+    raise InvalidScripts(scrub_patterns(_load_error(error, complaints, directory / "versions")))
 
 
 def _load_error(error: Exception | None, complaints: list[str], versions: Path) -> str:

@@ -31,7 +31,7 @@ from schemagate.core.models import (
 )
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
-from schemagate.core.status import Outcome, from_verdict, next_status, transition
+from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
 from schemagate.metrics import Metrics
 
 Key = tuple[str, str]  # (namespace, name)
@@ -190,6 +190,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     if spec is not None:
         ctx.registry.watch((namespace, name), spec)
         outcome, migration_status, sooner = await check_and_migrate(body, spec, ctx)
+    outcome = scrubbed(outcome, ctx.kube.scrubber.scrub)  # before pods, status, Events, logs
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
                             message=outcome.message, on_drift=on_drift)

@@ -108,9 +108,13 @@ class Backend:
                     "metadata": {"name": name}, "spec": body})
 
     def deployment(self, name: str = "backend", gate: str = "backend-schema",
-                   replicas: int = 2, env: list[dict[str, Any]] | None = None) -> None:
+                   replicas: int = 2, env: list[dict[str, Any]] | None = None,
+                   opt_in: bool = True) -> None:
+        # opt_in: its owners let DatabaseSchema `gate` run migration Jobs as it.
+        labels = {"schemagate.io/schema": gate} if opt_in else {}
         self.apply({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
             "spec": {
                 "replicas": replicas,
                 "strategy": {"type": "RollingUpdate",

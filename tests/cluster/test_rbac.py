@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,63 +24,23 @@ from pathlib import Path
 import pytest
 
 from localenv import operator as local_operator
-from localenv import pki
-from localenv.cluster import Cluster, Layout
+from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
-from tests.chart import CHART, helm, set_flags
+from tests.chart import CHART, documented_rights, helm, set_flags
 from tests.cluster.fixtures import Kube
+from tests.cluster.identities import Identity, identity
 from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
 
 pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
 
 
-@dataclass(frozen=True)
-class Identity:
-    """A kubeconfig whose client certificate names a ServiceAccount."""
-
-    user: str
-    kubeconfig: Path
-    kubectl: Path
-
-    def can_i(self, *args: str) -> bool:
-        result = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig),
-                                 "auth", "can-i", *args], capture_output=True, text=True,
-                                timeout=30, check=False)
-        answer = result.stdout.strip()
-        assert answer in ("yes", "no"), f"can-i {args}: {result.stdout}{result.stderr}"
-        return answer == "yes"
-
-
-def _openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"openssl {args[0]}: {result.stderr}"
-
-
 def service_account_identity(cluster: Cluster, namespace: str, name: str,
                              directory: Path) -> Identity:
     """A client certificate for the ServiceAccount, signed by the cluster's CA."""
-    ca = Layout(cluster.root).pki()
-    mine = pki.Pki(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ca.ca, mine.ca)  # the kubeconfig embeds it; the CA key stays where it is
-    user = f"system:serviceaccount:{namespace}:{name}"
-    subject = f"/O=system:serviceaccounts/O=system:serviceaccounts:{namespace}/CN={user}"
-    extensions = directory / "client.ext"
-    extensions.write_text("basicConstraints = critical, CA:FALSE\n"
-                          "keyUsage = critical, digitalSignature, keyEncipherment\n"
-                          "extendedKeyUsage = clientAuth\n")
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-out", str(mine.key("operator")))
-    request = directory / "operator.csr"
-    _openssl("req", "-new", "-key", str(mine.key("operator")), "-subj", subject,
-             "-out", str(request))
-    _openssl("x509", "-req", "-in", str(request), "-CA", str(ca.ca), "-CAkey",
-             str(ca.key("ca")), "-set_serial", str(secrets.randbits(63)), "-days", "1",
-             "-extfile", str(extensions), "-out", str(mine.cert("operator")))
-    kubeconfig = directory / "kubeconfig"
-    pki.write_kubeconfig(kubeconfig, cluster.server, mine, "operator")
-    return Identity(user, kubeconfig, cluster.bin_dir / "kubectl")
+    return identity(cluster, f"system:serviceaccount:{namespace}:{name}",
+                    ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+                    directory)
 
 
 @dataclass(frozen=True)
@@ -183,7 +141,8 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
     try:
         backend.secret(db.url())
         backend.apply({  # the backend, its URL from its Secret; the Job copies this
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend"},
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "backend", "labels": {"schemagate.io/schema": "backend-schema"}},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "backend-schema"}},
                      "template": {
                          "metadata": {"labels": {"app": "backend-schema"}},
@@ -229,11 +188,16 @@ def test_watching_listed_namespaces_it_may_do_only_what_it_uses(
         f"update databaseschemas.schemagate.io --subresource=finalizers {ns}": True,
         f"create events {ns}": True,
         f"create jobs.batch {ns}": True,
-        f"delete jobs.batch {ns}": True,
+        f"get jobs.batch {ns}": True,
         f"get deployments.apps {ns}": True,
         f"watch configmaps {ns}": True,
         "watch customresourcedefinitions.apiextensions.k8s.io": True,
         # What it may not do.
+        f"delete jobs.batch {ns}": False,
+        f"get pods --subresource=status {ns}": False,
+        f"create rolebindings.rbac.authorization.k8s.io {ns}": False,
+        f"escalate roles.rbac.authorization.k8s.io {ns}": False,
+        f"create serviceaccounts/token {ns}": False,
         "list secrets --all-namespaces": False,
         "get secrets -n default": False,
         f"get secrets {own}": False,
@@ -319,3 +283,29 @@ def test_unwatched_secrets_and_leader_election_work_with_what_the_chart_grants(
                if re.search(r"\b403\b|Forbidden|forbidden|permission", line)]
     assert refused == [], "\n".join(refused)
     assert "took the Lease" in log.read_text()
+def _granted(cluster: Cluster, release: Release, namespace: str, directory: Path
+             ) -> set[tuple[str, str, str]]:
+    """What the chart's ServiceAccount holds in `namespace` beyond what any
+    ServiceAccount holds (discovery, self-reviews): another account of the same
+    namespace, bound to nothing, is the baseline."""
+    nobody = service_account_identity(cluster, release.namespace, "nobody", directory)
+    return release.identity.rules(namespace) - nobody.rules(namespace)
+
+
+def test_nothing_is_granted_but_what_docs_rbac_lists_watching_listed_namespaces(
+        cluster: Cluster, namespace: str, watching_one: Release, tmp_path: Path) -> None:
+    namespaced, cluster_wide = documented_rights("namespaced"), documented_rights("cluster")
+    assert _granted(cluster, watching_one, namespace, tmp_path / "nobody") == \
+        namespaced | cluster_wide
+    # The release's own namespace is not watched: there it holds the cluster rules and
+    # its Lease only.
+    assert _granted(cluster, watching_one, watching_one.namespace, tmp_path / "nobody") == \
+        cluster_wide | documented_rights("release namespace")
+
+
+def test_nothing_is_granted_but_what_docs_rbac_lists_watching_every_namespace(
+        cluster: Cluster, namespace: str, watching_all: Release, tmp_path: Path) -> None:
+    crds = {r for r in documented_rights("cluster") if r[1] == "customresourcedefinitions"}
+    for where in (namespace, "default"):
+        assert _granted(cluster, watching_all, where, tmp_path / "nobody") == \
+            documented_rights("namespaced") | crds, where

@@ -14,19 +14,30 @@ import yaml
 
 from schemagate.cli import build_parser
 from schemagate.core import models
-from tests.chart import CHART, ROOT, Manifest, grants, helm, of_kind, one, render, set_flags
+from tests.chart import (
+    CHART,
+    ROOT,
+    Manifest,
+    documented_rights,
+    grants,
+    helm,
+    of_kind,
+    one,
+    render,
+    set_flags,
+)
 
 # What the operator does in the namespaces it watches (the chart says why, rule by rule).
 # A verb added here must be one the code uses: this table is the review point.
 NAMESPACED = {
     *(("schemagate.io", "databaseschemas", v) for v in ("get", "list", "watch", "patch")),
-    *(("schemagate.io", "databaseschemas/status", v) for v in ("get", "patch")),
+    ("schemagate.io", "databaseschemas/status", "patch"),
     ("schemagate.io", "databaseschemas/finalizers", "update"),
-    *(("", "pods", v) for v in ("get", "list", "watch")),
+    *(("", "pods", v) for v in ("list", "watch")),
     ("", "pods/status", "patch"),
     *(("", "secrets", v) for v in ("get", "list", "watch")),
     ("", "events", "create"),
-    *(("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")),
+    *(("batch", "jobs", v) for v in ("create", "get")),
     ("apps", "deployments", "get"),
     *(("", "configmaps", v) for v in ("get", "list", "watch")),
 }
@@ -36,6 +47,11 @@ CLUSTER = {("apiextensions.k8s.io", "customresourcedefinitions", v)
            for v in ("get", "list", "watch")}
 NAMESPACES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
+
+
+def test_docs_rbac_lists_exactly_the_rights_the_chart_grants() -> None:
+    assert documented_rights("namespaced") == NAMESPACED
+    assert documented_rights("cluster") == CLUSTER | NAMESPACES
 
 
 @pytest.mark.parametrize("values", [{}, TWO_NAMESPACES,
@@ -66,6 +82,7 @@ def test_the_charts_crd_is_the_generated_one() -> None:
     ({"podSecurityContext.runAsUser": "0"}, "at '/podSecurityContext/runAsUser': "
                                             "minimum: got 0, want 1"),
     ({"image.pullPolicy": "Sometimes"}, "at '/image/pullPolicy': value must be one of"),
+    ({"authorRights.enabled": "yes"}, "at '/authorRights/enabled': got string, want boolean"),
 ])
 def test_bad_values_fail_with_a_clear_message(values: dict[str, str], message: str) -> None:
     result = helm("template", "schemagate", str(CHART), *set_flags(values))
@@ -175,7 +192,7 @@ def test_no_rule_lets_it_change_a_pod_or_a_deployment() -> None:
         for role in of_kind(manifests, "ClusterRole") + of_kind(manifests, "Role"):
             granted = grants(role)
             assert not any("*" in g for g in granted)
-            assert {v for _, r, v in granted if r == "pods"} <= {"get", "list", "watch"}
+            assert {v for _, r, v in granted if r == "pods"} <= {"list", "watch"}
             assert {v for _, r, v in granted if r == "deployments"} <= {"get"}
 
 
@@ -313,3 +330,30 @@ def test_log_format_json_reaches_the_operator() -> None:
     (container,) = one(render({"logFormat": "json"}), "Deployment")["spec"]["template"][
         "spec"]["containers"]
     assert build_parser().parse_args(["run", *container["args"]]).log_format == "json"
+def test_the_author_rights_policy_is_on_by_default_for_every_watched_namespace() -> None:
+    manifests = render()
+    policy = one(manifests, "ValidatingAdmissionPolicy")
+    binding = one(manifests, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"], "every namespace"
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    checked = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    for right in ("resource('secrets')", "check('get')", "resource('jobs')", "check('create')",
+                  "resource('deployments')", "check('update')", "resource('pods')"):
+        assert right in checked, right
+
+    listed = one(render(TWO_NAMESPACES), "ValidatingAdmissionPolicyBinding")
+    assert listed["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In",
+         "values": ["team-a", "team-b"]}]
+
+
+def test_the_author_rights_policy_can_be_turned_off_and_says_what_it_needs() -> None:
+    off = render({"authorRights.enabled": "false"})
+    assert not of_kind(off, "ValidatingAdmissionPolicy")
+    assert not of_kind(off, "ValidatingAdmissionPolicyBinding")
+    old = helm("template", "schemagate", str(CHART), "--kube-version", "1.29.0")
+    assert old.returncode != 0
+    assert "authorRights.enabled needs ValidatingAdmissionPolicy" in old.stderr
+    assert "set authorRights.enabled=false" in old.stderr

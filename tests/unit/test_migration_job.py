@@ -9,7 +9,9 @@ from schemagate.core.models import JobSpec
 
 
 def deployment() -> dict[str, Any]:
-    return {"metadata": {"name": "backend"}, "spec": {"template": {
+    # Its owners opted in to migrations by backend-schema (the label).
+    opted_in = {"name": "backend", "labels": {jobs.SCHEMA_LABEL: "backend-schema"}}
+    return {"metadata": opted_in, "spec": {"template": {
         "metadata": {"labels": {"app": "backend"}},
         "spec": {
             "serviceAccountName": "backend",
@@ -75,10 +77,34 @@ def test_one_job_per_change() -> None:
 
 def test_a_missing_container_is_named() -> None:
     with pytest.raises(jobs.InvalidJobSource, match="no container worker .*app, metrics"):
-        jobs.migration_job(schema="s", uid="u", generation=1, deployment=deployment(),
+        jobs.migration_job(schema="backend-schema", uid="u", generation=1,
+                           deployment=deployment(),
                            job=JobSpec.model_validate({
                                "fromDeployment": {"name": "backend", "container": "worker"},
                                "command": ["x"]}), rerun=None)
+
+
+@pytest.mark.parametrize("labels", [{}, {jobs.SCHEMA_LABEL: "other-schema"},
+                                    {"app": "backend"}])
+def test_a_deployment_whose_owners_did_not_opt_in_runs_no_job(labels: dict[str, str]) -> None:
+    source = deployment()
+    source["metadata"]["labels"] = labels
+    with pytest.raises(jobs.InvalidJobSource) as refused:
+        jobs.migration_job(schema="backend-schema", uid="u", generation=1, deployment=source,
+                           job=spec(), rerun=None)
+    assert str(refused.value).startswith(
+        "Deployment backend has not opted in to migrations by DatabaseSchema backend-schema")
+    assert "kubectl label deployment/backend schemagate.io/schema=backend-schema" in \
+        str(refused.value)
+
+
+def test_the_pod_templates_label_is_an_opt_in_too() -> None:
+    source = deployment()
+    source["metadata"]["labels"] = {}
+    source["spec"]["template"]["metadata"]["labels"][jobs.SCHEMA_LABEL] = "backend-schema"
+    job = jobs.migration_job(schema="backend-schema", uid="u", generation=1,
+                             deployment=source, job=spec(), rerun=None)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "backend:1.2"
 
 
 @pytest.mark.parametrize(("conditions", "state"), [

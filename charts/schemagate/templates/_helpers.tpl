@@ -50,12 +50,12 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 # Conditions, missing tables, the gate: written through the status subresource.
 - apiGroups: [schemagate.io]
   resources: [databaseschemas/status]
-  verbs: [get, patch]
+  verbs: [patch]
 # Pods that carry a readiness gate: watched and listed. The operator never updates
 # or deletes a pod; it only sets its gate condition, through pods/status.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
@@ -68,10 +68,11 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# migrations.run: Job - the migration Job, started, followed and cleaned up.
+# migrations.run: Job - the migration Job, started and followed by name. Never deleted
+# by the operator: it is owned by its DatabaseSchema and goes with it.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get]
 # migrations.job.fromDeployment - the Job copies the backend Deployment's pod template.
 - apiGroups: [apps]
   resources: [deployments]

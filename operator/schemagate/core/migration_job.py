@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
@@ -30,7 +30,25 @@ _DROPPED_FROM_MIGRATOR = ("readinessProbe", "livenessProbe", "startupProbe", "po
 
 
 class InvalidJobSource(ValueError):
-    """The Deployment cannot give a migration Job (container missing, no containers)."""
+    """The Deployment cannot give a migration Job (container missing, no containers, its
+    owners did not opt in)."""
+
+
+def require_opt_in(deployment: Mapping[str, Any], schema: str) -> None:
+    """The Deployment's owners opted in to running this DatabaseSchema's migrations as
+    their workload: the Deployment (or its pod template) carries the label
+    `schemagate.io/schema: <schema>`. Without that, whoever may write a DatabaseSchema
+    could run a Job with another team's service account, env and Secrets."""
+    name = deployment["metadata"]["name"]
+    template = (deployment.get("spec") or {}).get("template") or {}
+    for labels in ((deployment["metadata"].get("labels") or {}),
+                   ((template.get("metadata") or {}).get("labels") or {})):
+        if labels.get(SCHEMA_LABEL) == schema:
+            return
+    raise InvalidJobSource(
+        f"Deployment {name} has not opted in to migrations by DatabaseSchema {schema}: its "
+        f"owners add the label {SCHEMA_LABEL}={schema} to it (kubectl label deployment/{name} "
+        f"{SCHEMA_LABEL}={schema}); until then no Job runs as that Deployment")
 
 
 def _container(template_spec: Mapping[str, Any], name: str | None, deployment: str) -> JSON:
@@ -98,6 +116,7 @@ def job_name(schema: str, generation: int, hash_: str) -> str:
 
 def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
                   deployment: Mapping[str, Any], rerun: str | None) -> JSON:
+    require_opt_in(deployment, schema)
     spec = pod_spec(job, deployment)
     hash_ = digest(spec, job, rerun)
     labels = {SCHEMA_LABEL: schema}
@@ -131,3 +150,15 @@ def job_state(job: Mapping[str, Any]) -> str:
         if c.get("type") in ("Failed", "FailureTarget"):
             return "Failed"
     return "Running"
+
+
+def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> str:
+    """The last words of the newest failed container among a Job's `pods`, through
+    `scrub`: they are the tenant's output."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode"):
+                text = scrub((terminated.get("message") or "").strip())
+                return f"exit code {terminated['exitCode']}" + (f": {text}" if text else "")
+    return ""

@@ -52,10 +52,33 @@ class FromDeployment(Model):
     container: K8sName | None = Field(None, description="Defaults to the first container.")
 
 
+#: Bounds on what a migration Job runs: generous for any real command line, small
+#: enough that the Job, the status and the messages quoting it stay small.
+MAX_ARGUMENT = 4096
+MAX_COMMAND_ITEMS = 64
+MAX_ARGS_ITEMS = 256
+NO_NUL = "^[^\\x00]*$"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which no program can receive in its "
+                         "arguments")
+    return value
+
+
+# The pattern is for the CRD (the API server refuses it first); the validator says why.
+Argument = Annotated[str, Field(max_length=MAX_ARGUMENT, json_schema_extra={"pattern": NO_NUL}),
+                     AfterValidator(_no_nul)]
+Program = Annotated[str, Field(min_length=1, max_length=MAX_ARGUMENT,
+                               json_schema_extra={"pattern": NO_NUL}),
+                    AfterValidator(_no_nul)]
+
+
 class JobSpec(Model):
     from_deployment: FromDeployment
-    command: list[str] = Field(min_length=1)
-    args: list[str] = Field(default_factory=list)
+    command: list[Program] = Field(min_length=1, max_length=MAX_COMMAND_ITEMS)
+    args: list[Argument] = Field(default_factory=list, max_length=MAX_ARGS_ITEMS)
     backoff_limit: int = Field(0, ge=0, le=10)
     active_deadline_seconds: int = Field(600, ge=10, le=86400)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from schemagate.core import conditions as cond
@@ -58,6 +58,14 @@ class Outcome:
     @property
     def looked(self) -> bool:
         return self.reason not in COULD_NOT_LOOK
+
+
+def scrubbed(outcome: Outcome, scrub: Callable[[str], str]) -> Outcome:
+    """`outcome` with its messages passed through `scrub` (see `core.scrub`)."""
+    migrations = outcome.migrations
+    if migrations is not None:
+        migrations = (migrations[0], migrations[1], scrub(migrations[2]))
+    return replace(outcome, message=scrub(outcome.message), migrations=migrations)
 
 
 def from_verdict(verdict: Verdict) -> Outcome:

@@ -1,0 +1,194 @@
+"""The chart's ValidatingAdmissionPolicy on the real API server: whoever writes a
+DatabaseSchema must hold the rights it makes the operator use.
+
+The tenant is `alice` of group `team-a` (a client certificate signed by the cluster's
+CA), allowed to write DatabaseSchemas and create ConfigMaps in one namespace, nothing
+more. Another team's Secret and Deployment live in that namespace. Attack 4 (naming the
+other team's Secret) and attack 2 (cloning the other team's Deployment into a Job) are
+refused, each with the right it lacks; granted those rights, the same DatabaseSchemas
+are admitted. The operator's own writes (annotations, finalizer) are never refused.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from localenv.cluster import Cluster
+from tests.cluster.fixtures import Kube
+from tests.cluster.identities import Identity, identity
+from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.test_rbac import Release, installed, release_namespace
+
+pytestmark = pytest.mark.cluster
+__all__ = ["release_namespace"]  # a fixture used here
+
+
+def schema(name: str, secret: str, deployment: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"database": {"urlSecretRef": {"name": secret, "key": "DATABASE_URL"}},
+                            "tables": TABLES}
+    if deployment is not None:
+        spec["migrations"] = {"run": "Job", "job": {
+            "fromDeployment": {"name": deployment, "container": "app"},
+            "command": ["alembic", "upgrade", "heads"]}}
+    return {"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def create(who: Identity, namespace: str, manifest: dict[str, Any]) -> tuple[bool, str]:
+    result = who.run("-n", namespace, "create", "-f", "-", input=json.dumps(manifest))
+    return result.returncode == 0, (result.stdout + result.stderr).strip()
+
+
+def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]]) -> None:
+    manifests = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name, "namespace": namespace}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                       "name": "team-a"}]}]
+    result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def alice(cluster: Cluster, namespace: str, tmp_path: Path) -> Identity:
+    """A tenant who may write DatabaseSchemas and create ConfigMaps in `namespace`."""
+    grant(cluster, namespace, "team-a-schemas", [
+        {"apiGroups": ["schemagate.io"], "resources": ["databaseschemas"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}])
+    user = identity(cluster, "alice", ["team-a"], tmp_path / "alice")
+    wait_for("alice's Role in force", lambda: user.can_i(
+        "create", "databaseschemas.schemagate.io", "-n", namespace))
+    assert not user.can_i("get", "secrets", "-n", namespace)
+    assert not user.can_i("create", "pods", "-n", namespace)
+    return user
+
+
+@pytest.fixture
+def another_team(cluster: Cluster, namespace: str) -> None:
+    """Team B's database Secret and backend Deployment, in the same namespace."""
+    manifests = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "payments-db"},
+         "stringData": {"DATABASE_URL": "postgresql://payments:B-secret@10.0.0.9/payments"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "payments"},
+         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "payments"}},
+                  "template": {"metadata": {"labels": {"app": "payments"}},
+                               "spec": {"containers": [{"name": "app", "image": "payments:1",
+                                                        "command": ["serve"]}]}}}}]
+    result = cluster.kubectl("-n", namespace, "apply", "-f", "-",
+                             input=yaml.safe_dump_all(manifests))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def policy(cluster: Cluster, namespace: str, release_namespace: str, tmp_path: Path
+           ) -> Iterator[Release]:
+    """The chart installed for `namespace`, its operator scaled to 0."""
+    with installed(cluster, release_namespace, {"watchNamespaces": f"{{{namespace}}}"},
+                   tmp_path / "operator") as release:
+        yield release
+
+
+def refused_once_in_force(who: Identity, namespace: str, manifest: dict[str, Any]) -> str:
+    """The refusal of `manifest`, waiting for the API server to load the new policy
+    (its informer picks a new policy up within a second or so)."""
+    probe = {**manifest, "metadata": {"name": f"probe-{secrets.token_hex(3)}"}}
+
+    def attempt() -> str | None:
+        admitted, text = create(who, namespace, probe)
+        if admitted:
+            who.run("-n", namespace, "delete", "dbschema", probe["metadata"]["name"])
+            return None
+        return text
+
+    wait_for("the policy in force", attempt, timeout=30)
+    admitted, text = create(who, namespace, manifest)
+    assert not admitted
+    return text
+
+
+def test_a_tenant_naming_another_teams_secret_is_refused(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release) -> None:
+    refused = refused_once_in_force(alice, namespace, schema("steal-url", "payments-db"))
+    assert "denied request" in refused and "ValidatingAdmissionPolicy" in refused
+    assert (f"user alice may not get Secret payments-db in namespace {namespace}: "
+            "spec.database.urlSecretRef may name only a Secret the DatabaseSchema's author "
+            "may read") in refused
+    assert "B-secret" not in refused
+    listed = cluster.kubectl("-n", namespace, "get", "dbschema", "-o", "name")
+    assert listed.stdout.strip() == "", "nothing was created, nothing can leak"
+
+    # The team's owners let alice read that Secret: she may name it.
+    grant(cluster, namespace, "team-a-reads-payments-db", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["payments-db"],
+         "verbs": ["get"]}])
+    wait_for("the grant in force", lambda: alice.can_i("get", "secret/payments-db",
+                                                       "-n", namespace))
+    admitted, text = create(alice, namespace, schema("steal-url", "payments-db"))
+    assert admitted, text
+
+
+def test_a_tenant_cloning_another_teams_deployment_is_refused(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release) -> None:
+    grant(cluster, namespace, "team-a-own-secret", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
+         "verbs": ["get"]}])
+    wait_for("alice reads her own Secret", lambda: alice.can_i(
+        "get", "secret/team-a-db", "-n", namespace))
+    attack = schema("run-as-payments", "team-a-db", deployment="payments")
+
+    refused = refused_once_in_force(alice, namespace, attack)
+    assert f"user alice may not create Jobs in namespace {namespace}" in refused, refused
+
+    grant(cluster, namespace, "team-a-jobs", [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}])
+    wait_for("alice creates Jobs", lambda: alice.can_i("create", "jobs.batch", "-n", namespace))
+    admitted, refused = create(alice, namespace, attack)
+    assert not admitted
+    assert (f"user alice may not update Deployment payments in namespace {namespace}: "
+            "migrations.job.fromDeployment may name only a Deployment its author may update "
+            "(the Job runs as that Deployment)") in refused, refused
+
+    grant(cluster, namespace, "team-a-updates-payments", [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["payments"],
+         "verbs": ["update"]}])
+    wait_for("alice updates payments", lambda: alice.can_i(
+        "update", "deployment/payments", "-n", namespace))
+    admitted, text = create(alice, namespace, attack)
+    assert admitted, text
+
+
+def test_the_operators_own_writes_are_never_refused(
+        cluster: Cluster, namespace: str, kube: Kube, another_team: None,
+        policy: Release) -> None:
+    """The operator may not update Deployments; its annotations and finalizer on a
+    `run: Job` DatabaseSchema change no spec and pass."""
+    created = cluster.kubectl("-n", namespace, "create", "-f", "-",
+                              input=json.dumps(schema("payments", "payments-db", "payments")))
+    assert created.returncode == 0, created.stderr
+    operator = policy.identity
+    assert not operator.can_i("update", "deployments.apps", "-n", namespace)
+    patch = json.dumps({"metadata": {"annotations": {"schemagate.io/last-handled": "x"},
+                                     "finalizers": ["schemagate.io/finalizer"]}})
+    patched = subprocess_patch(operator, namespace, patch)
+    assert patched.returncode == 0, patched.stderr
+    removed = subprocess_patch(operator, namespace, json.dumps(
+        {"metadata": {"finalizers": None}}))
+    assert removed.returncode == 0, removed.stderr
+
+
+def subprocess_patch(who: Identity, namespace: str, patch: str) -> Any:
+    return who.run("-n", namespace, "patch", "dbschema", "payments", "--type=merge", "-p", patch)
+
