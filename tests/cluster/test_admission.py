@@ -60,8 +60,9 @@ def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any
 
 
 @pytest.fixture
-def alice(cluster: Cluster, namespace: str, tmp_path: Path) -> Identity:
-    """A tenant who may write DatabaseSchemas and create ConfigMaps in `namespace`."""
+def alice(cluster: Cluster, namespace: str, tmp_path: Path, crd: None) -> Identity:
+    """A tenant who may write DatabaseSchemas and create ConfigMaps in `namespace`
+    (the CRD installed: can-i answers no for a resource the server does not serve)."""
     grant(cluster, namespace, "team-a-schemas", [
         {"apiGroups": ["schemagate.io"], "resources": ["databaseschemas"],
          "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
