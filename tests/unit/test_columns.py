@@ -253,3 +253,20 @@ def test_a_migration_that_fixed_some_columns_is_no_no_op() -> None:
     assert "2 declared columns differing" in unchanged.message
     partial, word = migration.judge_success("Job j", columns_differ(1), before, declared=2)
     assert (partial.reason, word) == (Reason.COLUMNS_MISMATCH, migration.APPLIED)
+
+
+def test_what_render_wrote_is_read_without_pyyaml_and_as_pyyaml_reads_it() -> None:
+    columns = tuple(ColumnRequirement("t", name, "numeric(12,2)" if i % 2 else "text[]",
+                                      i % 2 == 0) for i, name in enumerate(WEIRD))
+    text = snap.render(snap.Snapshot("public", ("t", "On"), columns, (), FP))
+    assert snap.read_rendered(text) == yaml.safe_load(text)
+    # Edited by hand: another layout goes to PyYAML, and reads the same.
+    edited = text.replace("  - {name: id, type: text[], nullable: true}",
+                          '  - name: id\n    type: "text[]"\n    nullable: true')
+    edited = edited.replace('  - {name: id, type: "text[]", nullable: true}',
+                            '  - name: id\n    type: "text[]"\n    nullable: true')
+    assert edited != text and snap.read_rendered(edited) is None
+    assert snap.parse(edited) == snap.parse(text)
+    for broken in ("tables:\n- yes\n", "tables:\n- a\ncolumns:\n- table: a\n  columns:\n"
+                   "  - {name: x, nullable: maybe}\n", "tables:\n- a  \n"):
+        assert snap.read_rendered(broken) is None, broken

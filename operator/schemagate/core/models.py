@@ -167,7 +167,10 @@ class TableColumns(Model):
     table: Identifier = Field(description="A table in database.schema; it counts as declared "
                                           "even when spec.tables does not list it.")
     # PostgreSQL allows at most 1,600 columns in a table.
-    columns: list[Column] = Field(min_length=1, max_length=1_600)
+    columns: list[Column] = Field(
+        min_length=1, max_length=1_600,
+        description="Columns the table must have, each named once; others may exist beside "
+                    "them.")
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> TableColumns:

@@ -22,8 +22,8 @@ from schemagate.core.models import Identifier, Model, TableColumns, unique_table
 from schemagate.core.verdict import Fingerprint, names
 
 Format = Literal["yaml", "json"]
-# libyaml's C loader where PyYAML was built with it: the pure-Python one takes minutes over
-# the 100,000 columns of 10,000 tables (JSON, read with `json`, takes a second).
+# libyaml's C loader where PyYAML was built with it, for files `render` did not write: the
+# pure-Python one takes minutes over the 100,000 columns of 10,000 tables.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -98,6 +98,69 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*( [A-Za-z0-9_]+)*(\([0-9]+\))?")
 _YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
 
 
+def read_rendered(text: str) -> dict[str, Any] | None:
+    """What `render` writes, exactly as YAML reads it; None for any other text (a comment
+    moved, a column in block style, trailing blanks), which then goes to PyYAML."""
+    tables: list[Any] = []
+    columns: list[dict[str, Any]] = []
+    section = ""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line in ("tables:", "columns:", "columns: []"):
+            section = line[:-1] if line.endswith(":") else "columns"
+            continue
+        if section == "tables" and line.startswith("- "):
+            tables.append(_token(line[2:]))
+        elif section == "columns" and line.startswith("- table: "):
+            columns.append({"table": _token(line[9:]), "columns": []})
+        elif section == "columns" and line == "  columns:" and columns:
+            continue
+        elif section == "columns" and line.startswith("  - {") and columns:
+            entry = _flow_mapping(line)
+            if entry is None:
+                return None
+            columns[-1]["columns"].append(entry)
+        else:
+            return None
+    if not tables or None in tables or any(c["table"] is None for c in columns):
+        return None
+    return {"tables": tables, "columns": columns}
+
+
+_VALUE = r'("(?:[^"\\\x00-\x1f]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*(?: [A-Za-z0-9_]+)*(?:\([0-9]+\))?)'
+_TOKEN = re.compile(_VALUE)
+_COLUMN = re.compile(r"  - \{name: " + _VALUE + r"(?:, type: " + _VALUE +
+                     r")?(?:, nullable: (true|false))?\}")
+
+
+def _token(text: str | None) -> str | None:
+    """A whole scalar as `_scalar` writes it, else None."""
+    if text is None or not _TOKEN.fullmatch(text):
+        return None
+    if text.startswith('"'):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, str) else None
+    return None if text.lower() in _YAML_WORDS else text
+
+
+def _flow_mapping(line: str) -> dict[str, Any] | None:
+    """`  - {name: id, type: bigint, nullable: false}` as `render` writes it, else None."""
+    match = _COLUMN.fullmatch(line)
+    if match is None:
+        return None
+    name, type_, nullable = match.groups()
+    entry: dict[str, Any] = {"name": _token(name)}
+    if type_ is not None:
+        entry["type"] = _token(type_)
+    if nullable is not None:
+        entry["nullable"] = nullable == "true"
+    return None if entry["name"] is None or entry.get("type", "") is None else entry
+
+
 def _scalar(value: str | bool) -> str:
     """A value as YAML: written by hand because PyYAML takes minutes over 10,000 tables."""
     if isinstance(value, bool):
@@ -108,11 +171,15 @@ def _scalar(value: str | bool) -> str:
 
 
 def parse(text: str) -> SchemaFragment:
-    """A fragment from YAML or JSON text (JSON is YAML); `InvalidFragment` says why not."""
+    """A fragment from YAML or JSON text (JSON is YAML); `InvalidFragment` says why not.
+
+    What `render` wrote is read line by line (PyYAML needs seconds per 10,000 columns);
+    JSON by `json`; anything else, a file edited by hand included, by PyYAML.
+    """
     try:
         document: Any = json.loads(text)
     except ValueError:
-        document = None
+        document = read_rendered(text)
     try:
         if document is None:
             document = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
