@@ -84,7 +84,9 @@ def _carries_a_gate(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.event("", "v1", "pods", when=_carries_a_gate)
 async def pod_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
+    if type == "DELETED":
+        _ctx(memo).registry.pod_gone(body.metadata.uid or "")
+    elif not body.metadata.get("deletionTimestamp"):
         await reconciler.gate_new_pod(body, _ctx(memo))
 
 

@@ -8,6 +8,7 @@ itself stays in `handlers`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from schemagate import database, kube, run_alembic, run_job
 from schemagate.core import conditions as cond
-from schemagate.core import gate
+from schemagate.core import gate, migration
 from schemagate.core.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
@@ -31,6 +32,7 @@ from schemagate.core.models import (
 )
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
+from schemagate.core.revisions import Knowledge, parse_history, passed_through
 from schemagate.core.status import Outcome, from_verdict, next_status, transition
 from schemagate.metrics import Metrics
 
@@ -60,9 +62,14 @@ def explain_invalid(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: Pods whose first sighting this process remembers (by uid); the oldest go first. A pod
+#: forgotten falls back to its creationTimestamp, so the bound costs latency, never safety.
+SEEN_PODS_LIMIT = 50_000
+
+
 @dataclass
 class Published:
-    state: gate.GateState
+    check: gate.Check
     spec: DatabaseSchemaSpec | None
 
 
@@ -76,6 +83,23 @@ class Registry:
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     versions: dict[Key, object] = field(default_factory=dict)
     written: dict[Key, DatabaseSchemaStatus] = field(default_factory=dict)
+    #: When this process first saw each pod (uid): a moment the pod certainly existed by.
+    seen: dict[str, datetime] = field(default_factory=dict)
+
+    def first_seen(self, uid: str, now: datetime) -> datetime:
+        if uid not in self.seen and len(self.seen) >= SEEN_PODS_LIMIT:
+            del self.seen[next(iter(self.seen))]
+        return self.seen.setdefault(uid, now)
+
+    def pod_gone(self, uid: str) -> None:
+        self.seen.pop(uid, None)
+
+    def latest_generation(self, key: Key) -> int:
+        """The newest generation the watch has shown for the schema (0: none yet)."""
+        version = self.versions.get(key)
+        if isinstance(version, tuple) and version and isinstance(version[0], int):
+            return version[0]
+        return 0
 
     def wake(self, key: Key) -> None:
         if key in self.wakeups:
@@ -151,68 +175,93 @@ async def verify(spec: DatabaseSchemaSpec, url: str, ctx: Context,
     return from_verdict(verdict)
 
 
-async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, ctx: Context
-                            ) -> tuple[Outcome, MigrationStatus | None, float | None]:
+async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: MigrationStatus,
+                            ctx: Context) -> migration.Step:
     """Verify, and run or judge migrations as `migrations.run` says."""
     namespace = body["metadata"]["namespace"]
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
-        return url, None, None
+        return migration.Step(url)
     run = spec.migrations
     if run.run is MigrationRun.ALEMBIC and run.alembic is not None:
-        previous = MigrationStatus.model_validate((body.get("status") or {}).get("migration")
-                                                  or {})
         return await run_alembic.alembic_step(
             namespace, spec, run.alembic, previous, url,
             lambda heads: verify(spec, url, ctx, heads), ctx.kube, ctx.clock())
     outcome = await verify(spec, url, ctx)
     if run.run is MigrationRun.JOB and run.job is not None:
-        return await run_job.job_step(body, spec, run.job, outcome, ctx.kube, ctx.clock())
-    return outcome, None, None
+        return await run_job.job_step(body, spec, run.job, outcome, previous, ctx.kube,
+                                      ctx.clock())
+    return migration.Step(outcome)
 
 
 async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.LoggerAdapter[Any]
                     ) -> float:
     """One pass; returns the seconds until the next one."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    key = (namespace, name)
+    # The check's start, before the spec is read: a pod that existed by then is served by
+    # this check. The spec and status come from the API server, not from the watch's body,
+    # so a DatabaseSchema applied just before its Deployment is never judged by its
+    # previous spec, and a migration record we wrote is never read back older.
+    started = ctx.clock()
+    fresh = await asyncio.to_thread(ctx.kube.database_schema, namespace, name)
+    if fresh is None:
+        return RETRY_UNREACHABLE  # deleted meanwhile; the delete handler releases the gate
+    body = fresh
     generation = int(body["metadata"].get("generation") or 0)
-    # What we wrote last beats the body: the watch may not have brought our own write
-    # back yet, and judging against an older status would announce a transition twice.
-    previous = ctx.registry.written.get((namespace, name)) or \
-        DatabaseSchemaStatus.model_validate(body.get("status") or {})
+    previous = DatabaseSchemaStatus.model_validate(body.get("status") or {})
     try:
         spec: DatabaseSchemaSpec | None = DatabaseSchemaSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
         spec = None
-        outcome = Outcome(Reason.INVALID_SPEC, explain_invalid(exc))
-    migration_status: MigrationStatus | None = None
-    sooner: float | None = None
+        step = migration.Step(Outcome(Reason.INVALID_SPEC, explain_invalid(exc)))
     if spec is not None:
-        ctx.registry.watch((namespace, name), spec)
-        outcome, migration_status, sooner = await check_and_migrate(body, spec, ctx)
+        ctx.registry.watch(key, spec)
+        step = await check_and_migrate(body, spec, previous.migration or MigrationStatus(), ctx)
+    outcome = step.outcome
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
-                            message=outcome.message, on_drift=on_drift)
-    ctx.registry.gates[(namespace, name)] = Published(state, spec)
+                            message=outcome.message, on_drift=on_drift,
+                            migrating=step.migrating)
+    check = gate.Check(state=state, started=started, generation=generation,
+                       knowledge=knowledge(outcome, step, previous, spec))
+    ctx.registry.gates[key] = Published(check, spec)
     try:
-        gate_status = await asyncio.to_thread(apply_gate, ctx, namespace, name, state, spec)
+        pods = await asyncio.to_thread(apply_gate, ctx, namespace, name, check, spec)
     except ValueError as exc:  # a selector the API server cannot use
         outcome = Outcome(Reason.INVALID_SPEC, f"gate.podSelector: {exc}")
-        gate_status = GateStatus(condition_type=gate.gate_condition_type(name))
+        pods = GatePass(GateStatus(condition_type=gate.gate_condition_type(name)))
+    gate_status = pods.status
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
-                         now=ctx.clock(), migration=migration_status)
+                         now=ctx.clock(), migration=step.record)
     if worth_writing(previous, status, spec):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
                                 status.model_dump(by_alias=True, mode="json", exclude_none=True))
-        ctx.registry.written[(namespace, name)] = status
+        ctx.registry.written[key] = status
     if (change := transition(previous, status)) is not None:
         logger.info("%s", change)
         ctx.announce(body, outcome.reason.value, change, not outcome.verified)
     else:
         logger.debug("unchanged: %s", outcome.reason.value)
+    previous_gate = previous.gate or GateStatus(condition_type=gate_status.condition_type)
+    if gate_status.ungated > previous_gate.ungated:
+        ctx.announce(body, UNGATED_EVENT, ungated_message(name, pods.ungated), True)
+    if pods.awaiting:
+        return 0.0  # pods came while this check ran: one more serves them all
     delay = next_delay(spec, outcome, gate_status)
-    return delay if sooner is None else min(delay, sooner)
+    return delay if step.sooner is None else min(delay, step.sooner)
+
+
+def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,
+              spec: DatabaseSchemaSpec | None) -> Knowledge:
+    """What this check learned of the database's revisions, for pods that name one."""
+    verdict = outcome.verdict
+    seen = previous.revision.history if previous.revision else None
+    current = verdict.current_revisions if verdict is not None and outcome.looked else None
+    return Knowledge(current=current, graph=step.graph, graph_source=step.graph_source,
+                     history=parse_history(passed_through(seen or [], current)),
+                     revision_check=spec.migrations.revision_check if spec else True)
 
 
 def worth_writing(previous: DatabaseSchemaStatus, status: DatabaseSchemaStatus,
@@ -242,26 +291,60 @@ def next_delay(spec: DatabaseSchemaSpec | None, outcome: Outcome, gate_status: G
     return interval
 
 
-def apply_gate(ctx: Context, namespace: str, name: str, state: gate.GateState,
-               spec: DatabaseSchemaSpec | None) -> GateStatus:
+#: The Warning Event on a DatabaseSchema whose pods carry no gate for it.
+UNGATED_EVENT = "PodWithoutGate"
+#: Pods named in that Event; the count says the rest.
+UNGATED_NAMED = 5
+
+
+@dataclass(frozen=True)
+class GatePass:
+    status: GateStatus
+    awaiting: bool = False  # some pod waits for a check newer than this one
+    ungated: tuple[str, ...] = ()
+
+
+def ungated_message(name: str, pods: tuple[str, ...]) -> str:
+    shown = ", ".join(pods[:UNGATED_NAMED]) + (
+        f" and {len(pods) - UNGATED_NAMED} more" if len(pods) > UNGATED_NAMED else "")
+    return (f"{len(pods)} pod(s) match DatabaseSchema {name} but carry no readiness gate "
+            f"{gate.gate_condition_type(name)}, so nothing holds them: {shown}; enable the "
+            "chart's gateInjection (label schemagate.io/schema) or add the gate to the pod "
+            "template")
+
+
+def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
+               spec: DatabaseSchemaSpec | None) -> GatePass:
     """Set this schema's condition on every pod that carries its gate (blocking)."""
     condition_type = gate.gate_condition_type(name)
     selector = spec.gate.pod_selector if spec else LabelSelector()
     selector_text = gate.selector_string(selector)
-    pods = ctx.kube.gated_pods(namespace, condition_type)
-    selected = [gate.selects(selector, pod.labels) for pod in pods]
-    wanted = [gate.pod_condition(state, currently_true=pod.is_true, selected=chosen,
-                                 selector=selector_text)
+    everything = ctx.kube.pods(namespace, condition_type)
+    pods = [with_seen(ctx, p) for p in everything if p.has_gate]
+    ungated = tuple(sorted(p.name for p in everything if not p.has_gate
+                           and gate.should_hold(selector, p, name)))
+    selected = [gate.selects(selector, pod.labels) or gate.needs_this_schema(pod, name)
+                for pod in pods]
+    latest = ctx.registry.latest_generation((namespace, name))
+    wanted = [gate.pod_condition(check, pod, selected=chosen, selector=selector_text,
+                                 latest_generation=latest)
               for pod, chosen in zip(pods, selected, strict=True)]
     # A rollout of a hundred pods should open in one round of patches, not a hundred.
     with ThreadPoolExecutor(max_workers=PATCH_WORKERS) as pool:
         list(pool.map(lambda p, w: set_if_changed(ctx, namespace, p, condition_type, w),
                       pods, wanted))
     ready = sum(w.status and chosen for w, chosen in zip(wanted, selected, strict=True))
-    return GateStatus(condition_type=condition_type, pods=sum(selected), ready=ready)
+    awaiting = any(w.reason == gate.AWAITING_FRESH_CHECK for w in wanted)
+    return GatePass(GateStatus(condition_type=condition_type, pods=sum(selected), ready=ready,
+                               ungated=len(ungated)), awaiting, ungated)
 
 
-def set_if_changed(ctx: Context, namespace: str, pod: kube.GatedPod, condition_type: str,
+def with_seen(ctx: Context, pod: gate.PodView) -> gate.PodView:
+    seen = ctx.registry.seen.get(pod.uid)
+    return pod if seen is None else dataclasses.replace(pod, seen=seen)
+
+
+def set_if_changed(ctx: Context, namespace: str, pod: gate.PodView, condition_type: str,
                    wanted: gate.PodCondition) -> None:
     current = pod.condition or {}
     wire = "True" if wanted.status else "False"
@@ -291,26 +374,30 @@ async def keep_verified(body: JSON, stopped: Stopped, ctx: Context,
 async def gate_new_pod(pod: JSON, ctx: Context) -> None:
     """A pod appeared or changed: give it each of its gates' current answer."""
     namespace = pod["metadata"]["namespace"]
+    seen = ctx.registry.first_seen(pod["metadata"].get("uid", ""), ctx.clock())
     for schema_name in gate.schema_names_gating(pod["spec"].get("readinessGates") or ()):
+        key = (namespace, schema_name)
         condition_type = gate.gate_condition_type(schema_name)
-        known = ctx.registry.gates.get((namespace, schema_name))
+        known = ctx.registry.gates.get(key)
         if known is None:
             exists = await asyncio.to_thread(ctx.kube.database_schema, namespace, schema_name)
             if exists is not None:
                 continue  # its daemon is about to check it; until then the pod is not Ready
-            known = Published(gate.schema_missing(schema_name), None)
+            known = Published(gate.Check(gate.schema_missing(schema_name)), None)
         selector = known.spec.gate.pod_selector if known.spec else LabelSelector()
-        view = kube.gated_pod(pod, condition_type)
+        view = kube.pod_view(pod, condition_type, seen)
         if known.spec is None and gate.stays_released(view.condition):
             continue
-        wanted = gate.pod_condition(known.state, currently_true=view.is_true,
-                                    selected=known.spec is None or gate.selects(selector,
-                                                                                view.labels),
-                                    selector=gate.selector_string(selector))
+        chosen = known.spec is None or gate.selects(selector, view.labels) or \
+            gate.needs_this_schema(view, schema_name)
+        wanted = gate.pod_condition(known.check, view, selected=chosen,
+                                    selector=gate.selector_string(selector),
+                                    latest_generation=ctx.registry.latest_generation(key))
         await asyncio.to_thread(set_if_changed, ctx, namespace, view, condition_type, wanted)
-        if view.condition is None and not wanted.status:
-            # A new pod waits: its schema's loop should start looking more often.
-            ctx.registry.wake((namespace, schema_name))
+        if wanted.reason == gate.AWAITING_FRESH_CHECK or (
+                view.condition is None and not wanted.status):
+            # A pod waits: one check that starts now serves it (and every other waiting).
+            ctx.registry.wake(key)
 
 
 async def release(body: JSON, ctx: Context) -> int:
@@ -319,7 +406,8 @@ async def release(body: JSON, ctx: Context) -> int:
     ctx.registry.forget((namespace, name))
     state = gate.released(name)
     condition_type = gate.gate_condition_type(name)
-    pods = await asyncio.to_thread(ctx.kube.gated_pods, namespace, condition_type)
+    pods = [p for p in await asyncio.to_thread(ctx.kube.pods, namespace, condition_type)
+            if p.has_gate]
     for pod in pods:
         wanted = gate.PodCondition(True, state.reason, state.message)
         await asyncio.to_thread(set_if_changed, ctx, namespace, pod, condition_type, wanted)

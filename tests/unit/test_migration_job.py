@@ -59,7 +59,7 @@ def test_sidecars_come_along_and_init_waiters_stay_behind() -> None:
 
 def test_the_job_never_carries_the_backend_labels() -> None:
     job = build()
-    assert job["spec"]["template"]["metadata"]["labels"] == {jobs.SCHEMA_LABEL:
+    assert job["spec"]["template"]["metadata"]["labels"] == {jobs.MIGRATION_LABEL:
                                                              "backend-schema"}
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
 

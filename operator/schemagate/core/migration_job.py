@@ -18,7 +18,9 @@ from typing import Any
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
 
 JSON = dict[str, Any]
-SCHEMA_LABEL = f"{GROUP}/schema"
+#: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
+#: needs the schema, and the chart's gate injection would hold the migrator on itself.
+MIGRATION_LABEL = f"{GROUP}/migration-of"
 HASH_ANNOTATION = f"{GROUP}/migration-hash"
 RERUN_ANNOTATION = f"{GROUP}/rerun"
 
@@ -100,7 +102,7 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
                   deployment: Mapping[str, Any], rerun: str | None) -> JSON:
     spec = pod_spec(job, deployment)
     hash_ = digest(spec, job, rerun)
-    labels = {SCHEMA_LABEL: schema}
+    labels = {MIGRATION_LABEL: schema}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
