@@ -27,7 +27,8 @@ class Metrics:
             "schemagate_gate_open", "1 when the schema's gate lets new pods become Ready.",
             ["namespace", "name"], registry=self.registry)
         self.gate_pods = Gauge(
-            "schemagate_gate_pods", "Pods carrying the schema's readiness gate, by state.",
+            "schemagate_gate_pods", "Pods carrying the schema's readiness gate, by state "
+            "(gated, ready); ungated: pods the schema should hold that carry no gate.",
             ["namespace", "name", "state"], registry=self.registry)
         self.reconcile_errors = Counter(
             "schemagate_reconcile_errors", "Checks that did not end Verified, by reason.",
@@ -46,6 +47,7 @@ class Metrics:
         self.gate_open.labels(namespace, name).set(1 if outcome.verified else 0)
         self.gate_pods.labels(namespace, name, "gated").set(gate.pods)
         self.gate_pods.labels(namespace, name, "ready").set(gate.ready)
+        self.gate_pods.labels(namespace, name, "ungated").set(gate.ungated or 0)
         if outcome.reason is not Reason.VERIFIED:
             self.reconcile_errors.labels(outcome.reason.value).inc()
 
@@ -56,7 +58,8 @@ class Metrics:
     def forget(self, namespace: str, name: str) -> None:
         for gauge, labels in ((self.gate_open, (namespace, name)),
                               (self.gate_pods, (namespace, name, "gated")),
-                              (self.gate_pods, (namespace, name, "ready"))):
+                              (self.gate_pods, (namespace, name, "ready")),
+                              (self.gate_pods, (namespace, name, "ungated"))):
             try:
                 gauge.remove(*labels)
             except KeyError:

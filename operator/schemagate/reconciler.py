@@ -245,7 +245,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     else:
         logger.debug("unchanged: %s", outcome.reason.value)
     previous_gate = previous.gate or GateStatus(condition_type=gate_status.condition_type)
-    if gate_status.ungated > previous_gate.ungated:
+    if (gate_status.ungated or 0) > (previous_gate.ungated or 0):
         ctx.announce(body, UNGATED_EVENT, ungated_message(name, pods.ungated), True)
     if pods.awaiting:
         return 0.0  # pods came while this check ran: one more serves them all
@@ -336,7 +336,7 @@ def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
     ready = sum(w.status and chosen for w, chosen in zip(wanted, selected, strict=True))
     awaiting = any(w.reason == gate.AWAITING_FRESH_CHECK for w in wanted)
     return GatePass(GateStatus(condition_type=condition_type, pods=sum(selected), ready=ready,
-                               ungated=len(ungated)), awaiting, ungated)
+                               ungated=len(ungated) or None), awaiting, ungated)
 
 
 def with_seen(ctx: Context, pod: gate.PodView) -> gate.PodView:

@@ -174,8 +174,8 @@ class GateStatus(StatusModel):
     pods: int = 0
     ready: int = 0
     #: Pods this gate should hold (gate.podSelector, or the label schemagate.io/schema)
-    #: that carry no readiness gate for it: nothing holds them.
-    ungated: int = 0
+    #: that carry no readiness gate for it: nothing holds them. Absent when none.
+    ungated: int | None = None
 
 
 class MigrationSnapshot(StatusModel):
