@@ -46,6 +46,8 @@ RETRY_UNREACHABLE = 5.0
 #: catalog round trip (about 15 ms with its connection), and every second saved is a
 #: second of a rollout not waiting.
 RECHECK_WHILE_PODS_WAIT = 0.5
+#: The shortest sleep between two passes while pods wait for a newer check.
+MIN_DELAY = 0.05
 #: Parallel pod-status patches while opening or closing a gate.
 PATCH_WORKERS = 16
 
@@ -71,6 +73,8 @@ SEEN_PODS_LIMIT = 50_000
 class Published:
     check: gate.Check
     spec: DatabaseSchemaSpec | None
+    #: The templates of the pods open after the last pass: a pod of another is a release.
+    templates: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -225,13 +229,15 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
                             migrating=step.migrating)
     check = gate.Check(state=state, started=started, generation=generation,
                        knowledge=knowledge(outcome, step, previous, spec))
-    ctx.registry.gates[key] = Published(check, spec)
+    known = ctx.registry.gates.get(key)
+    ctx.registry.gates[key] = Published(check, spec, known.templates if known else frozenset())
     try:
         pods = await asyncio.to_thread(apply_gate, ctx, namespace, name, check, spec)
     except ValueError as exc:  # a selector the API server cannot use
         outcome = Outcome(Reason.INVALID_SPEC, f"gate.podSelector: {exc}")
         pods = GatePass(GateStatus(condition_type=gate.gate_condition_type(name)))
     gate_status = pods.status
+    ctx.registry.gates[key] = Published(check, spec, pods.templates)
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
                          now=ctx.clock(), migration=step.record)
@@ -247,9 +253,9 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     previous_gate = previous.gate or GateStatus(condition_type=gate_status.condition_type)
     if (gate_status.ungated or 0) > (previous_gate.ungated or 0):
         ctx.announce(body, UNGATED_EVENT, ungated_message(name, pods.ungated), True)
-    if pods.awaiting:
-        return 0.0  # pods came while this check ran: one more serves them all
     delay = next_delay(spec, outcome, gate_status)
+    if pods.serve_at is not None:  # pods wait for a newer check: one serves them all
+        delay = min(delay, max(MIN_DELAY, (pods.serve_at - ctx.clock()).total_seconds()))
     return delay if step.sooner is None else min(delay, step.sooner)
 
 
@@ -300,8 +306,9 @@ UNGATED_NAMED = 5
 @dataclass(frozen=True)
 class GatePass:
     status: GateStatus
-    awaiting: bool = False  # some pod waits for a check newer than this one
+    serve_at: datetime | None = None  # when a check may serve the pods still waiting
     ungated: tuple[str, ...] = ()
+    templates: frozenset[str] = frozenset()
 
 
 def ungated_message(name: str, pods: tuple[str, ...]) -> str:
@@ -326,17 +333,23 @@ def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
     selected = [gate.selects(selector, pod.labels) or gate.needs_this_schema(pod, name)
                 for pod in pods]
     latest = ctx.registry.latest_generation((namespace, name))
+    templates = gate.open_templates(pods)
     wanted = [gate.pod_condition(check, pod, selected=chosen, selector=selector_text,
-                                 latest_generation=latest)
+                                 latest_generation=latest, templates=templates)
               for pod, chosen in zip(pods, selected, strict=True)]
     # A rollout of a hundred pods should open in one round of patches, not a hundred.
     with ThreadPoolExecutor(max_workers=PATCH_WORKERS) as pool:
         list(pool.map(lambda p, w: set_if_changed(ctx, namespace, p, condition_type, w),
                       pods, wanted))
     ready = sum(w.status and chosen for w, chosen in zip(wanted, selected, strict=True))
-    awaiting = any(w.reason == gate.AWAITING_FRESH_CHECK for w in wanted)
+    waiting = [gate.served_after(p, templates) or check.started or ctx.clock()
+               for p, w in zip(pods, wanted, strict=True)
+               if w.reason == gate.AWAITING_FRESH_CHECK]
+    opened = gate.open_templates(dataclasses.replace(p, condition={"status": "True"})
+                                 for p, w in zip(pods, wanted, strict=True) if w.status)
     return GatePass(GateStatus(condition_type=condition_type, pods=sum(selected), ready=ready,
-                               ungated=len(ungated) or None), awaiting, ungated)
+                               ungated=len(ungated) or None),
+                    min(waiting, default=None), ungated, opened)
 
 
 def with_seen(ctx: Context, pod: gate.PodView) -> gate.PodView:
@@ -392,7 +405,8 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
             gate.needs_this_schema(view, schema_name)
         wanted = gate.pod_condition(known.check, view, selected=chosen,
                                     selector=gate.selector_string(selector),
-                                    latest_generation=ctx.registry.latest_generation(key))
+                                    latest_generation=ctx.registry.latest_generation(key),
+                                    templates=known.templates)
         await asyncio.to_thread(set_if_changed, ctx, namespace, view, condition_type, wanted)
         if wanted.reason == gate.AWAITING_FRESH_CHECK or (
                 view.condition is None and not wanted.status):

@@ -53,12 +53,18 @@ def held(backend: Backend, version: str, reasons: set[str], timeout: float = 30
          ) -> list[dict[str, Any]]:
     """Waits until every pod of `version` exists with its gate closed for one of
     `reasons` (so a check newer than the pod has answered it)."""
+    seen: list[Any] = []
+
     def probe() -> list[dict[str, Any]] | None:
         pods = [p for p in backend.pods() if p["metadata"]["labels"].get("version") == version]
         gates = [backend.pod_condition(p, GATE) for p in pods]
+        seen[:] = [(p["metadata"]["name"], g) for p, g in zip(pods, gates, strict=True)]
         return gates if pods and all(g.get("status") == "False" and g.get("reason") in reasons
                                      for g in gates) else None
-    return wait_for(f"{version} pods held for {reasons}", probe, timeout=timeout)
+    try:
+        return wait_for(f"{version} pods held for {reasons}", probe, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; gates: {seen}") from None
 
 
 def rolled_out(backend: Backend, version: str, replicas: int = 2) -> None:

@@ -27,17 +27,19 @@ def check(s: gate.GateState, *, started: datetime = T0 + timedelta(seconds=10),
 
 
 def pod(*, open_: bool = False, created: datetime = T0, revision: str | None = None,
-        seen: datetime | None = None) -> gate.PodView:
+        seen: datetime | None = None, template: str = "t1") -> gate.PodView:
     return gate.PodView(
-        name="p", labels={"app": "x"},
+        name="p", labels={"app": "x", "pod-template-hash": template},
         annotations={} if revision is None else {"schemagate.io/revision": revision},
         created=created, seen=seen,
         condition={"status": "True", "reason": "Verified"} if open_ else None)
 
 
-def decide(c: gate.Check, p: gate.PodView, selected: bool = True, latest: int = 1
-           ) -> gate.PodCondition:
-    return gate.pod_condition(c, p, selected=selected, selector="app=x", latest_generation=latest)
+def decide(c: gate.Check, p: gate.PodView, selected: bool = True, latest: int = 1,
+           templates: frozenset[str] = frozenset({"t1"})) -> gate.PodCondition:
+    """By default the pod's template is one already open (a scale-up, a replacement)."""
+    return gate.pod_condition(c, p, selected=selected, selector="app=x", latest_generation=latest,
+                              templates=templates)
 
 
 def condition(s: gate.GateState, currently_true: bool, selected: bool = True) -> bool:
@@ -94,6 +96,22 @@ def test_the_moment_the_operator_saw_the_pod_beats_the_whole_second_timestamp() 
     assert decide(after, pod(created=T0, seen=seen)).status is True
     before = check(verified, started=T0 + timedelta(milliseconds=100))
     assert decide(before, pod(created=T0, seen=seen)).status is False
+
+
+def test_the_first_pods_of_a_release_give_its_schema_time_to_follow_them() -> None:
+    verified = state("Verified", verified=True)
+    soon = check(verified, started=T0 + timedelta(seconds=2))  # 1 s after the pod existed
+    first = decide(soon, pod(template="t2"))
+    assert (first.status, first.reason) == (False, "AwaitingFreshCheck")
+    assert "schemagate.io/revision" in first.message
+    assert decide(check(verified, started=T0 + timedelta(seconds=3)), pod(template="t2")).status
+    assert decide(soon, pod(template="t2", revision="b2")).status, "a revision says it all"
+    assert decide(soon, pod(template="t1")).status, "a scale-up is no new release"
+
+
+def test_open_templates_are_those_of_pods_already_true() -> None:
+    pods = [pod(open_=True, template="t1"), pod(template="t2")]
+    assert gate.open_templates(pods) == {"t1"}
 
 
 def test_a_check_of_an_older_generation_does_not_open_a_new_pod() -> None:
