@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
@@ -29,6 +30,7 @@ from tests.cluster.scenario import (
     PodWatch,
     wait_for,
 )
+from tests.cluster.test_migration_alembic import FIRST, SECOND, config_map
 
 GATE = "schemagate.io/backend-schema"
 V2_TABLES = [*TABLES, V2_TABLE]
@@ -252,3 +254,61 @@ def test_an_operator_restart_mid_rollout_opens_nothing_early(
             rolled_out(backend, "v2")
         finally:
             stop_operator(cluster, namespace, third)
+
+
+def alembic_schema(backend: Backend, tables: list[str] = TABLES) -> dict[str, Any]:
+    return backend.schema_manifest(tables=tables, migrations={
+        "run": "Alembic", "alembic": {"configMapRef": {"name": "backend-migrations"}}})
+
+
+def migrator_running(db: Database) -> bool:
+    engine = sa.create_engine(db.pg.url())
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'schemagate-migrator' AND state = 'active' AND datname = :db"),
+            {"db": db.name}).scalar_one()
+    engine.dispose()
+    return bool(rows)
+
+
+@pytest.mark.parametrize("annotated", [False, True], ids=["label-only", "annotated"])
+def test_a_new_revision_in_the_config_map_holds_the_pods_that_need_it(
+        annotated: bool, backend: Backend, db: Database,
+        operator: local_operator.OperatorProcess) -> None:
+    backend.secret(db.url())
+    config_map(backend, {"3f2a9c_billing_and_agents.py": FIRST})
+    backend.apply(alembic_schema(backend))
+    backend.deployment(revision=V1_REVISION if annotated else None)
+    wait_for("v1 Ready", lambda: backend.ready_states() == ["True", "True"], timeout=60)
+    with PodWatch(backend) as watch:
+        config_map(backend, {"3f2a9c_billing_and_agents.py": FIRST,
+                             "7b1e44_invoices.py": SECOND % {"sleep": 8}})
+        backend.apply_all(
+            backend.deployment_manifest(version="v2", revision="7b1e44" if annotated else None),
+            alembic_schema(backend, V2_TABLES))
+        wait_for("the operator's migration under way", lambda: migrator_running(db),
+                 timeout=30)
+        wait_for("a v2 pod", lambda: any(p["metadata"]["labels"].get("version") == "v2"
+                                         for p in backend.pods()))
+        assert migrator_running(db), "the migration must still run for this to prove anything"
+        assert not watch.ever_ready("v2"), "a v2 pod opened before its revision was applied"
+        rolled_out(backend, "v2")
+    assert backend.get("dbschema", "backend-schema")["status"]["revision"]["current"] == \
+        ["7b1e44"]
+
+
+def test_a_rollback_opens_by_the_scripts_graph_on_a_database_ahead(
+        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
+    backend.secret(db.url())
+    # Both revisions in one run: the operator never sees the database at 3f2a9c.
+    config_map(backend, {"3f2a9c_billing_and_agents.py": FIRST,
+                         "7b1e44_invoices.py": SECOND % {"sleep": 0}})
+    backend.apply(alembic_schema(backend, V2_TABLES))
+    backend.deployment(version="v2", revision="7b1e44")
+    rolled_out(backend, "v2")
+    status = backend.get("dbschema", "backend-schema")["status"]
+    assert status["revision"]["history"] == ["7b1e44"]
+
+    backend.deployment(version="v1", revision=V1_REVISION)  # the previous image
+    rolled_out(backend, "v1")
