@@ -73,9 +73,15 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
         failed = migration.failed(runner, message or "", outcome.verdict)
         return Step(migration.judged(failed), record.model_copy(update={
             "outcome": migration.FAILED, "finished_at": finished, "message": message}))
+    note = None
     if record.outcome in (migration.RUNNING, migration.NO_OP):
         judged, word = migration.judge_success(runner, outcome.verdict, record.before, declared)
+        if observed is None and record.outcome == migration.RUNNING:
+            # The operator was away while the Job ended and someone (a TTL) deleted it.
+            note = (f"{runner} is gone: it ended while the operator was not watching and "
+                    "was deleted; judged by the database")
     else:  # judged applied before: what follows is the schema's own story (drift, repair)
         judged, word = outcome, str(record.outcome)
+        note = record.message
     return Step(migration.judged(judged), record.model_copy(update={
-        "outcome": word, "finished_at": finished, "message": None}))
+        "outcome": word, "finished_at": finished, "message": note}))

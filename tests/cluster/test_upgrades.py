@@ -312,3 +312,41 @@ def test_a_rollback_opens_by_the_scripts_graph_on_a_database_ahead(
 
     backend.deployment(version="v1", revision=V1_REVISION)  # the previous image
     rolled_out(backend, "v1")
+
+
+@pytest.mark.parametrize("job_gone", [False, True], ids=["job-still-there", "job-deleted"])
+def test_an_operator_restart_mid_job_says_what_happened_in_status_migration(
+        job_gone: bool, cluster: Cluster, namespace: str, tmp_path: Path, backend: Backend,
+        db: Database) -> None:
+    env = [{"name": "DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]
+    backend.secret(db.url())
+    backend.deployment(replicas=1, env=env)
+    job = {"fromDeployment": {"name": "backend", "container": "app"},
+           "command": ["sh", "-c", f"sleep 6 && alembic -c {MIGRATIONS / 'alembic.ini'} "
+                                   "upgrade head"]}
+    backend.schema(migrations={"run": "Job", "job": job})
+    first = start_operator(cluster, namespace, tmp_path)
+    try:
+        wait_for("the Job running", lambda: backend.get("dbschema", "backend-schema")
+                 .get("status", {}).get("migration", {}).get("outcome") == "Running",
+                 timeout=60)
+    finally:
+        first.stop(kill=True)  # mid-Job, without a goodbye
+    name = backend.get("dbschema", "backend-schema")["status"]["migration"]["job"]
+    wait_for("the Job to end", lambda: backend.get("job", name).get("status", {})
+             .get("succeeded") == 1, timeout=60)
+    if job_gone:
+        backend.kubectl("delete", "job", name, "--cascade=foreground", "--timeout=30s")
+    second = start_operator(cluster, namespace, tmp_path)
+    try:
+        migration = wait_for("status.migration to say how the run ended", lambda: (
+            m := backend.get("dbschema", "backend-schema")["status"]["migration"])
+            .get("outcome") != "Running" and m, timeout=60)
+        assert migration["outcome"] == "Applied" and migration["finishedAt"]
+        if job_gone:
+            assert "gone" in migration["message"] and name in migration["message"]
+        backend.wait_reason("Verified")
+        wait_for("the pod open", lambda: backend.ready_states() == ["True"])
+    finally:
+        stop_operator(cluster, namespace, second)
