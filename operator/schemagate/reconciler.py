@@ -42,7 +42,7 @@ JSON = Mapping[str, Any]
 #: How soon to look again after the database could not be reached (seconds, capped by
 #: the resource's own interval): soon enough to notice recovery, rare enough not to hammer.
 RETRY_UNREACHABLE = 5.0
-#: While gated pods wait on an unverified schema, look this often: the check is one
+#: While gated pods wait (schema unverified, a revision not applied), look this often: one
 #: catalog round trip (about 15 ms with its connection), and every second saved is a
 #: second of a rollout not waiting.
 RECHECK_WHILE_PODS_WAIT = 0.5
@@ -292,7 +292,7 @@ def next_delay(spec: DatabaseSchemaSpec | None, outcome: Outcome, gate_status: G
     interval = float(spec.verify_interval_seconds if spec else 30)
     if not outcome.looked:
         return min(interval, RETRY_UNREACHABLE)
-    if not outcome.verified and gate_status.ready < gate_status.pods:
+    if gate_status.ready < gate_status.pods:  # unverified, or a revision not applied yet
         return min(interval, RECHECK_WHILE_PODS_WAIT)
     return interval
 

@@ -186,6 +186,7 @@ def test_where_nothing_tells_the_order_the_pod_stays_closed_and_is_told_what_to_
     closed = decide(unknown, pod(revision="a1"))
     assert (closed.status, closed.reason) == (False, "RevisionNotApplied")
     assert "cannot tell" in closed.message and "migrations.run: Alembic" in closed.message
+    assert closed.message.startswith("revision a1 is not applied: the database is at b2.")
 
 
 def test_a_pod_naming_a_revision_on_a_schema_that_never_reads_it_is_told_why() -> None:

@@ -141,8 +141,8 @@ def missing_revisions(needed: frozenset[str], knowledge: Knowledge) -> str | Non
         return (f"revision {_names(not_yet)} is not applied yet: {at}, behind it{where}; "
                 "the pod opens once the migration has run")
     seen = "; ".join(_names(e) for e in knowledge.history) or "none"
-    return (f"revision {_names(unknown)} is not applied: {at}, and schemagate cannot tell "
-            f"whether {_names(unknown)} is older (the database was seen at: {seen}). "
-            "If the migration is still to run, the pod opens once it has; if the pod's code "
-            "is older than the database, set its schemagate.io/revision to a revision the "
-            "database has passed, or use migrations.run: Alembic so the scripts order them")
+    return (f"revision {_names(unknown)} is not applied: {at}. If its migration is still to "
+            "run, the pod opens once it has. If the pod's code is older than the database, "
+            f"schemagate cannot tell (it saw the database at: {seen}): set the pod's "
+            "schemagate.io/revision to a revision the database has passed, or use "
+            "migrations.run: Alembic so the scripts order them")
