@@ -56,7 +56,7 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
         record = previous if same_scripts else MigrationStatus(
             outcome=migration.ALREADY_APPLIED, heads=heads, finished_at=timestamp(now))
         return Step(migration.judged(outcome), record if outcome.verified else None)
-    if same_scripts and previous.failures >= migration.MAX_FAILURES:
+    if migration.gives_up(previous, heads):
         failed = migration.failed(RUNNER, f"{previous.message} (not retried after "
                                           f"{previous.failures} failures: fix the revision "
                                           "files in the ConfigMap)", outcome.verdict)
@@ -74,7 +74,7 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
         busy = migration.with_migrations(outcome, None, migration.MIGRATION_LOCK_BUSY, str(exc))
         return Step(busy, None, LOCK_BUSY_RETRY)
     except migrations.MigrationFailed as exc:
-        failures = (previous.failures if same_scripts else 0) + 1
+        failures = migration.failures_after_one_more(previous, heads)
         record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                                  outcome=migration.FAILED, message=exc.message, heads=heads,
                                  before=before, failures=failures)

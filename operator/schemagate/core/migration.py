@@ -39,6 +39,16 @@ class Step:
         return m[2] if m is not None and m[1] == MIGRATION_RUNNING else None
 
 
+def gives_up(previous: MigrationStatus, heads: list[str]) -> bool:
+    """The same scripts failed MAX_FAILURES times in a row: leave them to a person."""
+    return previous.heads == heads and previous.failures >= MAX_FAILURES
+
+
+def failures_after_one_more(previous: MigrationStatus, heads: list[str]) -> int:
+    """Consecutive failures of these scripts once one more run failed (new scripts: 1)."""
+    return (previous.failures if previous.heads == heads else 0) + 1
+
+
 def snapshot(verdict: Verdict, declared: int) -> MigrationSnapshot:
     current = verdict.current_revisions
     return MigrationSnapshot(revision=None if current is None else sorted(current),
