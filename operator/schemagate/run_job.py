@@ -54,12 +54,17 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
 
     if observed is None and record is None:  # a new change: snapshot, then run
         before = migration.snapshot(outcome.verdict, declared)
-        await asyncio.to_thread(kube_api.create_job, namespace, manifest)
+        # The snapshot rides on the Job too: an operator that dies before writing status
+        # still judges the run against it (a no-op is never taken for an applied run).
+        await asyncio.to_thread(kube_api.create_job, namespace,
+                                jobs.with_snapshot(manifest, before))
         started = MigrationStatus(job=job_name, started_at=timestamp(now),
                                   outcome=migration.RUNNING, before=before)
         return Step(_running(outcome, job_name), started, RUNNING_RECHECK)
-    record = record or MigrationStatus(job=job_name, started_at=timestamp(now),
-                                       outcome=migration.RUNNING)
+    record = record or MigrationStatus(
+        job=job_name, started_at=timestamp(now), outcome=migration.RUNNING,
+        before=jobs.snapshot_of(observed) if observed is not None else None,
+        message="the operator restarted before recording this Job; following it again")
     # A Job deleted after it finished (TTL, a person) is judged by what we recorded.
     state = jobs.job_state(observed) if observed is not None else (
         "Failed" if record.outcome == migration.FAILED else "Succeeded")

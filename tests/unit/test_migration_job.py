@@ -89,3 +89,16 @@ def test_a_missing_container_is_named() -> None:
 ])
 def test_job_state(conditions: list[dict[str, str]], state: str) -> None:
     assert jobs.job_state({"status": {"conditions": conditions}}) == state
+
+
+def test_the_snapshot_before_the_run_rides_on_the_job() -> None:
+    from schemagate.core.models import MigrationSnapshot
+
+    before = MigrationSnapshot(revision=None, tables_present=1)
+    manifest = jobs.with_snapshot({"metadata": {"name": "j", "annotations": {"a": "b"}}},
+                                  before)
+    assert manifest["metadata"]["annotations"]["a"] == "b"
+    assert jobs.snapshot_of(manifest) == before
+    assert jobs.snapshot_of({"metadata": {"annotations": {jobs.SNAPSHOT_ANNOTATION: "{"}}}) \
+        is None
+    assert jobs.snapshot_of({"metadata": {}}) is None

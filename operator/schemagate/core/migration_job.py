@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
+from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
 
 JSON = dict[str, Any]
 #: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
@@ -23,6 +23,8 @@ JSON = dict[str, Any]
 MIGRATION_LABEL = f"{GROUP}/migration-of"
 HASH_ANNOTATION = f"{GROUP}/migration-hash"
 RERUN_ANNOTATION = f"{GROUP}/rerun"
+#: The database before the run (MigrationSnapshot as JSON), on the Job itself.
+SNAPSHOT_ANNOTATION = f"{GROUP}/before"
 
 _POD_FIELDS = ("serviceAccountName", "imagePullSecrets", "securityContext", "nodeSelector",
                "tolerations", "affinity", "priorityClassName", "dnsPolicy", "dnsConfig",
@@ -121,6 +123,25 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
             "template": {"metadata": {"labels": labels}, "spec": spec},
         },
     }
+
+
+def with_snapshot(manifest: Mapping[str, Any], before: MigrationSnapshot) -> JSON:
+    """The Job manifest carrying the database's state before the run."""
+    metadata = dict(manifest["metadata"])
+    metadata["annotations"] = {**metadata.get("annotations", {}),
+                               SNAPSHOT_ANNOTATION: before.model_dump_json(by_alias=True)}
+    return {**manifest, "metadata": metadata}
+
+
+def snapshot_of(job: Mapping[str, Any]) -> MigrationSnapshot | None:
+    """The snapshot a Job was created with, or None (created before snapshots rode on it)."""
+    text = ((job.get("metadata") or {}).get("annotations") or {}).get(SNAPSHOT_ANNOTATION)
+    if not text:
+        return None
+    try:
+        return MigrationSnapshot.model_validate_json(text)
+    except ValueError:
+        return None
 
 
 def job_state(job: Mapping[str, Any]) -> str:
