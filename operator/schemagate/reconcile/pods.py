@@ -115,16 +115,15 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
                                     selector=gate.selector_string(selector),
                                     latest_generation=ctx.registry.latest_generation(key),
                                     templates=known.templates)
-        if wanted.status and not view.is_true:
-            # Only the loop opens a gate, right after its check: opened here, from a check
-            # about to be replaced by one that saw drift, the pod would outlive the drift.
+        if (wanted.status and not view.is_true) or wanted.reason == gate.AWAITING_FRESH_CHECK:
+            # The loop answers: only it opens a gate, right after its check (opened here,
+            # from a check about to be replaced by one that saw drift, the pod would
+            # outlive the drift), and one check that starts now serves every pod waiting.
             ctx.registry.wake(key)
             continue
         await asyncio.to_thread(set_if_changed, ctx, namespace, view, condition_type, wanted)
-        if wanted.reason == gate.AWAITING_FRESH_CHECK or (
-                view.condition is None and not wanted.status):
-            # A pod waits: one check that starts now serves it (and every other waiting).
-            ctx.registry.wake(key)
+        if view.condition is None and not wanted.status:
+            ctx.registry.wake(key)  # a new pod waits: its schema's loop looks more often
 
 
 async def release(body: JSON, ctx: Context) -> int:
