@@ -2,8 +2,9 @@
 
 A user watches: the migration exits 0 and applies nothing, the gate holds the backend
 NotReady with `NoRevision` (no 503: the old world keeps serving), the real migration
-lands and the Deployment becomes Available, then a table is dropped and the drift is
-reported.
+lands and the Deployment becomes Available; an upgrade whose pods need a revision not
+applied yet is held until its migration lands; then a table is dropped and the drift
+is reported.
 """
 
 from __future__ import annotations
@@ -74,6 +75,25 @@ class Demo:
         return any(c["type"] == "Available" and c["status"] == "True"
                    for c in deploy.get("status", {}).get("conditions", []))
 
+    def v2_pods(self) -> list[dict[str, Any]]:
+        pods = json.loads(self.kubectl("get", "pods", "-l", "app=backend", "-o", "json"))
+        return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
+                and "schemagate.io/revision" in (p["metadata"].get("annotations") or {})]
+
+    def v2_gate(self, reason: str) -> dict[str, Any] | None:
+        for pod in self.v2_pods():
+            for c in pod.get("status", {}).get("conditions", []):
+                if c["type"] == "schemagate.io/backend-schema" and c["reason"] == reason:
+                    return dict(c)
+        return None
+
+    def rolled_out_v2(self) -> bool:
+        pods = json.loads(self.kubectl("get", "pods", "-l", "app=backend", "-o", "json"))
+        live = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and len(self.v2_pods()) == 2 and all(
+            any(c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions", [])) for p in live)
+
     def job_outcomes(self) -> str:
         jobs = json.loads(self.kubectl("get", "jobs", "-o", "json"))["items"]
         return ", ".join(f"{j['metadata']['name']} succeeded={j['status'].get('succeeded', 0)}"
@@ -101,7 +121,7 @@ def prepare_database(pg: local_postgres.LocalPostgres) -> None:
 
 
 def run(keep: bool) -> None:
-    total = 6
+    total = 7
     say("schemagate demo: a migration that exits 0 and applies nothing, replayed")
     step(1, total, "Local control plane (kube-apiserver, etcd, kube-controller-manager, "
                    "kubelet stand-in)")
@@ -157,7 +177,26 @@ def run(keep: bool) -> None:
             f"is Available {time.monotonic() - started:.1f}s after the fix")
         demo.show("get", "dbschema,deploy,jobs")
         demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
-        step(6, total, "Drift: someone drops agent_executions")
+        step(6, total, "An upgrade: v2 of the backend needs revision 4b5c6d (table invoices)")
+        demo.kubectl("patch", "deployment", "backend", "--type=merge", "-p", json.dumps(
+            {"spec": {"template": {"metadata": {
+                "labels": {"schemagate.io/schema": "backend-schema"},
+                "annotations": {"schemagate.io/revision": "4b5c6d"}}}}}))
+        gate = wait_for("a v2 pod held", lambda: demo.v2_gate("RevisionNotApplied"))
+        say(f"      the v2 pod: {gate['reason']}: {gate['message']}")
+        say(f"      the v1 pods keep serving (Deployment Available: {demo.available()})")
+        demo.show("get", "pods", "-l", "app=backend", "-o",
+                  "custom-columns=POD:.metadata.name,REVISION:.metadata.annotations."
+                  "schemagate\\.io/revision,READY:.status.conditions[?(@.type=='Ready')]"
+                  ".status")
+        say("      the release's migration lands (the team's pipeline runs it):")
+        demo.psql("CREATE TABLE invoices (id bigint primary key)")
+        demo.psql("UPDATE alembic_version SET version_num = '4b5c6d'")
+        started = time.monotonic()
+        wait_for("the v2 rollout", demo.rolled_out_v2, timeout=120)
+        say(f"      every pod is v2 and Ready {time.monotonic() - started:.1f}s after the "
+            "migration: opened only once its revision was applied")
+        step(7, total, "Drift: someone drops agent_executions")
         demo.psql("DROP TABLE agent_executions")
         drift = wait_for("the drift report", lambda: (v := demo.verified_condition())
                          and v["status"] == "False" and v, timeout=60)

@@ -1,6 +1,6 @@
 """Kopf handlers: each a guard and a one-line delegation (STYLE.md practice 2).
 
-The only module that imports Kopf. Blocking work happens in `reconciler`, in threads.
+The only module that imports Kopf. Blocking work happens in `reconcile`, in threads.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from schemagate import kube, leader, reconciler
+from schemagate import kube, leader, reconcile
 from schemagate.core import gate, migration_job, models
 from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
@@ -22,8 +22,8 @@ from schemagate.settings import Settings
 RESOURCE = (models.GROUP, models.VERSION, models.PLURAL)
 
 
-def _ctx(memo: Any) -> reconciler.Context:
-    context: reconciler.Context = memo["context"]
+def _ctx(memo: Any) -> reconcile.Context:
+    context: reconcile.Context = memo["context"]
     return context
 
 
@@ -34,7 +34,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=models.GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{models.GROUP}/finalizer"
-    settings.posting.level = logging.INFO  # our Events: one per transition (reconciler.announce)
+    settings.posting.level = logging.INFO  # our Events: one per transition (reconcile.announce)
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
@@ -45,9 +45,9 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         (kopf.warn if warning else kopf.info)(body, reason=reason,
                                               message=scrubber.scrub(message))
 
-    memo["context"] = reconciler.Context(
+    memo["context"] = reconcile.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
-        registry=reconciler.Registry(), metrics=metrics, announce=announce)
+        registry=reconcile.Registry(), metrics=metrics, announce=announce)
 
 
 @kopf.on.login()
@@ -60,7 +60,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
 async def keep_verified(body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any,
                         logger: kopf.Logger, **_: Any) -> None:
-    await reconciler.keep_verified(body, stopped, _ctx(memo), logger)
+    await reconcile.keep_verified(body, stopped, _ctx(memo), logger)
 
 
 @kopf.on.event(*RESOURCE)
@@ -87,14 +87,16 @@ def _carries_a_gate(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.event("", "v1", "pods", when=_carries_a_gate)
 async def pod_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
-        await reconciler.gate_new_pod(body, _ctx(memo))
+    if type == "DELETED":
+        _ctx(memo).registry.pod_gone(body.metadata.uid or "")
+    elif not body.metadata.get("deletionTimestamp"):
+        await reconcile.gate_new_pod(body, _ctx(memo))
 
 
 @kopf.on.delete(*RESOURCE)
 async def release_gates(body: kopf.Body, memo: Any, logger: kopf.Logger,
                         **_: Any) -> None:
-    released = await reconciler.release(body, _ctx(memo))
+    released = await reconcile.release(body, _ctx(memo))
     _ctx(memo).metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
     message = f"released the gate of {released} pod(s): the DatabaseSchema is being deleted"
     logger.info("%s", message)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from schemagate.core import models
-from schemagate.core.gate import PodCondition
+from schemagate.core.gate import PodCondition, PodView
 from schemagate.core.migration_job import termination_message
 from schemagate.core.scrub import Scrubber
 
@@ -34,17 +34,6 @@ class InvalidSelector(Exception):
 
 class Conflict(Exception):
     """Someone else wrote the object since we read it (409)."""
-
-
-@dataclass(frozen=True)
-class GatedPod:
-    name: str
-    labels: dict[str, str]
-    condition: JSON | None  # this gate's current pod condition, as the API shows it
-
-    @property
-    def is_true(self) -> bool:
-        return self.condition is not None and self.condition.get("status") == "True"
 
 
 def connect(kubeconfig: str | None = None) -> client.ApiClient:
@@ -126,12 +115,13 @@ class Kube:
         self.scrubber.learn(value)
         return value
 
-    def gated_pods(self, namespace: str, condition_type: str) -> list[GatedPod]:
+    def pods(self, namespace: str, condition_type: str) -> list[PodView]:
+        """Every pod of the namespace not being deleted, as seen by one gate: those that
+        carry it, and those that do not (a gate that was never added is reported)."""
         response: Any = self.core.list_namespaced_pod(namespace, _preload_content=False)
         pods = json.loads(response.data)["items"]
-        return [gated_pod(pod, condition_type) for pod in pods
-                if carries_gate(pod, condition_type)
-                and not pod["metadata"].get("deletionTimestamp")]
+        return [pod_view(pod, condition_type) for pod in pods
+                if not pod["metadata"].get("deletionTimestamp")]
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: PodCondition, transition_time: str) -> None:
@@ -175,11 +165,19 @@ def carries_gate(pod: Body, condition_type: str) -> bool:
     return any(g.get("conditionType") == condition_type for g in gates)
 
 
-def gated_pod(pod: Body, condition_type: str) -> GatedPod:
+def pod_view(pod: Body, condition_type: str, seen: datetime | None = None) -> PodView:
     conditions = (pod.get("status") or {}).get("conditions") or []
     current = next((c for c in conditions if c.get("type") == condition_type), None)
-    return GatedPod(name=pod["metadata"]["name"], labels=pod["metadata"].get("labels") or {},
-                    condition=current)
+    meta = pod["metadata"]
+    created = meta.get("creationTimestamp")
+    return PodView(name=meta["name"], uid=meta.get("uid", ""), labels=meta.get("labels") or {},
+                   annotations=meta.get("annotations") or {},
+                   created=_parse_time(created) if created else None,
+                   condition=current, seen=seen, has_gate=carries_gate(pod, condition_type))
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 # The leader-election Lease (schemagate.leader). Each call has its own deadline: a leader

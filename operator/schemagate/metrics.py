@@ -19,7 +19,7 @@ from schemagate.core.status import Outcome
 UNREACHABLE = "unreachable"  # the database did not answer (DatabaseUnreachable)
 INTERNAL = "internal"  # the pass raised; logged with its exception
 FAILURE_REASONS = (UNREACHABLE, INTERNAL)
-GATE_STATES = ("gated", "ready")
+GATE_STATES = ("gated", "ready", "ungated")
 
 
 class Metrics:
@@ -45,7 +45,8 @@ class Metrics:
             "schemagate_gate_open", "1 when the schema's gate lets new pods become Ready.",
             ["namespace", "name"], registry=self.registry)
         self.gate_pods = Gauge(
-            "schemagate_gate_pods", "Pods carrying the schema's readiness gate, by state.",
+            "schemagate_gate_pods", "Pods carrying the schema's readiness gate, by state "
+            "(gated, ready); ungated: pods the schema should hold that carry no gate.",
             ["namespace", "name", "state"], registry=self.registry)
         self.checks = Counter(
             "schemagate_checks", "Checks of a DatabaseSchema, by the reason they ended with.",
@@ -78,6 +79,7 @@ class Metrics:
         self.gate_open.labels(namespace, name).set(1 if outcome.verified else 0)
         self.gate_pods.labels(namespace, name, "gated").set(gate.pods)
         self.gate_pods.labels(namespace, name, "ready").set(gate.ready)
+        self.gate_pods.labels(namespace, name, "ungated").set(gate.ungated or 0)
         self.checks.labels(outcome.reason.value).inc()
         if outcome.reason is Reason.DATABASE_UNREACHABLE:
             self.check_failures.labels(UNREACHABLE).inc()

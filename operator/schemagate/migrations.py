@@ -29,8 +29,8 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -123,6 +123,8 @@ class Scripts:
     heads: frozenset[str]
     revisions: int
     ignored: tuple[str, ...] = ()
+    #: Each revision's down revisions and dependencies: what the pod gate orders by.
+    graph: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,10 +166,11 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     for name, text in revision_files.items():
         (directory / "versions" / name).write_text(text, encoding="utf-8")
     (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
-    heads, count = _read_revisions(directory)
+    heads, graph = _read_revisions(directory)
     if not heads:
         raise NoScripts(f"no revision among {keys.listing(sorted(revision_files))}")
-    return Scripts(directory=directory, heads=heads, revisions=count, ignored=ignored)
+    return Scripts(directory=directory, heads=heads, revisions=len(graph), ignored=ignored,
+                   graph=graph)
 
 
 def upgrade(url: str, scripts: Scripts, *, schema: str, version_table: str,
@@ -332,24 +335,32 @@ def _config(directory: Path) -> Config:
     return config
 
 
-def _read_revisions(directory: Path) -> tuple[frozenset[str], int]:
-    """The heads and the number of revisions, as Alembic loads them. Alembic only warns
-    about a down_revision no file declares, or a duplicate revision; both fail here."""
+def _read_revisions(directory: Path) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The heads and the graph (each revision's down revisions and dependencies), as
+    Alembic loads them. Alembic only warns about a down_revision no file declares, or a
+    duplicate revision; both fail here."""
     script = ScriptDirectory.from_config(_config(directory))
     with _LOADING, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             heads = frozenset(script.get_heads())
-            count = sum(1 for _ in script.walk_revisions())
+            graph = {sc.revision: _below(sc.down_revision) | _below(sc.dependencies)
+                     for sc in script.walk_revisions()}
             error: Exception | None = None
         except Exception as exc:  # a revision file may raise anything at import
             error = exc
     complaints = [str(w.message) for w in caught
                   if issubclass(w.category, UserWarning) and _from_alembic(w.filename)]
     if error is None and not complaints:
-        return heads, count
+        return heads, graph
     # A revision file may raise anything at import, with any text in it.
     raise InvalidScripts(scrub_patterns(_load_error(error, complaints, directory / "versions")))
+
+
+def _below(revisions: str | Sequence[str] | None) -> frozenset[str]:
+    if revisions is None:
+        return frozenset()
+    return frozenset([revisions] if isinstance(revisions, str) else revisions)
 
 
 def _load_error(error: Exception | None, complaints: list[str], versions: Path) -> str:

@@ -4,6 +4,7 @@ ConfigMap, only when the scripts' heads are not already applied."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ LOCK_BUSY_RETRY = 5.0
 RUNNER = "alembic upgrade heads"
 
 Verify = Callable[[frozenset[str]], Awaitable[Outcome]]
-Step = tuple[Outcome, MigrationStatus | None, float | None]
+Step = migration.Step
 
 
 async def alembic_step(namespace: str, spec: DatabaseSchemaSpec, alembic: AlembicSpec,
@@ -31,16 +32,17 @@ async def alembic_step(namespace: str, spec: DatabaseSchemaSpec, alembic: Alembi
     ref = alembic.config_map_ref.name
     config_map = await asyncio.to_thread(kube_api.config_map, namespace, ref)
     if config_map is None:
-        return Outcome(Reason.INVALID_SPEC, f"migrations.alembic.configMapRef: ConfigMap {ref} "
-                                            f"not found in namespace {namespace}"), None, None
+        return Step(Outcome(Reason.INVALID_SPEC, f"migrations.alembic.configMapRef: ConfigMap "
+                                                 f"{ref} not found in namespace {namespace}"))
     workdir = Path(tempfile.mkdtemp(prefix="schemagate-alembic-"))
     try:
         try:
             scripts = await asyncio.to_thread(migrations.scripts_from_files,
                                               config_map.get("data") or {}, workdir)
         except (migrations.NoScripts, migrations.InvalidScripts) as exc:
-            return Outcome(Reason.INVALID_SPEC, f"ConfigMap {ref}: {exc}"), None, None
-        return await _step(spec, scripts, previous, url, verify, now)
+            return Step(Outcome(Reason.INVALID_SPEC, f"ConfigMap {ref}: {exc}"))
+        step = await _step(spec, scripts, previous, url, verify, now)
+        return dataclasses.replace(step, graph=scripts.graph, graph_source=f"ConfigMap {ref}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -53,12 +55,12 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
     if outcome.verified or not outcome.looked or outcome.verdict is None:
         record = previous if same_scripts else MigrationStatus(
             outcome=migration.ALREADY_APPLIED, heads=heads, finished_at=timestamp(now))
-        return migration.judged(outcome), record if outcome.verified else None, None
-    if same_scripts and previous.failures >= migration.MAX_FAILURES:
+        return Step(migration.judged(outcome), record if outcome.verified else None)
+    if migration.gives_up(previous, heads):
         failed = migration.failed(RUNNER, f"{previous.message} (not retried after "
                                           f"{previous.failures} failures: fix the revision "
                                           "files in the ConfigMap)", outcome.verdict)
-        return migration.judged(failed), previous, None
+        return Step(migration.judged(failed), previous)
     declared = len(spec.tables)
     before = migration.snapshot(outcome.verdict, declared)
     started = timestamp(now)
@@ -70,22 +72,22 @@ async def _step(spec: DatabaseSchemaSpec, scripts: migrations.Scripts,
             connect_timeout=spec.database.connect_timeout_seconds)
     except migrations.MigrationLockBusy as exc:
         busy = migration.with_migrations(outcome, None, migration.MIGRATION_LOCK_BUSY, str(exc))
-        return busy, None, LOCK_BUSY_RETRY
+        return Step(busy, None, LOCK_BUSY_RETRY)
     except migrations.MigrationFailed as exc:
-        failures = (previous.failures if same_scripts else 0) + 1
+        failures = migration.failures_after_one_more(previous, heads)
         record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                                  outcome=migration.FAILED, message=exc.message, heads=heads,
                                  before=before, failures=failures)
         failed = migration.failed(RUNNER, exc.message, outcome.verdict,
                                   retries_left=failures < migration.MAX_FAILURES)
-        return migration.judged(failed), record, None
+        return Step(migration.judged(failed), record)
     except database.ConnectionFailed as exc:
-        return Outcome(exc.reason, exc.message), None, None
+        return Step(Outcome(exc.reason, exc.message))
     after = await verify(scripts.heads)
     if after.verdict is None:
-        return after, None, None
+        return Step(after)
     judged, word = migration.judge_success(RUNNER, after.verdict, before, declared)
     record = MigrationStatus(started_at=started, finished_at=timestamp(now),
                              outcome=word if result.applied else migration.ALREADY_APPLIED,
                              message=result.message, heads=heads, before=before)
-    return migration.judged(judged), record, None
+    return Step(migration.judged(judged), record)

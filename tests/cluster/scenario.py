@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,10 @@ from localenv.postgres import LocalPostgres
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
 TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
+#: What the examples' migrations stamp, and what a backend's next release adds.
+V1_REVISION = "3f2a9c"
+V2_REVISION = "4b5c6d"
+V2_TABLE = "invoices"
 T = TypeVar("T")
 
 
@@ -66,6 +71,12 @@ class Database:
             conn.execute(sa.text(sql))
         engine.dispose()
 
+    def migrate_v2(self) -> None:
+        """The next release's migration, as another process would run it."""
+        self.execute(f"CREATE TABLE {V2_TABLE} (id int)")
+        self.execute(f'ALTER TABLE {V2_TABLE} OWNER TO "{self.user}"')
+        self.execute("UPDATE alembic_version SET version_num = '4b5c6d'")  # V2_REVISION
+
     def migrate(self, ini: str = "alembic.ini") -> int:
         """The backend's real migration: `alembic upgrade head` as the backend's role."""
         alembic = str(Path(sys.executable).with_name("alembic"))
@@ -95,7 +106,11 @@ class Backend:
         self.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
                     "stringData": {"DATABASE_URL": url}})
 
-    def schema(self, name: str = "backend-schema", **spec: Any) -> None:
+    def apply_all(self, *manifests: dict[str, Any]) -> str:
+        """One `kubectl apply` of several objects, in order (as Helm or Argo CD send them)."""
+        return self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+
+    def schema_manifest(self, name: str = "backend-schema", **spec: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
             "database": {"urlSecretRef": {"name": "backend-db", "key": "DATABASE_URL"},
                          "connectTimeoutSeconds": 2},
@@ -104,28 +119,51 @@ class Backend:
             "verifyIntervalSeconds": 5,
         }
         body.update(spec)
-        self.apply({"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
-                    "metadata": {"name": name}, "spec": body})
+        return {"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
+                "metadata": {"name": name}, "spec": body}
 
-    def deployment(self, name: str = "backend", gate: str = "backend-schema",
-                   replicas: int = 2, env: list[dict[str, Any]] | None = None,
-                   opt_in: bool = True) -> None:
-        # opt_in: its owners let DatabaseSchema `gate` run migration Jobs as it.
-        labels = {"schemagate.io/schema": gate} if opt_in else {}
-        self.apply({
+    def schema(self, name: str = "backend-schema", **spec: Any) -> None:
+        self.apply(self.schema_manifest(name, **spec))
+
+    def deployment_manifest(self, name: str = "backend", gate: str = "backend-schema",
+                            replicas: int = 2, env: list[dict[str, Any]] | None = None,
+                            version: str = "v1", revision: str | None = None,
+                            labelled: bool = True, opt_in: bool = True) -> dict[str, Any]:
+        """The backend's Deployment. `version` changes the pod template (a new ReplicaSet);
+        `revision` is the schemagate.io/revision annotation; `labelled` adds the label
+        schemagate.io/schema to the pods; `opt_in` to the Deployment itself, its owners'
+        consent that DatabaseSchema `gate` runs migration Jobs as it (False: neither).
+        The gate itself is written by hand, so the tests do not depend on the chart's
+        gate injection (tested apart)."""
+        labels = {"app": gate, "version": version}
+        if labelled and opt_in:
+            labels["schemagate.io/schema"] = gate
+        metadata: dict[str, Any] = {"labels": labels}
+        if revision is not None:
+            metadata["annotations"] = {"schemagate.io/revision": revision}
+        own_labels = {"schemagate.io/schema": gate} if opt_in else {}
+        return {
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
+            "metadata": {"name": name, "labels": own_labels},
             "spec": {
                 "replicas": replicas,
                 "strategy": {"type": "RollingUpdate",
                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "selector": {"matchLabels": {"app": gate}},
                 "template": {
-                    "metadata": {"labels": {"app": gate}},
+                    "metadata": metadata,
                     "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
                              "containers": [{"name": "app", "image": "schemagate/backend:dev",
                                              "command": ["sleep", "infinity"],
-                                             "env": env or []}]}}}})
+                                             "env": env or []}]}}}}
+
+    def deployment(self, name: str = "backend", gate: str = "backend-schema",
+                   replicas: int = 2, env: list[dict[str, Any]] | None = None,
+                   **template: Any) -> None:
+        self.apply(self.deployment_manifest(name, gate, replicas, env, **template))
+
+    def watch_pods(self) -> PodWatch:
+        return PodWatch(self)
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = json.loads(self.kubectl("get", kind, name, "-o", "json"))
@@ -174,3 +212,43 @@ class Backend:
         items: list[dict[str, Any]] = json.loads(self.kubectl("get", "events", "-o",
                                                               "json"))["items"]
         return items
+
+
+class PodWatch:
+    """Every Ready condition the API server reports for the namespace's pods, from a
+    `kubectl get pods --watch` that runs until `stop`: what no test should miss is a pod
+    Ready for a moment between two polls."""
+
+    FORMAT = ('jsonpath={.metadata.name}{"\\t"}{.metadata.labels.version}{"\\t"}'
+              '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}')
+
+    def __init__(self, backend: Backend) -> None:
+        cluster = backend.cluster
+        self.events: list[tuple[str, str, str]] = []  # (pod, version label, Ready)
+        self._process = subprocess.Popen(
+            [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig),
+             "-n", backend.namespace, "get", "pods", "--watch", "-o", self.FORMAT],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            parts = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+            self.events.append((parts[0], parts[1], parts[2]))
+
+    def ever_ready(self, version: str) -> set[str]:
+        """The pods of `version` that were Ready at any moment watched."""
+        return {pod for pod, v, ready in list(self.events) if v == version and ready == "True"}
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+    def __enter__(self) -> PodWatch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

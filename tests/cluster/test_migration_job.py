@@ -152,7 +152,8 @@ def test_the_backends_proxy_sidecar_comes_along_and_the_job_still_completes(
     backend.wait_reason("Verified", timeout=60)
     wait_for("the Job Complete", lambda: [j["status"].get("succeeded") for j in jobs(backend)]
              == [1] or None, timeout=60)
-    pod = json.loads(backend.kubectl("get", "pods", "-l", "schemagate.io/schema=backend-schema",
+    pod = json.loads(backend.kubectl("get", "pods", "-l",
+                                     "schemagate.io/migration-of=backend-schema",
                                      "-o", "json"))["items"][0]
     sidecars = {c["name"]: c for c in pod["status"].get("initContainerStatuses", [])}
     assert "db-proxy" in sidecars, "the proxy runs beside the migration as a native sidecar"

@@ -105,6 +105,7 @@ def test_scripts_are_read_through_alembic(tmp_path: Path) -> None:
 
     assert scripts.heads == frozenset({"b2"})
     assert scripts.revisions == 2
+    assert scripts.graph == {"a1": frozenset(), "b2": frozenset({"a1"})}  # what gates order by
     assert scripts.ignored == ("README.md",)
     assert sorted(p.name for p in (scripts.directory / "versions").glob("*.py")) == [
         "a1_accounts.py", "b2_ledger.py"]

@@ -357,3 +357,23 @@ def test_the_author_rights_policy_can_be_turned_off_and_says_what_it_needs() -> 
     assert old.returncode != 0
     assert "authorRights.enabled needs ValidatingAdmissionPolicy" in old.stderr
     assert "set authorRights.enabled=false" in old.stderr
+def test_gate_injection_is_on_by_default_and_bound_where_the_operator_watches() -> None:
+    everywhere = render()
+    policy = one(everywhere, "MutatingAdmissionPolicy")
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
+    assert "matchResources" not in one(everywhere, "MutatingAdmissionPolicyBinding")["spec"]
+
+    scoped = one(render({"watchNamespaces": "{team-a,team-b}"}),
+                 "MutatingAdmissionPolicyBinding")
+    selector = scoped["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
+    assert selector["values"] == ["team-a", "team-b"]
+
+    off = render({"gateInjection.enabled": "false"})
+    assert not of_kind(off, "MutatingAdmissionPolicy")
+    assert not of_kind(off, "MutatingAdmissionPolicyBinding")
+
+
+def test_gate_injection_takes_only_a_boolean() -> None:
+    refused = helm("template", "x", str(CHART), "--set", "gateInjection.enabled=maybe")
+    assert refused.returncode != 0 and "gateInjection" in refused.stderr

@@ -23,6 +23,8 @@ from schemagate.core.reasons import SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.status import from_verdict, next_status
 from schemagate.core.verdict import Fingerprint, Observation, Requirement, Verdict, decide
+from tests.unit.test_gate import check, pod
+from tests.unit.test_gate import decide as gate_decision
 
 FP = Fingerprint(host="10.0.0.5", port=5432, database="app", user="app",
                  search_path="public", server_version="18.1")
@@ -193,8 +195,8 @@ def test_a_spec_that_cannot_be_checked_is_refused(columns: object, says: str) ->
 def test_a_column_drift_is_drift(policy: DriftPolicy, held_open: bool) -> None:
     state = gate.gate_state(verified=False, reason=Reason.COLUMNS_MISMATCH.value,
                             message="1 declared column differs", on_drift=policy)
-    new_pod = gate.pod_condition(state, currently_true=False, selected=True, selector="")
-    old_pod = gate.pod_condition(state, currently_true=True, selected=True, selector="")
+    new_pod = gate_decision(check(state), pod(open_=False))
+    old_pod = gate_decision(check(state), pod(open_=True))
     assert new_pod.status is False and new_pod.reason == "ColumnsMismatch"
     assert old_pod.status is held_open
 

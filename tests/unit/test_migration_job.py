@@ -61,7 +61,7 @@ def test_sidecars_come_along_and_init_waiters_stay_behind() -> None:
 
 def test_the_job_never_carries_the_backend_labels() -> None:
     job = build()
-    assert job["spec"]["template"]["metadata"]["labels"] == {jobs.SCHEMA_LABEL:
+    assert job["spec"]["template"]["metadata"]["labels"] == {jobs.MIGRATION_LABEL:
                                                              "backend-schema"}
     assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
 
@@ -115,3 +115,16 @@ def test_the_pod_templates_label_is_an_opt_in_too() -> None:
 ])
 def test_job_state(conditions: list[dict[str, str]], state: str) -> None:
     assert jobs.job_state({"status": {"conditions": conditions}}) == state
+
+
+def test_the_snapshot_before_the_run_rides_on_the_job() -> None:
+    from schemagate.core.models import MigrationSnapshot
+
+    before = MigrationSnapshot(revision=None, tables_present=1)
+    manifest = jobs.with_snapshot({"metadata": {"name": "j", "annotations": {"a": "b"}}},
+                                  before)
+    assert manifest["metadata"]["annotations"]["a"] == "b"
+    assert jobs.snapshot_of(manifest) == before
+    assert jobs.snapshot_of({"metadata": {"annotations": {jobs.SNAPSHOT_ANNOTATION: "{"}}}) \
+        is None
+    assert jobs.snapshot_of({"metadata": {}}) is None

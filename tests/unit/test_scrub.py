@@ -30,6 +30,7 @@ from schemagate.core.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
 from schemagate.core.reasons import Reason
 from schemagate.core.scrub import MASK, Scrubber, ScrubbingFilter, scrub, scrub_patterns
 from schemagate.core.status import Outcome, next_status, scrubbed, transition
+from tests.unit.test_gate import check, decide, pod
 
 EXAMPLES = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -88,7 +89,7 @@ def sinks(scrubber: Scrubber, reason: Reason, message: str) -> list[str]:
                                                     exclude_none=True))
     state = gate.gate_state(verified=False, reason=reason.value, message=outcome.message,
                             on_drift=DriftPolicy.HOLD)
-    condition = gate.pod_condition(state, currently_true=False, selected=True, selector="")
+    condition = decide(check(state), pod(open_=False))
     change = transition(DatabaseSchemaStatus(), status) or ""
     return [json.dumps(written, ensure_ascii=False), scrubber.scrub(condition.message),
             scrubber.scrub(change), logged(scrubber, "%s", change)]

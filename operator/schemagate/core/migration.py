@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from schemagate.core.models import MigrationSnapshot
-from schemagate.core.reasons import Reason
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from schemagate.core.models import MigrationSnapshot, MigrationStatus
+from schemagate.core.reasons import GateReason, Reason
 from schemagate.core.status import Outcome
 from schemagate.core.verdict import Verdict
 
@@ -12,10 +15,38 @@ APPLIED = "Applied"
 ALREADY_APPLIED = "AlreadyApplied"
 NO_OP = "NoOp"
 FAILED = "Failed"
-MIGRATION_RUNNING = "MigrationRunning"
-MIGRATION_LOCK_BUSY = "MigrationLockBusy"
+MIGRATION_RUNNING = GateReason.MIGRATION_RUNNING.value
+MIGRATION_LOCK_BUSY = GateReason.MIGRATION_LOCK_BUSY.value
 #: A failing run of the same scripts is retried this many times, then left to a person.
 MAX_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one migration step concluded, for the reconciler to write and gate on."""
+
+    outcome: Outcome
+    record: MigrationStatus | None = None  # status.migration to write; None keeps it
+    sooner: float | None = None  # look again this soon (seconds)
+    #: run: Alembic: the scripts' revision graph, and where it came from, for the gate.
+    graph: Mapping[str, frozenset[str]] | None = None
+    graph_source: str = ""
+
+    @property
+    def migrating(self) -> str | None:
+        """The message of a migration under way, else None."""
+        m = self.outcome.migrations
+        return m[2] if m is not None and m[1] == MIGRATION_RUNNING else None
+
+
+def gives_up(previous: MigrationStatus, heads: list[str]) -> bool:
+    """The same scripts failed MAX_FAILURES times in a row: leave them to a person."""
+    return previous.heads == heads and previous.failures >= MAX_FAILURES
+
+
+def failures_after_one_more(previous: MigrationStatus, heads: list[str]) -> int:
+    """Consecutive failures of these scripts once one more run failed (new scripts: 1)."""
+    return (previous.failures if previous.heads == heads else 0) + 1
 
 
 def snapshot(verdict: Verdict, declared: int) -> MigrationSnapshot:

@@ -15,12 +15,17 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemagate.core.models import GROUP, KIND, VERSION, JobSpec
+from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
+from schemagate.core.revisions import SCHEMA_LABEL
 
 JSON = dict[str, Any]
-SCHEMA_LABEL = f"{GROUP}/schema"
+#: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
+#: needs the schema, and the chart's gate injection would hold the migrator on itself.
+MIGRATION_LABEL = f"{GROUP}/migration-of"
 HASH_ANNOTATION = f"{GROUP}/migration-hash"
 RERUN_ANNOTATION = f"{GROUP}/rerun"
+#: The database before the run (MigrationSnapshot as JSON), on the Job itself.
+SNAPSHOT_ANNOTATION = f"{GROUP}/before"
 
 _POD_FIELDS = ("serviceAccountName", "imagePullSecrets", "securityContext", "nodeSelector",
                "tolerations", "affinity", "priorityClassName", "dnsPolicy", "dnsConfig",
@@ -119,7 +124,7 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
     require_opt_in(deployment, schema)
     spec = pod_spec(job, deployment)
     hash_ = digest(spec, job, rerun)
-    labels = {SCHEMA_LABEL: schema}
+    labels = {MIGRATION_LABEL: schema}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -138,6 +143,25 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
             "template": {"metadata": {"labels": labels}, "spec": spec},
         },
     }
+
+
+def with_snapshot(manifest: Mapping[str, Any], before: MigrationSnapshot) -> JSON:
+    """The Job manifest carrying the database's state before the run."""
+    metadata = dict(manifest["metadata"])
+    metadata["annotations"] = {**metadata.get("annotations", {}),
+                               SNAPSHOT_ANNOTATION: before.model_dump_json(by_alias=True)}
+    return {**manifest, "metadata": metadata}
+
+
+def snapshot_of(job: Mapping[str, Any]) -> MigrationSnapshot | None:
+    """The snapshot a Job was created with, or None (created before snapshots rode on it)."""
+    text = ((job.get("metadata") or {}).get("annotations") or {}).get(SNAPSHOT_ANNOTATION)
+    if not text:
+        return None
+    try:
+        return MigrationSnapshot.model_validate_json(text)
+    except ValueError:
+        return None
 
 
 def job_state(job: Mapping[str, Any]) -> str:

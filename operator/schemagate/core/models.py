@@ -249,6 +249,9 @@ class TablePlace(StatusModel):
 class RevisionStatus(StatusModel):
     current: list[str] = Field(default_factory=list)
     expected: list[str] = Field(default_factory=list)
+    #: The head sets the database was seen at, oldest first, each comma-joined; what
+    #: orders a pod's schemagate.io/revision when the scripts' graph cannot (bounded).
+    history: list[str] | None = Field(None, max_length=20)
 
 
 class DatabaseStatus(StatusModel):
@@ -265,6 +268,9 @@ class GateStatus(StatusModel):
     condition_type: str
     pods: int = 0
     ready: int = 0
+    #: Pods this gate should hold (gate.podSelector, or the label schemagate.io/schema)
+    #: that carry no readiness gate for it: nothing holds them. Absent when none.
+    ungated: int | None = None
 
 
 class MigrationSnapshot(StatusModel):

@@ -26,3 +26,17 @@ SCHEMA_NOT_AS_DECLARED = frozenset({
 })
 #: Reasons that say the database could not be read at all.
 CONNECTION_FAILURES = frozenset({Reason.DATABASE_UNREACHABLE, Reason.AUTHENTICATION_FAILED})
+
+
+class GateReason(StrEnum):
+    """Reasons of the pod gate and MigrationsApplied only (DESIGN.md, "Reasons")."""
+
+    DATABASE_SCHEMA_NOT_FOUND = "DatabaseSchemaNotFound"
+    POD_NOT_SELECTED = "PodNotSelected"
+    GATE_RELEASED = "GateReleased"
+    MIGRATION_RUNNING = "MigrationRunning"
+    MIGRATION_LOCK_BUSY = "MigrationLockBusy"
+    #: The pod's schemagate.io/revision is not applied in the database (or cannot be told).
+    REVISION_NOT_APPLIED = "RevisionNotApplied"
+    #: The last check started before the pod was created, or read an older spec.
+    AWAITING_FRESH_CHECK = "AwaitingFreshCheck"

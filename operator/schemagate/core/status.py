@@ -20,6 +20,7 @@ from schemagate.core.models import (
     TablePlace,
 )
 from schemagate.core.reasons import CONNECTION_FAILURES, Reason
+from schemagate.core.revisions import passed_through
 from schemagate.core.verdict import Verdict
 
 #: The operator could not look at the schema at all: nothing is known about it.
@@ -139,6 +140,8 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     if verdict is None or not outcome.looked:
         return status  # keep what was last seen; lastVerifiedTime says when
     fp = verdict.fingerprint
+    seen = previous.revision.history if previous.revision else None
+    history = passed_through(seen or [], verdict.current_revisions)
     return status.model_copy(update={
         "missing_tables": list(verdict.missing_tables),
         "found_elsewhere": [TablePlace(table=p.table, schema=p.schema, database=p.database)
@@ -146,7 +149,8 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
         "column_mismatches": [mismatch_status(m) for m in
                               verdict.column_mismatches[:MISMATCHES_IN_STATUS]],
         "revision": RevisionStatus(current=sorted(verdict.current_revisions or ()),
-                                   expected=sorted(verdict.expected_revisions or ())),
+                                   expected=sorted(verdict.expected_revisions or ()),
+                                   history=history or None),
         "database": None if fp is None else DatabaseStatus(
             host=fp.host, port=fp.port, database=fp.database, user=fp.user,
             search_path=fp.search_path, server_version=fp.server_version,

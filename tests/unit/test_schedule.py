@@ -1,0 +1,62 @@
+"""When the operator looks again, and when a status is worth a write."""
+
+from datetime import UTC, datetime, timedelta
+
+from schemagate.core import conditions as cond
+from schemagate.core.models import DatabaseSchemaSpec, DatabaseSchemaStatus, GateStatus
+from schemagate.core.reasons import Reason
+from schemagate.core.status import Outcome
+from schemagate.reconcile import schedule
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+SPEC = DatabaseSchemaSpec.model_validate({
+    "database": {"urlSecretRef": {"name": "db", "key": "url"}}, "tables": ["t"],
+    "verifyIntervalSeconds": 60})
+
+
+def gate(pods: int, ready: int) -> GateStatus:
+    return GateStatus(condition_type="schemagate.io/s", pods=pods, ready=ready)
+
+
+def test_a_verified_schema_with_every_pod_open_waits_the_interval() -> None:
+    assert schedule.next_delay(SPEC, Outcome(Reason.VERIFIED, "ok"), gate(2, 2)) == 60
+
+
+def test_waiting_pods_are_rechecked_soon_verified_or_not() -> None:
+    for reason in (Reason.VERIFIED, Reason.TABLES_MISSING):  # Verified: a revision waits
+        assert schedule.next_delay(SPEC, Outcome(reason, "m"), gate(2, 1)) == \
+            schedule.RECHECK_WHILE_PODS_WAIT
+
+
+def test_an_unreachable_database_is_retried_within_seconds() -> None:
+    delay = schedule.next_delay(SPEC, Outcome(Reason.DATABASE_UNREACHABLE, "m"), gate(0, 0))
+    assert delay == schedule.RETRY_UNREACHABLE
+
+
+def test_an_invalid_spec_is_looked_at_on_the_default_interval() -> None:
+    assert schedule.next_delay(None, Outcome(Reason.INVALID_SPEC, "m"), gate(0, 0)) == \
+        schedule.RETRY_UNREACHABLE  # could not look: soon, in case it is fixed
+
+
+def test_pods_waiting_for_a_newer_check_bring_it_forward_not_into_a_spin() -> None:
+    assert schedule.until_served(60, T0 + timedelta(seconds=1.5), T0) == 1.5
+    assert schedule.until_served(60, T0 - timedelta(seconds=3), T0) == schedule.MIN_DELAY
+    assert schedule.until_served(0.5, T0 + timedelta(seconds=2), T0) == 0.5
+    assert schedule.until_served(60, None, T0) == 60
+
+
+def status(verified_at: datetime | None, ready: int = 1) -> DatabaseSchemaStatus:
+    return DatabaseSchemaStatus(
+        observed_generation=1, gate=gate(1, ready),
+        last_verified_time=None if verified_at is None else cond.timestamp(verified_at))
+
+
+def test_a_write_that_only_moves_the_last_verified_time_waits_for_the_interval() -> None:
+    before = status(T0)
+    assert not schedule.worth_writing(before, status(T0 + timedelta(seconds=5)), SPEC)
+    assert schedule.worth_writing(before, status(T0 + timedelta(seconds=60)), SPEC)
+
+
+def test_any_other_change_is_written_at_once() -> None:
+    assert schedule.worth_writing(status(T0), status(T0, ready=0), SPEC)
+    assert schedule.worth_writing(status(None), status(T0), SPEC)
