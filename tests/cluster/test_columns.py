@@ -54,9 +54,13 @@ def test_an_upgrade_that_needs_a_new_column_is_held_until_the_column_exists(
     wait_for("the new pod created and held closed",
              lambda: gates_by_version(backend) == [("1", "True"), ("1", "True"), ("2", "False")],
              timeout=30)
+    # First AwaitingFreshCheck (a check newer than the pod), then the check's own reason.
+    gate = wait_for("the new pod's gate naming the missing column", lambda: next(
+        (c for p in backend.pods() if version(p) == "2"
+         for c in [backend.pod_condition(p, "schemagate.io/backend-schema")]
+         if c.get("reason") == "ColumnsMismatch"), None), timeout=30)
+    assert gate["status"] == "False" and "plan_id" in gate["message"]
     new_pod = next(p for p in backend.pods() if version(p) == "2")
-    gate = backend.pod_condition(new_pod, "schemagate.io/backend-schema")
-    assert gate["reason"] == "ColumnsMismatch" and "plan_id" in gate["message"]
     assert backend.pod_condition(new_pod, "Ready")["status"] == "False"
     assert backend.available(), "the old version keeps serving while the new one waits"
 

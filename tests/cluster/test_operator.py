@@ -34,8 +34,10 @@ def test_the_incident_is_held_until_the_schema_is_really_there(
                     lambda: (s := backend.gate_states()) and "absent" not in s and s)
     assert pods == ["False", "False"]
     assert backend.ready_states() == ["False", "False"]
-    gate = backend.pod_condition(backend.pods()[0], "schemagate.io/backend-schema")
-    assert gate["reason"] == "NoRevision" and "credit_transactions" in gate["message"]
+    # A pod first waits for a check newer than itself (AwaitingFreshCheck), then gets its verdict.
+    gate = wait_for("the gate naming the verdict", lambda: (c := backend.pod_condition(
+        backend.pods()[0], "schemagate.io/backend-schema")).get("reason") == "NoRevision" and c)
+    assert gate["status"] == "False" and "credit_transactions" in gate["message"]
     assert not backend.available()
     status = backend.get("dbschema", "backend-schema")["status"]
     assert sorted(status["missingTables"]) == sorted(TABLES)

@@ -52,7 +52,8 @@ def test_a_migration_that_prints_the_url_leaks_no_password(
 
     failed = backend.wait_reason("MigrationFailed", timeout=60)
     assert "exit code 3" in failed["message"] and "***" in failed["message"], failed
-    pod = json.loads(backend.kubectl("get", "pods", "-l", "schemagate.io/schema=backend-schema",
+    pod = json.loads(backend.kubectl("get", "pods", "-l",  # the Job's pod, not the backend's
+                                     "schemagate.io/migration-of=backend-schema",
                                      "-o", "json"))["items"][0]
     printed = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
     assert quote(password, safe="") in printed, "the attack printed the URL: the test is real"
