@@ -36,20 +36,32 @@ class Model(BaseModel):
 class SecretKeyRef(Model):
     """The backend's own Secret and the key that holds its database URL."""
 
-    name: K8sName
-    key: Annotated[str, Field(min_length=1, max_length=253)]
+    name: K8sName = Field(description="The Secret's name, in the DatabaseSchema's namespace.")
+    key: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        description="The key whose value is the database URL, e.g. DATABASE_URL.")
 
 
 class DatabaseSpec(Model):
-    url_secret_ref: SecretKeyRef
+    """The backend's database, reached through the backend's own connection settings."""
+
+    url_secret_ref: SecretKeyRef = Field(
+        description="The backend's own Secret and the key that holds its database URL; the "
+                    "URL and its password never appear in status, events or logs.")
     schema_: Identifier = Field("public", alias="schema",
-                                description="Where the declared tables must be.")
-    connect_timeout_seconds: int = Field(5, ge=1, le=60)
+                                description="The PostgreSQL schema the declared tables must be "
+                                            "in (default public).")
+    connect_timeout_seconds: int = Field(
+        5, ge=1, le=60,
+        description="How long a connection attempt may take, in seconds (default 5); longer "
+                    "is DatabaseUnreachable.")
 
 
 class FromDeployment(Model):
-    name: K8sName
-    container: K8sName | None = Field(None, description="Defaults to the first container.")
+    name: K8sName = Field(description="The Deployment's name, in the DatabaseSchema's "
+                                      "namespace.")
+    container: K8sName | None = Field(
+        None, description="The container whose image, env and mounts the Job runs with "
+                          "(default: the first container).")
 
 
 #: Bounds on what a migration Job runs: generous for any real command line, small
@@ -76,19 +88,36 @@ Program = Annotated[str, Field(min_length=1, max_length=MAX_ARGUMENT,
 
 
 class JobSpec(Model):
-    from_deployment: FromDeployment
-    command: list[Program] = Field(min_length=1, max_length=MAX_COMMAND_ITEMS)
-    args: list[Argument] = Field(default_factory=list, max_length=MAX_ARGS_ITEMS)
-    backoff_limit: int = Field(0, ge=0, le=10)
-    active_deadline_seconds: int = Field(600, ge=10, le=86400)
+    from_deployment: FromDeployment = Field(
+        description="The Deployment whose pod the Job is cloned from (image, env, volumes, "
+                    "service account, sidecars); it must carry the label "
+                    "schemagate.io/schema: <this DatabaseSchema's name>.")
+    command: list[Program] = Field(
+        min_length=1, max_length=MAX_COMMAND_ITEMS,
+        description="The command the Job's container runs, in place of the image's "
+                    "entrypoint, e.g. [alembic, upgrade, heads].")
+    args: list[Argument] = Field(default_factory=list, max_length=MAX_ARGS_ITEMS,
+                                 description="Arguments passed after command (default none).")
+    backoff_limit: int = Field(
+        0, ge=0, le=10,
+        description="How many times a failed Job pod is retried before the run counts as "
+                    "failed (default 0).")
+    active_deadline_seconds: int = Field(
+        600, ge=10, le=86400,
+        description="How long the Job may run, in seconds, before Kubernetes stops it and the "
+                    "run counts as failed (default 600).")
 
 
 class ConfigMapRef(Model):
-    name: K8sName
+    name: K8sName = Field(description="The ConfigMap's name, in the DatabaseSchema's "
+                                      "namespace.")
 
 
 class AlembicSpec(Model):
-    config_map_ref: ConfigMapRef
+    config_map_ref: ConfigMapRef = Field(
+        description="The ConfigMap holding the Alembic revision files, one key per file; the "
+                    "operator runs them (upgrade heads, one transaction), so whoever may edit "
+                    "it runs code as the operator.")
 
 
 class MigrationRun(StrEnum):
@@ -98,14 +127,26 @@ class MigrationRun(StrEnum):
 
 
 class MigrationsSpec(Model):
-    run: MigrationRun = MigrationRun.EXTERNAL
-    revision_check: bool = True
-    version_table: Identifier = "alembic_version"
-    version_table_schema: Identifier | None = Field(None, description="Default: database.schema.")
+    run: MigrationRun = Field(
+        MigrationRun.EXTERNAL,
+        description="Who migrates: External (someone else, e.g. a Helm hook; the default), "
+                    "Job (a Job cloned from job.fromDeployment) or Alembic (the operator runs "
+                    "the revision files of alembic.configMapRef).")
+    revision_check: bool = Field(
+        True, description="Whether the Alembic version table counts (default true); false: "
+                          "only the tables and columns do.")
+    version_table: Identifier = Field(
+        "alembic_version", description="Alembic's version table (default alembic_version).")
+    version_table_schema: Identifier | None = Field(
+        None, description="The schema of the version table (default: database.schema).")
     expected_revisions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        None, max_length=64)
-    job: JobSpec | None = None
-    alembic: AlembicSpec | None = None
+        None, max_length=64,
+        description="The revisions the version table must record, one per head; absent: any "
+                    "recorded revision passes; with run: Alembic the scripts' heads are "
+                    "expected instead.")
+    job: JobSpec | None = Field(None, description="The migration Job, for run: Job.")
+    alembic: AlembicSpec | None = Field(
+        None, description="The revision files the operator runs, for run: Alembic.")
 
     @model_validator(mode="after")
     def _runner_is_described(self) -> MigrationsSpec:
@@ -124,14 +165,23 @@ class SelectorOperator(StrEnum):
 
 
 class LabelSelectorRequirement(Model):
-    key: K8sName
-    operator: SelectorOperator
-    values: list[str] = Field(default_factory=list)
+    """A requirement on a pod's labels."""
+
+    key: K8sName = Field(description="The label's key.")
+    operator: SelectorOperator = Field(
+        description="In: the label's value is one of values; NotIn: it is not, or the label "
+                    "is absent; Exists: the label is there; DoesNotExist: it is not.")
+    values: list[str] = Field(
+        default_factory=list,
+        description="The values for In and NotIn (at least one); empty for Exists and "
+                    "DoesNotExist.")
 
 
 class LabelSelector(Model):
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a pod must carry, each with this value.")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Requirements on a pod's labels; all must hold.")
 
 
 class DriftPolicy(StrEnum):
@@ -140,8 +190,16 @@ class DriftPolicy(StrEnum):
 
 
 class GateSpec(Model):
-    pod_selector: LabelSelector = Field(default_factory=LabelSelector)
-    on_drift: DriftPolicy = DriftPolicy.HOLD
+    pod_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description="The pods this gate is for, besides those labelled schemagate.io/schema: "
+                    "<name>; a pod with the gate that matches neither stays closed "
+                    "(PodNotSelected); empty (the default): every pod with the gate.")
+    on_drift: DriftPolicy = Field(
+        DriftPolicy.HOLD,
+        description="What a verified schema that stops verifying (a table dropped, a column "
+                    "retyped) does to open pods: Hold (the default) keeps them open and "
+                    "reports, Close closes them; new pods stay closed either way.")
 
 
 #: A type as PostgreSQL's `format_type` prints it: `bigint`, `character varying(64)`,
@@ -193,15 +251,30 @@ def unique_tables(columns: list[TableColumns]) -> list[TableColumns]:
 
 
 class DatabaseSchemaSpec(Model):
-    database: DatabaseSpec
-    tables: list[Identifier] = Field(min_length=1, max_length=10_000)
+    """The tables, columns and Alembic revision a backend needs, and the pods that wait
+    for them."""
+
+    database: DatabaseSpec = Field(
+        description="The backend's database, reached through the backend's own Secret.")
+    tables: list[Identifier] = Field(
+        min_length=1, max_length=10_000,
+        description="The tables the backend needs in database.schema, each named once "
+                    "(1 to 10,000); a missing one keeps new pods closed.")
     columns: Annotated[list[TableColumns], AfterValidator(unique_tables)] = Field(
         default_factory=list, max_length=10_000,
         description="Columns the backend needs, per table; tables not named here are checked "
                     "for existence only. Capture them with `schemagate snapshot`.")
-    migrations: MigrationsSpec = Field(default_factory=MigrationsSpec)
-    gate: GateSpec = Field(default_factory=GateSpec)
-    verify_interval_seconds: int = Field(30, ge=5, le=86400)
+    migrations: MigrationsSpec = Field(
+        default_factory=MigrationsSpec,
+        description="Who applies the migrations, and how the Alembic revision is checked.")
+    gate: GateSpec = Field(
+        default_factory=GateSpec,
+        description="Which pods stay NotReady until the schema verifies, and what drift does "
+                    "to those already open.")
+    verify_interval_seconds: int = Field(
+        30, ge=5, le=86400,
+        description="How often the database is checked again, in seconds (default 30, at "
+                    "least 5).")
 
     @property
     def version_table_schema(self) -> str:
