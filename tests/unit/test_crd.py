@@ -1,6 +1,8 @@
 """The CRD in crds/ is what `schemagate crd` prints, and it is a structural schema."""
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,3 +51,25 @@ def test_schema_carries_the_documented_bounds() -> None:
 def test_kubectl_get_schemagate_lists_it() -> None:
     names = yaml.safe_load(CRD_FILE.read_text())["spec"]["names"]
     assert names["categories"] == ["schemagate"] and names["shortNames"] == ["dbschema"]
+
+
+def _properties(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every property below `node`, by its path (`[]` for a list's items), with its schema."""
+    for name, sub in node.get("properties", {}).items():
+        yield f"{path}.{name}", sub
+        yield from _properties(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from _properties(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _properties(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_kubectl_explain_describes_every_field() -> None:
+    root = yaml.safe_load(CRD_FILE.read_text())["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"]
+    fields = [(path, node) for top in ("spec", "status")
+              for path, node in _properties(root["properties"][top], top)]
+    undescribed = [path for path, node in fields if not str(node.get("description", "")).strip()]
+    assert fields and "spec.gate.onDrift" in dict(fields)
+    assert not undescribed, "fields without a description (Field(description=...) in " \
+        "core/models.py): " + ", ".join(undescribed)

@@ -289,80 +289,119 @@ class StatusModel(BaseModel):
 
 
 class Condition(StatusModel):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str
-    observed_generation: int | None = None
+    """A condition, as the Kubernetes API conventions describe it."""
+
+    type: str = Field(description="Ready, SchemaVerified, MigrationsApplied, Stalled or "
+                                  "Reconciling.")
+    status: Literal["True", "False", "Unknown"] = Field(
+        description="True, False or Unknown (SchemaVerified is Unknown when the database "
+                    "could not be read).")
+    reason: str = Field(description="Why, in one word, e.g. Verified, TablesMissing, "
+                                    "RevisionMismatch, DatabaseUnreachable.")
+    message: str = Field("", description="What was found, for a person: the missing tables, "
+                                         "the revisions, where to look.")
+    last_transition_time: str = Field(
+        description="When status last changed (RFC 3339); a new reason alone does not move "
+                    "it.")
+    observed_generation: int | None = Field(
+        None, description="The generation of the spec this condition was set for.")
 
 
 class ColumnState(StatusModel):
     """A column as declared, or as found (absent `type` and `nullable`: not checked)."""
 
-    type: str | None = None
-    nullable: bool | None = None
+    type: str | None = Field(None, description="The type as PostgreSQL's format_type prints "
+                                               "it; absent: not checked.")
+    nullable: bool | None = Field(None, description="Whether the column accepts NULL; absent: "
+                                                    "not checked.")
 
 
 class ColumnMismatchStatus(StatusModel):
     """A declared column missing from its table (`found` absent) or of another shape."""
 
-    table: str
-    column: str
-    expected: ColumnState
-    found: ColumnState | None = None
+    table: str = Field(description="The table, in database.schema.")
+    column: str = Field(description="The declared column.")
+    expected: ColumnState = Field(description="The column as declared in spec.columns.")
+    found: ColumnState | None = Field(
+        None, description="The column as the table has it; absent when the table has no such "
+                          "column.")
 
 
 class TablePlace(StatusModel):
-    table: str
-    schema_: str = Field(alias="schema")
-    database: str
+    """A missing table, found in another schema or another database of the same server."""
+
+    table: str = Field(description="The declared table.")
+    schema_: str = Field(alias="schema", description="The schema it was found in.")
+    database: str = Field(description="The database it was found in.")
 
 
 class RevisionStatus(StatusModel):
-    current: list[str] = Field(default_factory=list)
-    expected: list[str] = Field(default_factory=list)
-    #: The head sets the database was seen at, oldest first, each comma-joined; what
-    #: orders a pod's schemagate.io/revision when the scripts' graph cannot (bounded).
-    history: list[str] | None = Field(None, max_length=20)
+    current: list[str] = Field(
+        default_factory=list,
+        description="The revisions the version table records, one per head; empty when it is "
+                    "absent or empty.")
+    expected: list[str] = Field(
+        default_factory=list,
+        description="The revisions expected: migrations.expectedRevisions, or with run: "
+                    "Alembic the scripts' heads; empty when any will do.")
+    history: list[str] | None = Field(
+        None, max_length=20,
+        description="The head sets the database was seen at, oldest first, each comma-joined "
+                    "(at most 20); what tells whether a pod's schemagate.io/revision is "
+                    "applied when the scripts cannot.")
 
 
 class DatabaseStatus(StatusModel):
-    host: str | None = None
-    port: int | None = None
-    database: str | None = None
-    user: str | None = None
-    search_path: str | None = None
-    server_version: str | None = None
-    system_identifier: str | None = None
+    host: str | None = Field(None, description="The server's address, as the server reports "
+                                               "it; absent over a Unix socket.")
+    port: int | None = Field(None, description="The server's port, as the server reports it.")
+    database: str | None = Field(None, description="The database connected to.")
+    user: str | None = Field(None, description="The role connected as.")
+    search_path: str | None = Field(None, description="The connection's search_path.")
+    server_version: str | None = Field(None, description="PostgreSQL's server_version.")
+    system_identifier: str | None = Field(
+        None, description="The server's system identifier, which tells one PostgreSQL "
+                          "cluster from another (absent when the role may not read it).")
 
 
 class GateStatus(StatusModel):
-    condition_type: str
-    pods: int = 0
-    ready: int = 0
-    #: Pods this gate should hold (gate.podSelector, or the label schemagate.io/schema)
-    #: that carry no readiness gate for it: nothing holds them. Absent when none.
-    ungated: int | None = None
+    condition_type: str = Field(description="The readiness gate pods carry: "
+                                            "schemagate.io/<name>.")
+    pods: int = Field(0, description="Pods carrying the gate that this DatabaseSchema "
+                                     "selects.")
+    ready: int = Field(0, description="How many of them are open (their gate condition "
+                                      "True).")
+    ungated: int | None = Field(
+        None, description="Pods this gate should hold (gate.podSelector, or the label "
+                          "schemagate.io/schema) that carry no readiness gate for it, so "
+                          "nothing holds them; absent when none.")
 
 
 class MigrationSnapshot(StatusModel):
     """The database before a migration run, to tell a no-op from a partial run."""
 
-    revision: list[str] | None = None  # None: no version table
-    tables_present: int = 0
-    column_mismatches: int = 0
+    revision: list[str] | None = Field(
+        None, description="The revisions recorded then; absent: there was no version table.")
+    tables_present: int = Field(0, description="How many declared tables were present.")
+    column_mismatches: int = Field(0, description="How many declared columns differed.")
 
 
 class MigrationStatus(StatusModel):
-    job: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    outcome: str | None = None  # Running, Applied, AlreadyApplied, NoOp, Failed
-    message: str | None = None
-    before: MigrationSnapshot | None = None
-    heads: list[str] | None = None  # run: Alembic, the scripts' heads of the last run
-    failures: int = 0  # consecutive failed runs of the same scripts
+    job: str | None = Field(None, description="The Job's name, for run: Job.")
+    started_at: str | None = Field(None, description="When the run started (RFC 3339).")
+    finished_at: str | None = Field(None, description="When the run ended (RFC 3339); absent "
+                                                      "while it runs.")
+    outcome: str | None = Field(None, description="Running, Applied, AlreadyApplied, NoOp or "
+                                                  "Failed.")
+    message: str | None = Field(None, description="What the run came to, e.g. a failed Job's "
+                                                  "termination message.")
+    before: MigrationSnapshot | None = Field(
+        None, description="The database before the run, to tell a no-op from a partial run.")
+    heads: list[str] | None = Field(
+        None, description="With run: Alembic, the scripts' heads of the last run.")
+    failures: int = Field(
+        0, description="Consecutive failed runs of the same scripts; after 3 they are not run "
+                       "again until they change.")
 
 
 #: Column mismatches kept in status: enough to act on, bounded so the object stays small.
@@ -370,18 +409,40 @@ MISMATCHES_IN_STATUS = 100
 
 
 class DatabaseSchemaStatus(StatusModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    """What the operator last found in the database, and what it did about it."""
+
+    observed_generation: int | None = Field(
+        None, description="The generation of the spec this status describes; 0 until the "
+                          "first check.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, SchemaVerified, MigrationsApplied, Stalled and Reconciling, one of "
+                    "each type.")
     # None until the database was read once: "nothing missing" must mean it.
-    missing_tables: list[str] | None = None
-    found_elsewhere: list[TablePlace] | None = None
+    missing_tables: list[str] | None = Field(
+        None, description="Declared tables missing from database.schema; absent until the "
+                          "database was read.")
+    found_elsewhere: list[TablePlace] | None = Field(
+        None, description="Where missing tables were found instead: another schema of the "
+                          "database, or another database on the same server.")
     #: The first `MISMATCHES_IN_STATUS`; the SchemaVerified message gives the count.
-    column_mismatches: list[ColumnMismatchStatus] | None = None
-    revision: RevisionStatus | None = None
-    database: DatabaseStatus | None = None
-    gate: GateStatus | None = None
-    last_verified_time: str | None = None
-    migration: MigrationStatus | None = None
+    column_mismatches: list[ColumnMismatchStatus] | None = Field(
+        None, description=f"Declared columns missing or of another type or nullability: the "
+                          f"first {MISMATCHES_IN_STATUS}; the SchemaVerified message gives the "
+                          f"count.")
+    revision: RevisionStatus | None = Field(
+        None, description="The Alembic revisions the version table records, and those "
+                          "expected.")
+    database: DatabaseStatus | None = Field(
+        None, description="What the check really reached, as the server reports it; never a "
+                          "password.")
+    gate: GateStatus | None = Field(
+        None, description="The pods' readiness gate: its condition type, the pods it selects "
+                          "and how many are open.")
+    last_verified_time: str | None = Field(
+        None, description="When the database was last read (RFC 3339).")
+    migration: MigrationStatus | None = Field(
+        None, description="The last migration run, for run: Job or Alembic.")
     # One line each for `kubectl get`'s columns; the lists above stay the reference.
     missing_summary: str | None = Field(
         None, description='The missing tables in one line, e.g. "3 tables: a, b, c"; '
