@@ -97,7 +97,9 @@ def leading(process: local_operator.OperatorProcess) -> bool:
 
 def setup(c: local_cluster.Cluster, pg: local_postgres.LocalPostgres) -> Bench:
     bench = Bench(c)
-    c.kubectl("apply", "-f", str(ROOT / "crds"))
+    # Server-side, as the tests apply it: a client-side apply would leave an annotation
+    # their server-side dry runs warn about.
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     for obj in c.kubectl("-n", NAMESPACE, "get", "dbschema", "-o", "name").stdout.split():
         c.kubectl("-n", NAMESPACE, "patch", obj, "--type=merge", "-p",
                   '{"metadata":{"finalizers":null}}')
