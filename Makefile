@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane chart chart-readme bench bench-gate bench-leader crds clean actionlint
+        control-plane node images chart chart-readme bench bench-gate bench-leader crds clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +33,28 @@ test-unit: $(VENV)/.installed
 test-db: $(VENV)/.installed
 	$(PY) -m pytest tests/db
 
-test-cluster: $(VENV)/.installed control-plane
+test-cluster: $(VENV)/.installed control-plane node images
 	$(PY) -m pytest tests/cluster
 
 # Everything CI runs (.ci/run calls this).
-test: lint types layers control-plane chart actionlint
+test: lint types layers control-plane chart actionlint node images
 	$(PY) -m pytest tests localenv/tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
 control-plane:
 	@bash hack/build-control-plane.sh control-plane >/dev/null
+
+# The real node: the Debian packages it needs (installed when missing, said first),
+# then kubelet, kube-proxy, kube-scheduler and pause built once into the same cache.
+node:
+	@bash hack/bootstrap-node.sh
+	@bash hack/build-control-plane.sh node >/dev/null
+
+# The node's images (pause, busybox, the python:3.11-slim base, schemagate:dev from
+# our Dockerfile, schemagate/backend:dev), rebuilt only when their inputs change.
+images: $(VENV)/.installed node
+	$(PY) -m localenv.images build
 
 # helm lint and helm template over the chart in each mode, with the pinned helm built once
 # from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
@@ -64,7 +75,7 @@ actionlint:
 	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
 	@echo "actionlint: the workflows pass"
 
-cluster-up: $(VENV)/.installed control-plane
+cluster-up: $(VENV)/.installed control-plane node
 	$(PY) -m localenv.cluster up
 
 cluster-down: $(VENV)/.installed

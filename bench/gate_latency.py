@@ -1,7 +1,7 @@
 """How soon do gated pods become Ready once the schema is really there?
 
-On the local control plane (the kubelet stand-in turns readiness-gate conditions into
-pod readiness, as a kubelet does) and an embedded PostgreSQL, for N = 1, 10 and 100
+On the local cluster (its real kubelet turns readiness-gate conditions into
+pod readiness) and an embedded PostgreSQL, for N = 1, 10 and 100
 gated pods of one Deployment, measures the time from the migration's commit to the
 moment every pod is Ready, side by side in the same run for:
 
@@ -11,10 +11,10 @@ moment every pod is Ready, side by side in the same run for:
   done`): each pod's waiter asks the database every 2 s, with the phase each pod
   happened to start at, and opens its own pod when it sees the tables.
 
-Both open pods through the same path (a pod condition that the stand-in turns into
+Both open pods through the same path (a pod condition that the kubelet turns into
 Ready), so the difference is the waiting. Prints medians and ratios twice: until every
 gate condition is True (what the operator controls) and until every pod is Ready
-(which adds the kubelet stand-in's own work, the same for both).
+(which adds the kubelet's own work, the same for both).
 Run: `.venv/bin/python bench/gate_latency.py [--sizes 1 10 100] [--reps 5]`.
 """
 
@@ -90,6 +90,7 @@ class Bench:
                      "template": {"metadata": {"labels": {"app": "backend"}}, "spec": {
                          "readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
                          "containers": [{"name": "app", "image": "schemagate/backend:dev",
+                                         "imagePullPolicy": "Never",
                                          "command": ["sleep", "infinity"]}]}}}})
 
     def pods(self, namespace: str) -> list[client.V1Pod]:

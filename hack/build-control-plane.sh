@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kubectl, etcd, helm and actionlint from the
 # Go module proxy at pinned versions, into a cache outside the repository keyed
-# by those versions. A second run with the same versions does nothing.
+# by those versions; `node` adds kubelet, kube-proxy, kube-scheduler and the pause
+# binary of a real node. A second run with the same versions does nothing.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
@@ -12,6 +13,8 @@ CACHE_ROOT="${SCHEMAGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schemagate}"
 BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 HELM_DIR="$CACHE_ROOT/bin/helm-$HELM_VERSION"
 ACTIONLINT_DIR="$CACHE_ROOT/bin/actionlint-$ACTIONLINT_VERSION"
+NODE_DIR="$CACHE_ROOT/bin/node-k8s-$K8S_VERSION"
+NODE_CMDS=(kubelet kube-proxy kube-scheduler)
 WORK="$CACHE_ROOT/build"
 what="${1:-control-plane}"
 
@@ -23,6 +26,15 @@ staging_replaces() {
   local gomod="$1" staging="v0.${K8S_VERSION#v1.}"
   sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod" |
     while read -r mod; do printf 'replace %s => %s %s\n' "$mod" "$mod" "$staging"; done
+}
+
+k8s_ldflags() {
+  local minor pkg ldflags
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  pkg=k8s.io/component-base/version
+  ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  echo "$ldflags"
 }
 
 build_kubernetes() {
@@ -49,16 +61,31 @@ GO
   log "resolving k8s.io/kubernetes $K8S_VERSION ($(grep -c '^replace' go.mod) staging modules)"
   GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
   GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$K8S_VERSION" >&2
-  local commit minor pkg ldflags
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  local ldflags
+  ldflags=$(k8s_ldflags)
   mkdir -p "$BIN_DIR.tmp"
   for cmd in kube-apiserver kube-controller-manager kubectl; do
     log "building $cmd"
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
+}
+
+build_node() {
+  # The same go.mod as the control plane (build_kubernetes wrote it), so the
+  # module and build caches it warmed are reused: about a minute on top of it.
+  local dir="$WORK/k8s-$K8S_VERSION" ldflags cmd pause
+  cd "$dir"
+  ldflags=$(k8s_ldflags)
+  rm -rf "$NODE_DIR.tmp" && mkdir -p "$NODE_DIR.tmp"
+  for cmd in "${NODE_CMDS[@]}"; do
+    log "building $cmd"
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$NODE_DIR.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  done
+  # The sandbox image's only binary: kubernetes' own pause.c, from the module cache.
+  pause="$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  log "compiling pause from $pause"
+  gcc -Os -static -DVERSION="$K8S_VERSION-schemagate" -o "$NODE_DIR.tmp/pause" "$pause"
+  strip "$NODE_DIR.tmp/pause"
 }
 
 build_etcd() {
@@ -157,7 +184,26 @@ case "$what" in
     log "control plane built in $(( $(date +%s) - start ))s into $BIN_DIR"
     echo "$BIN_DIR"
     ;;
+  node)
+    # The control plane first (its go.mod and build cache), then the node's binaries.
+    bash "$0" control-plane >/dev/null
+    node_built() { for c in "${NODE_CMDS[@]}" pause; do [ -x "$NODE_DIR/$c" ] || return 1; done; }
+    if node_built; then echo "$NODE_DIR"; exit 0; fi
+    mkdir -p "$(dirname "$NODE_DIR")"
+    if command -v flock >/dev/null; then exec 9>"$NODE_DIR.lock"; flock 9; fi
+    if node_built; then echo "$NODE_DIR"; exit 0; fi
+    log "building kubelet, kube-proxy and kube-scheduler $K8S_VERSION from the Go module proxy, once (about a minute after the control plane)"
+    start=$(date +%s)
+    build_node
+    rm -rf "$NODE_DIR" && mv "$NODE_DIR.tmp" "$NODE_DIR"
+    log "node binaries built in $(( $(date +%s) - start ))s into $NODE_DIR"
+    echo "$NODE_DIR"
+    ;;
+  node-path)
+    echo "$NODE_DIR"
+    [ -x "$NODE_DIR/kubelet" ] && [ -x "$NODE_DIR/pause" ]
+    ;;
   helm) build_helm ;;
   actionlint) build_actionlint ;;
-  *) echo "usage: $0 [control-plane|path|helm|actionlint]" >&2; exit 2 ;;
+  *) echo "usage: $0 [control-plane|path|node|node-path|helm|actionlint]" >&2; exit 2 ;;
 esac

@@ -1,12 +1,15 @@
-"""A real local Kubernetes control plane, the way envtest builds one, plus a kubelet.
+"""A real local Kubernetes cluster of one node: control plane, containerd, kubelet.
 
     python -m localenv.cluster up|down|status
     python -m localenv.cluster stop-apiserver|start-apiserver|stop-etcd|start-etcd
 
-etcd, kube-apiserver and kube-controller-manager are real binaries, built once by
-`hack/build-control-plane.sh`; the kubelet is the stand-in of
-`localenv.kubelet`. Everything listens on 127.0.0.1 and lives under
-`<root>/.cluster/`: the admin kubeconfig, the PKI, etcd's data, pidfiles and logs.
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the kubelet and
+kube-proxy are real binaries, built once by `hack/build-control-plane.sh`; containerd
+and runc come from Debian (`hack/bootstrap-node.sh`). etcd listens on 127.0.0.1; the
+API server on the host's end of the node's link (`node.HOST_ADDRESS`), which the
+host and the pods both reach; the node runs in a network namespace of its own
+(`localenv.node`). Everything lives under `<root>/.cluster/`: the kubeconfigs, the
+PKI, etcd's data, the node's state, pidfiles and logs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import argparse
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -28,24 +30,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from localenv import daemons, pki
+from localenv import daemons, images, node, pki
 
 K8S_VERSION = "v1.36.3"
-NODE_NAME = "schemagate-node"
+NODE_NAME = node.NODE_NAME
 SERVICE_CIDR = "10.0.0.0/24"
-# What a backend needs, and no node-lifecycle controller: with no real kubelet
-# posting leases it would taint the node and evict every pod.
+# What a backend needs; the node-lifecycle controller lifts the not-ready taint a
+# new node is registered with, and the root CA publisher fills `kube-root-ca.crt`,
+# which every projected service-account token volume mounts.
 CONTROLLERS = ("deployment-controller", "replicaset-controller", "job-controller",
                "garbage-collector-controller", "namespace-controller",
                "endpointslice-controller", "serviceaccount-controller",
-               "serviceaccount-token-controller", "ttl-after-finished-controller")
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet")
+               "serviceaccount-token-controller", "ttl-after-finished-controller",
+               "node-lifecycle-controller", "root-ca-certificate-publisher-controller",
+               "pod-garbage-collector-controller")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+NODE = ("containerd", "kubelet", "kube-proxy")
+COMPONENTS = (*CONTROL_PLANE, *NODE)
 START_TIMEOUT = 90.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What `down` removes; anything else under .cluster/ (the logs, a demo's
 # database) belongs to someone else.
-OWN_ENTRIES = ("etcd", "pki", "run", "pods", "apiserver", "kubeconfig",
-               "controller-manager.kubeconfig", "images.json", "ports.json")
+OWN_ENTRIES = ("etcd", "pki", "run", "node", "apiserver", "kubeconfig", "kubelet.kubeconfig",
+               "controller-manager.kubeconfig", "ports.json", "host-address")
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,11 @@ class Layout:
         return self.dir / "kubeconfig"
 
     @property
-    def images(self) -> Path:
-        return self.dir / "images.json"
+    def host_address(self) -> Path:
+        return self.dir / "host-address"
+
+    def node(self) -> node.NodeLayout:
+        return node.NodeLayout(self.dir / "node")
 
     @property
     def ports_file(self) -> Path:
@@ -90,7 +100,7 @@ class Cluster:
     kubeconfig: Path
     server: str
     bin_dir: Path
-    images: Path  # the image map the kubelet stand-in reads
+    host_address: str  # where pods reach a listener on the host
 
     def kubectl(self, *args: str, input: str | None = None,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -102,22 +112,36 @@ class Cluster:
 
 def build_notice(root: Path = REPO_ROOT) -> str:
     """One line saying whether `ensure_up` will first spend minutes building."""
-    result = subprocess.run(["bash", str(root / "hack" / "build-control-plane.sh"), "path"],
-                            capture_output=True, text=True, check=False)
+    del root
+    script = str(REPO_ROOT / "hack" / "build-control-plane.sh")
+    result = subprocess.run(["bash", script, "path"], capture_output=True, text=True,
+                            check=False)
+    node_bins = subprocess.run(["bash", script, "node-path"], capture_output=True, text=True,
+                               check=False)
     where = result.stdout.strip()
-    if result.returncode == 0:
-        return f"      binaries cached in {where}"
-    return (f"      building etcd, kube-apiserver, kube-controller-manager and kubectl from the "
-            f"Go module proxy into {where}: about 6 minutes on 2 cores, once")
+    if result.returncode == 0 and node_bins.returncode == 0:
+        return f"      binaries cached in {where} and {node_bins.stdout.strip()}"
+    return (f"      building etcd, the Kubernetes control plane, kubelet, kube-proxy and "
+            f"kubectl from the Go module proxy into {where}: about 7 minutes on 2 cores, once")
 
 
-def build(root: Path) -> Path:
-    """The directory of the cached binaries, building them first if needed."""
-    result = subprocess.run(["bash", str(root / "hack" / "build-control-plane.sh"),
-                             "control-plane"], stdout=subprocess.PIPE, text=True, check=False)
+def build(root: Path = REPO_ROOT, what: str = "control-plane") -> Path:
+    """The directory of the cached binaries, building them first if needed (with this
+    checkout's script, whichever directory holds the cluster)."""
+    del root
+    result = subprocess.run(["bash", str(REPO_ROOT / "hack" / "build-control-plane.sh"), what],
+                            stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError("building the control plane failed (see the messages above)")
+        raise RuntimeError(f"building the {what} binaries failed (see the messages above)")
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def bootstrap() -> None:
+    """The Debian packages of the node (containerd, runc, CNI plugins, buildah, ...)."""
+    result = subprocess.run(["bash", str(REPO_ROOT / "hack" / "bootstrap-node.sh")], check=False,
+                            stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError("installing the node's Debian packages failed (see above)")
 
 
 def _free_port() -> int:
@@ -132,7 +156,7 @@ def _ports(layout: Layout) -> dict[str, int]:
     ports: dict[str, int] = {}
     if layout.ports_file.exists():
         ports = {k: int(v) for k, v in json.loads(layout.ports_file.read_text()).items()}
-    missing = {"etcd", "etcd-peer", "kube-apiserver", "kubelet"} - set(ports)
+    missing = {"etcd", "etcd-peer", "kube-apiserver"} - set(ports)
     if missing:
         ports.update({name: _free_port() for name in sorted(missing)})
         layout.ports_file.write_text(json.dumps(ports))
@@ -141,10 +165,22 @@ def _ports(layout: Layout) -> dict[str, int]:
 
 def _daemon(layout: Layout, name: str, bin_dir: Path) -> daemons.Daemon:
     ports = _ports(layout)
-    argv = {"etcd": _etcd_argv, "kube-apiserver": _apiserver_argv,
-            "kube-controller-manager": _controller_manager_argv,
-            "kubelet": _kubelet_argv}[name](layout, bin_dir, ports)
+    node_bin = build(layout.root, "node") if name in ("kube-scheduler", *NODE) else bin_dir
+    nl = layout.node()
+    argv = {"etcd": lambda: _etcd_argv(layout, bin_dir, ports),
+            "kube-apiserver": lambda: _apiserver_argv(layout, bin_dir, ports),
+            "kube-controller-manager": lambda: _controller_manager_argv(layout, bin_dir, ports),
+            "kube-scheduler": lambda: _scheduler_argv(layout, node_bin),
+            "containerd": lambda: node.containerd_argv(nl),
+            "kubelet": lambda: node.kubelet_argv(nl, node_bin, layout.dir / "kubelet.kubeconfig"),
+            "kube-proxy": lambda: node.proxy_argv(nl, node_bin),
+            }[name]()
     return daemons.Daemon(name, argv, layout.run, layout.logs)
+
+
+def _scheduler_argv(layout: Layout, bin_dir: Path) -> list[str]:
+    return [str(bin_dir / "kube-scheduler"), f"--kubeconfig={layout.kubeconfig}",
+            "--leader-elect=false", "--secure-port=0"]
 
 
 def _etcd_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
@@ -158,12 +194,14 @@ def _etcd_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str
 def _apiserver_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
     p = layout.pki()
     return [str(bin_dir / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            # The host's end of the node's link: the host, the kubelet and (through
+            # the `kubernetes` Service) the pods all reach it there.
+            f"--bind-address={node.HOST_ADDRESS}", f"--advertise-address={node.HOST_ADDRESS}",
             f"--secure-port={ports['kube-apiserver']}",
             f"--tls-cert-file={p.cert('apiserver')}",
             f"--tls-private-key-file={p.key('apiserver')}",
             f"--client-ca-file={p.ca}", "--authorization-mode=Node,RBAC",
-            # `kubectl logs` goes through the stand-in's log endpoint (podlogs.py).
+            # `kubectl logs/exec` go to the kubelet, whose certificate our CA signed.
             f"--kubelet-client-certificate={p.cert('admin')}",
             f"--kubelet-client-key={p.key('admin')}", f"--kubelet-certificate-authority={p.ca}",
             "--kubelet-preferred-address-types=InternalIP",
@@ -172,10 +210,8 @@ def _apiserver_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> lis
             f"--service-account-key-file={p.service_account_pub}",
             f"--service-account-signing-key-file={p.service_account_key}",
             f"--cert-dir={layout.dir / 'apiserver'}", "--allow-privileged=true",
-            # The `kubernetes` Service cannot point at a loopback address (Endpoints
-            # refuse 127.0.0.1); nothing in this cluster calls it from a pod.
-            "--endpoint-reconciler-type=none", "--profiling=false",
-            # On SIGTERM, end the watches of the controllers and the stand-in
+            "--profiling=false",
+            # On SIGTERM, end the watches of the controllers and the kubelet
             # instead of waiting for them to time out: a restart takes seconds.
             "--shutdown-watch-termination-grace-period=2s"]
 
@@ -192,40 +228,13 @@ def _controller_manager_argv(layout: Layout, bin_dir: Path, ports: dict[str, int
             f"--root-ca-file={p.ca}", "--secure-port=0", "--cluster-name=schemagate-local"]
 
 
-def _image_map(layout: Layout) -> Path:
-    """The map of a running stand-in, as it was started; else the one it would get."""
-    try:
-        argv = json.loads((layout.run / "kubelet.pid").read_text())["argv"]
-        return Path(next(a.split("=", 1)[1] for a in argv if a.startswith("--image-map=")))
-    except (FileNotFoundError, ValueError, KeyError, StopIteration):
-        return Path(os.environ.get("SCHEMAGATE_IMAGE_MAP") or layout.images)
-
-
-def _kubelet_argv(layout: Layout, bin_dir: Path, ports: dict[str, int]) -> list[str]:
-    images = _image_map(layout)
-    return [sys.executable, "-m", "localenv.kubelet",
-            f"--kubeconfig={layout.kubeconfig}", f"--node-name={NODE_NAME}",
-            f"--image-map={images}", f"--pods-dir={layout.dir / 'pods'}",
-            f"--kubelet-version={K8S_VERSION}", f"--ready-file={layout.run / 'kubelet.ready'}",
-            f"--logs-port={ports['kubelet']}", f"--pki-dir={layout.pki().dir}"]
-
-
-def default_image_map(root: Path) -> dict[str, dict[str, object]]:
-    """The project's virtual environment stands in for the project's images."""
-    venv = root / ".venv"
-    runtime: dict[str, object] = {"bin": str(venv / "bin"), "env": {"VIRTUAL_ENV": str(venv)}}
-    # The example backend's image ships its Alembic project at /app/migrations.
-    backend = {**runtime, "paths": {"/app": str(root / "examples" / "incident")}}
-    return {"schemagate/backend:dev": backend, "schemagate:dev": runtime}
-
-
 def _https_get(layout: Layout, path: str, timeout: float = 3.0) -> tuple[int, str]:
     """GET on the API server as the admin; (0, "") when nothing answers."""
     p = layout.pki()
     context = ssl.create_default_context(cafile=str(p.ca))
     context.load_cert_chain(str(p.cert("admin")), str(p.key("admin")))
-    url = f"https://127.0.0.1:{_ports(layout)['kube-apiserver']}{path}"
-    # No proxy, whatever the environment says: everything here is on loopback.
+    url = f"https://{node.HOST_ADDRESS}:{_ports(layout)['kube-apiserver']}{path}"
+    # No proxy, whatever the environment says: everything here is on this machine.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPSHandler(context=context))
     return _read(opener, url, timeout)
@@ -247,11 +256,15 @@ def _etcd_healthy(layout: Layout) -> bool:
     return status == 200 and '"health":"true"' in body
 
 
-def _kubelet_ready(layout: Layout, pid: int) -> bool:
-    # The stand-in writes its pid here once it has registered the node and
-    # listed the pods: from then on, new pods are bound and run.
-    marker = layout.run / "kubelet.ready"
-    return marker.exists() and marker.read_text().strip() == str(pid)
+def _node_ready(layout: Layout) -> bool:
+    status, body = _https_get(layout, f"/api/v1/nodes/{NODE_NAME}")
+    if status != 200:
+        return False
+    obj = json.loads(body)
+    conditions = obj.get("status", {}).get("conditions", [])
+    taints = obj.get("spec", {}).get("taints") or []
+    return not taints and any(c["type"] == "Ready" and c["status"] == "True"
+                              for c in conditions)
 
 
 def _ready(layout: Layout, name: str, pid: int) -> bool:
@@ -262,7 +275,14 @@ def _ready(layout: Layout, name: str, pid: int) -> bool:
     if name == "kube-controller-manager":
         # The serviceaccount controller has run: namespaces get their `default`.
         return _https_get(layout, "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200
-    return _kubelet_ready(layout, pid)
+    if name == "kube-scheduler":
+        return True
+    if name == "containerd":
+        return node.containerd_ready()
+    if name == "kubelet":
+        # Registered, Ready (its CNI configuration found) and untainted.
+        return _node_ready(layout)
+    return node.proxy_ready()
 
 
 def _ensure_running(layout: Layout, name: str, bin_dir: Path, fresh: bool = False) -> None:
@@ -288,33 +308,59 @@ def _locked(layout: Layout) -> Iterator[None]:
         yield
 
 
+def _server(layout: Layout) -> str:
+    return f"https://{node.HOST_ADDRESS}:{_ports(layout)['kube-apiserver']}"
+
+
 def _prepare(layout: Layout) -> None:
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.run.mkdir(parents=True, exist_ok=True)
     p = pki.ensure(layout.dir / "pki")
-    server = f"https://127.0.0.1:{_ports(layout)['kube-apiserver']}"
+    server = _server(layout)
     pki.write_kubeconfig(layout.kubeconfig, server, p, "admin")
     pki.write_kubeconfig(layout.dir / "controller-manager.kubeconfig", server, p,
                          "controller-manager")
-    if not layout.images.exists():
-        layout.images.write_text(json.dumps(default_image_map(layout.root), indent=2) + "\n")
+    # The kubelet as `system:node:schemagate-node`: the Node authorizer decides what
+    # it may read (the Secrets and ConfigMaps of its own pods).
+    pki.write_kubeconfig(layout.dir / "kubelet.kubeconfig", server, p, "kubelet")
+    nl = layout.node()
+    node.record_before(nl)
+    node.setup_network()
+    node.make_cgroups()
+    node.write_configs(nl, p.dir, layout.kubeconfig)
+    layout.host_address.write_text(node.HOST_ADDRESS + "\n")
 
 
 def _cluster(layout: Layout, bin_dir: Path) -> Cluster:
-    server = f"https://127.0.0.1:{_ports(layout)['kube-apiserver']}"
-    return Cluster(root=layout.root, kubeconfig=layout.kubeconfig, server=server,
-                   bin_dir=bin_dir, images=_image_map(layout))
+    return Cluster(root=layout.root, kubeconfig=layout.kubeconfig, server=_server(layout),
+                   bin_dir=bin_dir, host_address=node.HOST_ADDRESS)
+
+
+def host_address() -> str:
+    """Where pods reach a listener on the host; fixed, so known before the cluster is up."""
+    return node.HOST_ADDRESS
 
 
 def ensure_up(root: Path) -> Cluster:
     """The cluster of `root`, started (and built) if needed; a running one is reused."""
     layout = Layout(root.resolve())
+    bootstrap()
     bin_dir = build(layout.root)
+    build(layout.root, "node")
+    images.ensure_all()
     with _locked(layout):
+        node.acquire(layout.run, layout.logs, layout.dir)
         fresh = not (layout.dir / "etcd").exists()
-        _prepare(layout)
-        for name in COMPONENTS:
-            _ensure_running(layout, name, bin_dir, fresh=fresh)
+        try:
+            _prepare(layout)
+            for name in COMPONENTS:
+                _ensure_running(layout, name, bin_dir, fresh=fresh)
+                if name == "containerd":
+                    images.import_into(node.ctr, layout.node().dir / "imported")
+        except BaseException:
+            if fresh:
+                _down(layout)
+            raise
     return _cluster(layout, bin_dir)
 
 
@@ -324,17 +370,39 @@ def _stop(layout: Layout, name: str) -> bool:
 
 
 def down(root: Path) -> None:
-    """Stops every component and forgets the cluster; the logs stay for reading."""
+    """Stops every component, removes what the node made on the machine and forgets
+    the cluster; the logs stay for reading."""
     layout = Layout(root.resolve())
     with _locked(layout):
-        for name in reversed(COMPONENTS):
-            _stop(layout, name)
-        for name in OWN_ENTRIES:
-            entry = layout.dir / name
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink(missing_ok=True)
+        _down(layout)
+
+
+def _down(layout: Layout) -> None:
+    nl = layout.node()
+    owns_node = node.held_here(layout.run, layout.logs)
+    for name in ("kube-proxy", "kubelet"):
+        _stop(layout, name)
+    if owns_node:
+        # The containers, then the runtime, then what they leave: mounts, the
+        # namespace (its links, routes and nftables rules), cgroups, paths.
+        node.kill_workloads()
+    _stop(layout, "containerd")
+    for name in reversed(CONTROL_PLANE):
+        _stop(layout, name)
+    if owns_node:
+        node.unmount_under([str(nl.dir), str(node.RUN), "/run/containerd"])
+        node.teardown_network()
+        node.remove_cgroups()
+        node.remove_foreign_paths(nl)
+    else:
+        node.unmount_under([str(nl.dir)])
+    node.release(layout.run, layout.logs)
+    for name in OWN_ENTRIES:
+        entry = layout.dir / name
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def status(root: Path) -> dict[str, int | None]:
@@ -342,6 +410,11 @@ def status(root: Path) -> dict[str, int | None]:
     layout = Layout(root.resolve())
     return {name: daemons.pid_of(daemons.Daemon(name, [], layout.run, layout.logs))
             for name in COMPONENTS}
+
+
+def leftovers(root: Path) -> list[str]:
+    """What of this cluster's node is still on the machine (empty once it is down)."""
+    return node.leftovers(Layout(root.resolve()).node())
 
 
 def is_up(root: Path) -> bool:
@@ -374,10 +447,11 @@ def _start_one(root: Path, name: str) -> None:
 
 
 def _print_up(cluster: Cluster, seconds: float) -> None:
-    print(f"local control plane {K8S_VERSION} ready in {seconds:.1f}s at {cluster.server}")
-    print(f"  kubeconfig: {cluster.kubeconfig}   (export KUBECONFIG={cluster.kubeconfig})")
-    print(f"  logs:       {Layout(cluster.root).logs}/")
-    print(f"  image map:  {cluster.images}")
+    print(f"local cluster {K8S_VERSION} and node {NODE_NAME} ready in {seconds:.1f}s "
+          f"at {cluster.server}")
+    print(f"  kubeconfig:   {cluster.kubeconfig}   (export KUBECONFIG={cluster.kubeconfig})")
+    print(f"  logs:         {Layout(cluster.root).logs}/")
+    print(f"  host address: {cluster.host_address}   (pods reach the host here)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_up(ensure_up(args.root), time.monotonic() - started)
         elif args.command == "down":
             down(args.root)
-            print("local control plane stopped")
+            print("local cluster stopped, its node removed")
         elif args.command == "status":
             pids = status(args.root)
             for name, pid in pids.items():

@@ -30,6 +30,8 @@ class Daemon:
     run_dir: Path
     log_dir: Path
     env: dict[str, str] | None = field(default=None, compare=False)
+    # Open files the daemon inherits (a lock it holds for its whole life).
+    pass_fds: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def pidfile(self) -> Path:
@@ -82,12 +84,19 @@ def start(daemon: Daemon, fresh_log: bool = False) -> int:
         log.flush()
         proc = subprocess.Popen(daemon.argv, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                env=daemon.env, close_fds=True)
+                                env=daemon.env, close_fds=True, pass_fds=daemon.pass_fds)
     _children[proc.pid] = proc
     # Popen returns while the kernel is still finishing the exec, when
     # /proc/PID/cmdline reads empty: wait for it, then record it as /proc shows
-    # it, so `pid_of` compares like with like.
-    wait_until(lambda: bool(_cmdline(proc.pid)) or proc.poll() is not None, 5.0, 0.005)
+    # it, so `pid_of` compares like with like. `nsenter ... -- CMD` execs CMD in
+    # the same pid: wait for CMD's command line.
+    final = daemon.argv[daemon.argv.index("--") + 1:] if daemon.argv[0] == "nsenter" else None
+
+    def execed() -> bool:
+        shown = _cmdline(proc.pid)
+        return bool(shown) and (final is None or shown == final)
+
+    wait_until(lambda: execed() or proc.poll() is not None, 5.0, 0.005)
     argv = _cmdline(proc.pid) or daemon.argv
     daemon.pidfile.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
     return proc.pid

@@ -1,4 +1,5 @@
-"""`make demo`: the incident, replayed on a local control plane and an embedded PostgreSQL.
+"""`make demo`: the incident, replayed on the local cluster's real node, with the operator
+installed by its Helm chart from the image built here, and an embedded PostgreSQL.
 
 A user watches: the migration exits 0 and applies nothing, the gate holds the backend
 NotReady with `NoRevision` (no 503: the old world keeps serving), the real migration
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from localenv import cluster as local_cluster
-from localenv import operator as local_operator
+from localenv import node as local_node
 from localenv import postgres as local_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "incident"
 NAMESPACE = "demo"
+OPERATOR_NAMESPACE = "schemagate-system"
+RELEASE = "schemagate"
 BACKEND_PASSWORD = "demo-backend-password"
 
 
@@ -108,6 +111,24 @@ class Demo:
         engine.dispose()
 
 
+def helm(c: local_cluster.Cluster, *args: str, timeout: float = 300) -> None:
+    binary = subprocess.run(["bash", str(ROOT / "hack" / "build-control-plane.sh"), "helm"],
+                            stdout=subprocess.PIPE, text=True, check=True).stdout.split()[-1]
+    result = subprocess.run([binary, "--kubeconfig", str(c.kubeconfig), *args],
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"demo: helm {' '.join(args[:2])} failed:\n{result.stderr}")
+
+
+def install_operator(c: local_cluster.Cluster) -> None:
+    """`helm install` of charts/schemagate with schemagate:dev, watching the demo's namespace."""
+    helm(c, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found", "--wait")
+    helm(c, "install", RELEASE, str(ROOT / "charts" / "schemagate"), "-n", OPERATOR_NAMESPACE,
+         "--create-namespace", "--set", "image.repository=schemagate", "--set", "image.tag=dev",
+         "--set", "image.pullPolicy=Never", "--set", f"watchNamespaces={{{NAMESPACE}}}",
+         "--wait", "--timeout", "3m")
+
+
 def prepare_database(pg: local_postgres.LocalPostgres) -> None:
     import sqlalchemy as sa
 
@@ -123,31 +144,37 @@ def prepare_database(pg: local_postgres.LocalPostgres) -> None:
 def run(keep: bool) -> None:
     total = 7
     say("schemagate demo: a migration that exits 0 and applies nothing, replayed")
-    step(1, total, "Local control plane (kube-apiserver, etcd, kube-controller-manager, "
-                   "kubelet stand-in)")
+    step(1, total, "Local cluster: kube-apiserver, etcd, kube-controller-manager, "
+                   "kube-scheduler, and a real node (containerd, runc, kubelet, kube-proxy)")
     say("      " + local_cluster.build_notice(ROOT).strip())
+    say("      images schemagate:dev (our Dockerfile) and schemagate/backend:dev, built with "
+        "buildah when their inputs changed")
     was_up = local_cluster.is_up(ROOT)
     c = local_cluster.ensure_up(ROOT)
     say(f"      API server at {c.server}; kubeconfig {c.kubeconfig}")
     step(2, total, "Embedded PostgreSQL")
-    pg = local_postgres.start(ROOT / ".cluster" / "demo-postgres")
+    pg = local_postgres.start(ROOT / ".cluster" / "demo-postgres", pod_host=c.host_address,
+                              pod_networks=local_node.CLIENT_NETWORKS)
     prepare_database(pg)
-    say(f"      127.0.0.1:{pg.port}, database app, role backend: empty, as after a fresh deploy")
+    say(f"      {c.host_address}:{pg.port} (where pods reach the host), database app, "
+        "role backend: empty, as after a fresh deploy")
     demo = Demo(c, pg)
-    op: local_operator.OperatorProcess | None = None
+    installed = False
     try:
-        c.kubectl("apply", "-f", str(ROOT / "crds"))
-        c.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--ignore-not-found")
+        c.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--ignore-not-found",
+                  timeout=120)
         c.kubectl("create", "namespace", NAMESPACE)
-        op = local_operator.start(c.kubeconfig, [NAMESPACE],
-                                  ROOT / ".cluster" / "logs" / "demo-operator.log")
-        step(3, total, f"schemagate operator running (log: {op.log})")
+        step(3, total, f"helm install {RELEASE} charts/schemagate -n {OPERATOR_NAMESPACE} "
+                       "--set image.tag=dev ...: the operator runs in the cluster")
+        install_operator(c)
+        installed = True
+        say(f"      its pod is Ready (logs: kubectl -n {OPERATOR_NAMESPACE} logs "
+            f"deploy/{RELEASE})")
         step(4, total, "kubectl apply -f examples/incident/: the backend's Secret, its "
                        "Deployment (readiness gate, maxUnavailable: 0), the DatabaseSchema")
         secret = (EXAMPLE / "secret.yaml").read_text().replace(
             "postgresql://backend:CHANGE-ME@127.0.0.1:5432/app",
-            pg.url(database="app", user="backend", password=BACKEND_PASSWORD,
-                   driver="postgresql"))
+            pg.pod_url(database="app", user="backend", password=BACKEND_PASSWORD))
         subprocess.run([str(c.bin_dir / "kubectl"), "--kubeconfig", str(c.kubeconfig), "-n",
                         NAMESPACE, "apply", "-f", "-"], input=secret, text=True, check=True,
                        capture_output=True)
@@ -206,10 +233,10 @@ def run(keep: bool) -> None:
         demo.show("get", "dbschema")
         demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
     finally:
-        if op is not None:
-            if not keep:  # while the operator runs, so it can release the gates it holds
-                c.kubectl("-n", NAMESPACE, "delete", "dbschema", "--all", "--timeout=30s")
-            op.stop()
+        if installed and not keep:
+            # While the operator runs, so it can release the gates it holds.
+            c.kubectl("-n", NAMESPACE, "delete", "dbschema", "--all", "--timeout=30s")
+            helm(c, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait")
         if keep:
             say(f"\nKept running: KUBECONFIG={c.kubeconfig}; stop with `make cluster-down`.")
         else:

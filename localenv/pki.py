@@ -17,11 +17,14 @@ from typing import Any
 
 import yaml
 
+from localenv.node import HOST_ADDRESS, NODE_IP, NODE_NAME
+
 # The names a client inside or outside the cluster may use for the API server;
-# 10.0.0.1 is the first address of the service range, the `kubernetes` Service.
+# 10.0.0.1 is the first address of the service range, the `kubernetes` Service;
+# HOST_ADDRESS is where the API server listens, on the host's end of the node's link.
 SERVING_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                  "kubernetes.default.svc.cluster.local", "localhost")
-SERVING_IPS = ("127.0.0.1", "10.0.0.1")
+SERVING_IPS = ("127.0.0.1", "10.0.0.1", HOST_ADDRESS)
 VALID_DAYS = 3650
 
 
@@ -111,9 +114,11 @@ def ensure(directory: Path) -> Pki:
     leaves = {
         "apiserver": ("/CN=kube-apiserver", ["extendedKeyUsage = serverAuth",
                                              "subjectAltName = " + ", ".join(sans)]),
-        "kubelet": ("/O=system:nodes/CN=system:node:schemagate-node",
-                    ["extendedKeyUsage = serverAuth",
-                     "subjectAltName = DNS:schemagate-node, DNS:localhost, IP:127.0.0.1"]),
+        # The kubelet's serving certificate (the API server checks it for `kubectl
+        # logs/exec`) and its client certificate, as the node, for the Node authorizer.
+        "kubelet": (f"/O=system:nodes/CN=system:node:{NODE_NAME}",
+                    ["extendedKeyUsage = serverAuth, clientAuth",
+                     f"subjectAltName = DNS:{NODE_NAME}, IP:{NODE_IP}"]),
         "admin": ("/O=system:masters/CN=schemagate-admin", ["extendedKeyUsage = clientAuth"]),
         # In system:masters, like the admin: a freshly restarted API server
         # answers 403 until its RBAC caches fill, and each 403 sends the

@@ -49,18 +49,27 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class LocalPostgres:
-    """A running server: superuser `postgres` with `password`, on 127.0.0.1:`port`."""
+    """A running server: superuser `postgres` with `password`, on 127.0.0.1:`port`, and
+    on `pod_host` too when it was started for pods (the cluster's host address)."""
 
     pgdata: Path
     port: int
     password: str
     host: str = "127.0.0.1"
+    pod_host: str | None = None
 
     def url(self, database: str = "postgres", user: str = "postgres", password: str | None = None,
-            driver: str = "postgresql+psycopg") -> str:
+            driver: str = "postgresql+psycopg", host: str | None = None) -> str:
         pw = self.password if password is None else password
         credentials = f"{quote(user, safe='')}:{quote(pw, safe='')}"
-        return f"{driver}://{credentials}@{self.host}:{self.port}/{database}"
+        return f"{driver}://{credentials}@{host or self.host}:{self.port}/{database}"
+
+    def pod_url(self, database: str = "postgres", user: str = "postgres",
+                password: str | None = None, driver: str = "postgresql") -> str:
+        """The URL a pod uses: the same server, at the address pods reach the host."""
+        if self.pod_host is None:
+            raise RuntimeError("this server was not started for pods (no listen address)")
+        return self.url(database, user, password, driver, host=self.pod_host)
 
     def psql_env(self) -> dict[str, str]:
         return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": "postgres",
@@ -94,8 +103,12 @@ def _prepare_root(pgdata: Path) -> str | None:
     return SYSTEM_USER
 
 
-def start(pgdata: Path, port: int | None = None, password: str | None = None) -> LocalPostgres:
-    """Initialise (if new) and start a server in `pgdata`; returns once it accepts connections."""
+def start(pgdata: Path, port: int | None = None, password: str | None = None,
+          pod_host: str | None = None, pod_networks: tuple[str, ...] = ()) -> LocalPostgres:
+    """Initialise (if new) and start a server in `pgdata`; returns once it accepts connections.
+
+    With `pod_host` it listens there too, and password authentication is accepted from
+    `pod_networks` (the node's link and its pods) besides loopback."""
     pgdata.mkdir(parents=True, exist_ok=True)
     pgdata.chmod(0o700)
     user = _prepare_root(pgdata)
@@ -116,12 +129,23 @@ def start(pgdata: Path, port: int | None = None, password: str | None = None) ->
         if user:
             shutil.chown(pgdata / ".password", user)
     password = (pgdata / ".password").read_text().strip()
+    _allow(pgdata / "pg_hba.conf", pod_networks)
+    listen = "127.0.0.1" + (f",{pod_host}" if pod_host else "")
     _run_as(user, [str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "30",
                    "-l", str(pgdata / "server.log"), "-o",
-                   f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200 -c fsync=off "
+                   f"-h {listen} -p {port} -k {pgdata} -c max_connections=200 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off", "start"])
     (pgdata / ".port").write_text(str(port))
-    return LocalPostgres(pgdata=pgdata, port=port, password=password)
+    (pgdata / ".pod-host").write_text(pod_host or "")
+    return LocalPostgres(pgdata=pgdata, port=port, password=password, pod_host=pod_host)
+
+
+def _allow(hba: Path, networks: tuple[str, ...]) -> None:
+    lines = hba.read_text().splitlines()
+    wanted = [f"host all all {net} scram-sha-256" for net in networks]
+    missing = [line for line in wanted if line not in lines]
+    if missing:
+        hba.write_text("\n".join([*lines, *missing]) + "\n")
 
 
 def attach(pgdata: Path) -> LocalPostgres | None:
@@ -134,8 +158,10 @@ def attach(pgdata: Path) -> LocalPostgres | None:
         os.kill(pid, 0)
     except (ValueError, ProcessLookupError, IndexError):
         return None
+    pod_host = (pgdata / ".pod-host").read_text().strip() if (pgdata / ".pod-host").exists() else ""
     return LocalPostgres(pgdata=pgdata, port=int((pgdata / ".port").read_text()),
-                         password=(pgdata / ".password").read_text().strip())
+                         password=(pgdata / ".password").read_text().strip(),
+                         pod_host=pod_host or None)
 
 
 def stop(server: LocalPostgres) -> None:
@@ -145,11 +171,12 @@ def stop(server: LocalPostgres) -> None:
 
 
 @contextlib.contextmanager
-def running(pgdata: Path | None = None) -> Iterator[LocalPostgres]:
+def running(pgdata: Path | None = None, pod_host: str | None = None,
+            pod_networks: tuple[str, ...] = ()) -> Iterator[LocalPostgres]:
     """A throw-away server for the length of the block."""
     own_dir = pgdata is None
     data = pgdata or Path(tempfile.mkdtemp(prefix="schemagate-pg-")) / "data"
-    server = start(data)
+    server = start(data, pod_host=pod_host, pod_networks=pod_networks)
     try:
         yield server
     finally:

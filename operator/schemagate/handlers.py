@@ -5,11 +5,13 @@ The only module that imports Kopf. Blocking work happens in `reconcile`, in thre
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -54,7 +56,18 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     # In a pod: the service account. Elsewhere: KUBECONFIG, which `run` set from
     # --kubeconfig (the client library's own default was fixed at its import).
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    in_pod = kopf.login_with_service_account(**kwargs)
+    if in_pod is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    # Kopf names the API server `kubernetes.default.svc`, which needs the cluster's DNS;
+    # the kubelet gives every pod its address, which is what client-go and the
+    # client library use: no resolver stands between the operator and the API.
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
+        "KUBERNETES_SERVICE_PORT")
+    if host and port:
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        return dataclasses.replace(in_pod, server=server)
+    return in_pod
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
@@ -165,6 +178,9 @@ def run(settings: Settings) -> None:
                 elector.acquire()
             elector.keep()
         kopf.run(
+            # Kopf's default identity asks the passwd database for the user's name, which
+            # an image running as a bare numeric UID (ours: 10001) does not have.
+            identity=cast(Any, f"schemagate@{socket.gethostname()}"),  # kopf's NewType of str
             standalone=True,
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,

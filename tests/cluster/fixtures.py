@@ -27,6 +27,8 @@ from kubernetes.config import kube_config
 from localenv import cluster as local_cluster
 
 T = TypeVar("T")
+# The cluster roots this session started (so a test may stop them; see test_node_cycles).
+STARTED_BY_SESSION: dict[str, bool] = {}
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
@@ -72,6 +74,7 @@ def cluster(repo_root: Path) -> Iterator[local_cluster.Cluster]:
     # Anything already running was started by someone else, who stops it.
     started_here = not any(local_cluster.status(root).values())
     running = local_cluster.ensure_up(root)
+    STARTED_BY_SESSION[str(root.resolve())] = started_here
     yield running
     if started_here and not os.environ.get("SCHEMAGATE_KEEP_CLUSTER"):
         local_cluster.down(root)

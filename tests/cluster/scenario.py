@@ -21,6 +21,9 @@ from localenv.postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
+# The same project inside the backend's image (localenv/backend.Dockerfile).
+IMAGE_MIGRATIONS = "/app/migrations"
+BACKEND_IMAGE = "schemagate/backend:dev"
 TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
 #: What the examples' migrations stamp, and what a backend's next release adds.
 V1_REVISION = "3f2a9c"
@@ -61,8 +64,9 @@ class Database:
         engine.dispose()
 
     def url(self, password: str | None = None, port: int | None = None) -> str:
-        url = self.pg.url(database=self.name, user=self.user,
-                          password=password or self.password, driver="postgresql")
+        # At the cluster's host address: the URL goes into Secrets that pods use.
+        url = self.pg.pod_url(database=self.name, user=self.user,
+                              password=password or self.password)
         return url if port is None else url.replace(f":{self.pg.port}/", f":{port}/")
 
     def execute(self, sql: str) -> None:
@@ -128,13 +132,16 @@ class Backend:
     def deployment_manifest(self, name: str = "backend", gate: str = "backend-schema",
                             replicas: int = 2, env: list[dict[str, Any]] | None = None,
                             version: str = "v1", revision: str | None = None,
-                            labelled: bool = True, opt_in: bool = True) -> dict[str, Any]:
-        """The backend's Deployment. `version` changes the pod template (a new ReplicaSet);
-        `revision` is the schemagate.io/revision annotation; `labelled` adds the label
-        schemagate.io/schema to the pods; `opt_in` to the Deployment itself, its owners'
-        consent that DatabaseSchema `gate` runs migration Jobs as it (False: neither).
-        The gate itself is written by hand, so the tests do not depend on the chart's
-        gate injection (tested apart)."""
+                            labelled: bool = True, opt_in: bool = True,
+                            volumes: list[dict[str, Any]] | None = None,
+                            mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The backend: real containers of the backend's image on the node, idle.
+        `version` changes the pod template (a new ReplicaSet); `revision` is the
+        schemagate.io/revision annotation; `labelled` adds the label schemagate.io/schema
+        to the pods; `opt_in` to the Deployment itself, its owners' consent that
+        DatabaseSchema `gate` runs migration Jobs as it (False: neither). The gate itself
+        is written by hand, so the tests do not depend on the chart's gate injection
+        (tested apart)."""
         labels = {"app": gate, "version": version}
         if labelled and opt_in:
             labels["schemagate.io/schema"] = gate
@@ -142,6 +149,14 @@ class Backend:
         if revision is not None:
             metadata["annotations"] = {"schemagate.io/revision": revision}
         own_labels = {"schemagate.io/schema": gate} if opt_in else {}
+        pod_spec: dict[str, Any] = {
+            "readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "app", "image": BACKEND_IMAGE, "imagePullPolicy": "Never",
+                            "command": ["sleep", "infinity"], "env": env or [],
+                            "volumeMounts": mounts or []}]}
+        if volumes:
+            pod_spec["volumes"] = volumes
         return {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "labels": own_labels},
@@ -150,12 +165,7 @@ class Backend:
                 "strategy": {"type": "RollingUpdate",
                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "selector": {"matchLabels": {"app": gate}},
-                "template": {
-                    "metadata": metadata,
-                    "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
-                             "containers": [{"name": "app", "image": "schemagate/backend:dev",
-                                             "command": ["sleep", "infinity"],
-                                             "env": env or []}]}}}}
+                "template": {"metadata": metadata, "spec": pod_spec}}}
 
     def deployment(self, name: str = "backend", gate: str = "backend-schema",
                    replicas: int = 2, env: list[dict[str, Any]] | None = None,

@@ -1,4 +1,4 @@
-"""The installed chart on a real cluster: kind in CI (.github/workflows/e2e.yaml).
+"""The installed chart on a kind cluster in CI (.github/workflows/e2e.yaml).
 
 It runs when SCHEMAGATE_E2E_KUBECONFIG names a cluster where the chart is installed,
 its operator watching every namespace, and whose nodes have the image
@@ -6,8 +6,9 @@ SCHEMAGATE_E2E_IMAGE. There nothing is simulated: PostgreSQL runs in a pod, the
 backend's pods wait behind a real kubelet's readiness gates, and the migrations are
 Jobs running `alembic` from the image, the incident's empty one first.
 
-Our machines have no container runtime: there the same manifests pass a server-side
-dry-run on the local API server, and the scenario itself is skipped.
+Elsewhere the same manifests pass a server-side dry-run on the local API server, and
+the same scenario runs on the local cluster's real node in test_in_cluster.py, with the
+chart installed by the test itself and PostgreSQL outside the cluster.
 """
 
 from __future__ import annotations
@@ -38,15 +39,18 @@ RESTRICTED = {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
               "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def scenario(namespace: str, image: str, password: str) -> list[Manifest]:
+def scenario(namespace: str, image: str, password: str,
+             database_url: str | None = None) -> list[Manifest]:
     """PostgreSQL, the backend's Secret, its migrations, its DatabaseSchema and its
-    gated Deployment, as a platform team would write them."""
+    gated Deployment, as a platform team would write them. With `database_url`, the
+    database is that one (outside the cluster) and no PostgreSQL pod is made."""
     labels = {"app": "db"}
-    url = f"postgresql://postgres:{password}@db.{namespace}.svc.cluster.local:5432/postgres"
+    url = database_url or (
+        f"postgresql://postgres:{password}@db.{namespace}.svc.cluster.local:5432/postgres")
     files = {p.name: p.read_text() for p in (
         MIGRATIONS / "alembic.ini", MIGRATIONS / "alembic-empty.ini", MIGRATIONS / "env.py",
         *sorted((MIGRATIONS / "versions").glob("*.py")))}
-    return [
+    database: list[Manifest] = [] if database_url else [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "db"},
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
@@ -57,7 +61,9 @@ def scenario(namespace: str, image: str, password: str) -> list[Manifest]:
                  "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
                                     "periodSeconds": 2}}]}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-         "spec": {"selector": labels, "ports": [{"port": 5432}]}},
+         "spec": {"selector": labels, "ports": [{"port": 5432}]}}]
+    return [
+        *database,
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backend-db"},
          "stringData": {"DATABASE_URL": url}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "migrations"},
@@ -72,6 +78,7 @@ def scenario(namespace: str, image: str, password: str) -> list[Manifest]:
              "metadata": {"labels": {"app": "backend"}},
              "spec": {"readinessGates": [{"conditionType": "schemagate.io/backend-schema"}],
                       "containers": [{"name": "app", "image": image,
+                                      "imagePullPolicy": "IfNotPresent",
                                       "command": ["python", "-m", "http.server", "8000"],
                                       "envFrom": [{"secretRef": {"name": "backend-db"}}],
                                       "securityContext": RESTRICTED}]}}}},
@@ -90,6 +97,7 @@ def migration_job(name: str, ini: str, image: str) -> Manifest:
             "spec": {"backoffLimit": 0, "template": {"spec": {
                 "restartPolicy": "Never",
                 "containers": [{"name": "migrate", "image": image,
+                                "imagePullPolicy": "IfNotPresent",
                                 "command": ["sh", "-c", script],
                                 "envFrom": [{"secretRef": {"name": "backend-db"}}],
                                 "volumeMounts": [{"name": "migrations",
@@ -162,7 +170,7 @@ def e2e_namespace() -> Iterator[Kubectl]:
 
 
 @pytest.mark.skipif(not E2E_KUBECONFIG, reason="needs SCHEMAGATE_E2E_KUBECONFIG: a cluster "
-                    "with the chart installed (kind in CI); ours has no container runtime")
+                    "with the chart installed (kind in CI); test_in_cluster.py runs it here")
 def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migration(
         e2e_namespace: Kubectl) -> None:
     kubectl = e2e_namespace

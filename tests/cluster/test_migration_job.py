@@ -1,5 +1,5 @@
-"""`run: Job`: the kubelet stand-in really runs `alembic` in the Job's pod, with the
-backend's own image and env; the operator judges the run by the database."""
+"""`run: Job`: the node runs `alembic` in the Job's pod, a real container of the
+backend's own image with its env; the operator judges the run by the database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from typing import Any
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from tests.cluster.operator_fixtures import start_operator, stop_operator
-from tests.cluster.scenario import MIGRATIONS, TABLES, Backend, Database, wait_for
+from tests.cluster.scenario import (
+    BACKEND_IMAGE,
+    IMAGE_MIGRATIONS,
+    MIGRATIONS,
+    TABLES,
+    Backend,
+    Database,
+    wait_for,
+)
 
 BACKEND_ENV = [{"name": "DATABASE_URL",
                 "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]
@@ -37,29 +45,36 @@ def migration_status(backend: Backend) -> dict[str, Any]:
     return dict(status.get("migration") or {})
 
 
-def failing_revision(tmp_path: Path) -> Path:
-    """An Alembic project whose one revision creates a table, then fails."""
-    versions = tmp_path / "failing" / "versions"
-    versions.mkdir(parents=True)
+FAILING = "/failing"
+
+
+def failing_revision(backend: Backend) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """An Alembic project whose one revision creates a table, then fails: a ConfigMap
+    mounted at /failing beside the image's project. Returns the ini's path in the
+    container, the volumes and the mounts."""
     ini = (MIGRATIONS / "alembic.ini").read_text().replace(
-        "script_location = %(here)s", f"script_location = {MIGRATIONS}").replace(
-        "version_locations = %(here)s/versions", f"version_locations = {versions}")
-    (tmp_path / "failing" / "alembic.ini").write_text(ini)
-    (versions / "bad1_broken.py").write_text(
+        "script_location = %(here)s", f"script_location = {IMAGE_MIGRATIONS}").replace(
+        "version_locations = %(here)s/versions", f"version_locations = {FAILING}/versions")
+    revision = (
         'revision = "bad1"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n'
         "from alembic import op\n\n"
         "def upgrade():\n"
         '    op.execute("CREATE TABLE subscriptions (id int)")\n'
         '    op.execute("ALTER TABLE no_such_table ADD COLUMN x int")\n\n'
         "def downgrade():\n    pass\n")
-    return tmp_path / "failing" / "alembic.ini"
+    backend.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "failing"},
+                   "data": {"alembic.ini": ini, "bad1_broken.py": revision}})
+    volumes = [{"name": "failing", "configMap": {"name": "failing", "items": [
+        {"key": "alembic.ini", "path": "alembic.ini"},
+        {"key": "bad1_broken.py", "path": "versions/bad1_broken.py"}]}}]
+    return f"{FAILING}/alembic.ini", volumes, [{"name": "failing", "mountPath": FAILING}]
 
 
 def test_a_job_that_applies_nothing_is_a_no_op_and_the_gate_holds(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     backend.secret(db.url())
     backend.deployment(replicas=1, env=BACKEND_ENV)
-    job_schema(backend, alembic(MIGRATIONS / "alembic-empty.ini"))
+    job_schema(backend, alembic(f"{IMAGE_MIGRATIONS}/alembic-empty.ini"))
 
     noop = backend.wait_reason("MigrationNoOp", timeout=60)
     assert "unchanged" in noop["message"] and db.name in noop["message"]
@@ -79,7 +94,7 @@ def test_a_job_that_reached_another_database_is_a_no_op_naming_it(
     # The migrating container's own URL points at another database on the same server.
     backend.deployment(replicas=1, env=[{"name": "DATABASE_URL",
                                          "value": db.url().rsplit("/", 1)[0] + f"/{other}"}])
-    job_schema(backend, alembic(MIGRATIONS / "alembic.ini"))
+    job_schema(backend, alembic(f"{IMAGE_MIGRATIONS}/alembic.ini"))
 
     noop = backend.wait_reason("MigrationNoOp", timeout=60)
     assert "TablesElsewhere" in noop["message"] and other in noop["message"]
@@ -89,11 +104,11 @@ def test_a_job_that_reached_another_database_is_a_no_op_naming_it(
 
 
 def test_a_failing_revision_is_reported_and_changes_nothing(
-        backend: Backend, db: Database, tmp_path: Path,
-        operator: local_operator.OperatorProcess) -> None:
+        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     backend.secret(db.url())
-    backend.deployment(replicas=1, env=BACKEND_ENV)
-    job_schema(backend, alembic(failing_revision(tmp_path)))
+    ini, volumes, mounts = failing_revision(backend)
+    backend.deployment(replicas=1, env=BACKEND_ENV, volumes=volumes, mounts=mounts)
+    job_schema(backend, alembic(ini))
 
     failed = backend.wait_reason("MigrationFailed", timeout=60)
     assert "no_such_table" in failed["message"]
@@ -109,7 +124,7 @@ def test_a_correct_job_opens_the_gate_and_runs_once(
 ) -> None:
     backend.secret(db.url())
     backend.deployment(replicas=2, env=BACKEND_ENV)
-    job_schema(backend, alembic(MIGRATIONS / "alembic.ini"))
+    job_schema(backend, alembic(f"{IMAGE_MIGRATIONS}/alembic.ini"))
     first = start_operator(cluster, namespace, tmp_path)
     try:
         backend.wait_reason("Verified", timeout=60)
@@ -145,9 +160,9 @@ def test_the_backends_proxy_sidecar_comes_along_and_the_job_still_completes(
     # A second container in the backend's pod, standing for a database proxy.
     backend.kubectl("patch", "deployment/backend", "--type=json", "-p", json.dumps([{
         "op": "add", "path": "/spec/template/spec/containers/-",
-        "value": {"name": "db-proxy", "image": "schemagate/backend:dev",
+        "value": {"name": "db-proxy", "image": BACKEND_IMAGE, "imagePullPolicy": "Never",
                   "command": ["python", "-c", "import time; time.sleep(3600)"]}}]))
-    job_schema(backend, alembic(MIGRATIONS / "alembic.ini"))
+    job_schema(backend, alembic(f"{IMAGE_MIGRATIONS}/alembic.ini"))
 
     backend.wait_reason("Verified", timeout=60)
     wait_for("the Job Complete", lambda: [j["status"].get("succeeded") for j in jobs(backend)]

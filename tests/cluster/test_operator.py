@@ -1,7 +1,7 @@
 """The operator as a real process against a real API server and a real PostgreSQL.
 
 Each test gets its own namespace, database and operator process (watching only that
-namespace); the kubelet stand-in keeps pod status the way a kubelet would.
+namespace); the node's kubelet runs the backend's pods and keeps their status.
 """
 
 from __future__ import annotations

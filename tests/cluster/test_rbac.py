@@ -29,7 +29,7 @@ from localenv.postgres import LocalPostgres
 from tests.chart import CHART, documented_rights, helm, set_flags
 from tests.cluster.fixtures import Kube
 from tests.cluster.identities import Identity, identity
-from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
+from tests.cluster.scenario import BACKEND_IMAGE, IMAGE_MIGRATIONS, Backend, Database, wait_for
 
 pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
@@ -149,12 +149,12 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
                          "spec": {"readinessGates": [
                              {"conditionType": "schemagate.io/backend-schema"}],
                              "containers": [{
-                                 "name": "app", "image": "schemagate/backend:dev",
-                                 "command": ["sleep", "infinity"],
+                                 "name": "app", "image": BACKEND_IMAGE,
+                                 "imagePullPolicy": "Never", "command": ["sleep", "infinity"],
                                  "envFrom": [{"secretRef": {"name": "backend-db"}}]}]}}}})
         backend.schema(migrations={"run": "Job", "job": {
             "fromDeployment": {"name": "backend", "container": "app"},
-            "command": ["alembic", "-c", str(MIGRATIONS / "alembic.ini"), "upgrade", "head"]}})
+            "command": ["alembic", "-c", f"{IMAGE_MIGRATIONS}/alembic.ini", "upgrade", "head"]}})
         backend.wait_reason("Verified", timeout=90)
         wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=20)
         # The schema may verify before the operator has judged the finished Job.

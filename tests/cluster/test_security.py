@@ -52,7 +52,8 @@ def test_a_migration_that_prints_the_url_leaks_no_password(
 
     failed = backend.wait_reason("MigrationFailed", timeout=60)
     assert "exit code 3" in failed["message"] and "***" in failed["message"], failed
-    pod = json.loads(backend.kubectl("get", "pods", "-l",  # the Job's pod, not the backend's
+    # The Job's pod (the backend's own pods carry schemagate.io/schema too).
+    pod = json.loads(backend.kubectl("get", "pods", "-l",
                                      "schemagate.io/migration-of=backend-schema",
                                      "-o", "json"))["items"][0]
     printed = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]

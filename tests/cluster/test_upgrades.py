@@ -20,6 +20,7 @@ from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from tests.cluster.operator_fixtures import start_operator, stop_operator
 from tests.cluster.scenario import (
+    IMAGE_MIGRATIONS,
     MIGRATIONS,
     TABLES,
     V1_REVISION,
@@ -154,40 +155,50 @@ def test_a_verdict_older_than_the_pod_never_opens_it(
             wait_for("every gate closed", lambda: "True" not in backend.gate_states())
 
 
-def two_revision_project(tmp_path: Path) -> Path:
-    """The examples' migration and the next release's (4b5c6d: invoices), for a Job."""
-    versions = tmp_path / "project" / "versions"
-    versions.mkdir(parents=True)
+NEXT = "/next"
+
+
+def two_revision_project(backend: Backend
+                         ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The examples' migration and the next release's (4b5c6d: invoices), for a Job: a
+    ConfigMap mounted at /next beside the image's project (env.py from the image).
+    Returns the ini's path in the container, the volumes and the mounts."""
     ini = (MIGRATIONS / "alembic.ini").read_text().replace(
-        "script_location = %(here)s", f"script_location = {MIGRATIONS}").replace(
-        "version_locations = %(here)s/versions", f"version_locations = {versions}")
-    (tmp_path / "project" / "alembic.ini").write_text(ini)
+        "script_location = %(here)s", f"script_location = {IMAGE_MIGRATIONS}").replace(
+        "version_locations = %(here)s/versions", f"version_locations = {NEXT}/versions")
     first = MIGRATIONS / "versions" / "3f2a9c_billing_and_agents.py"
-    (versions / first.name).write_text(first.read_text())
-    (versions / "4b5c6d_invoices.py").write_text(
+    second = (
         'revision = "4b5c6d"\ndown_revision = "3f2a9c"\nbranch_labels = None\n'
         "depends_on = None\nfrom alembic import op\nimport sqlalchemy as sa\n\n"
         "def upgrade():\n"
         '    op.create_table("invoices", sa.Column("id", sa.Integer, primary_key=True))\n\n'
         "def downgrade():\n    pass\n")
-    return tmp_path / "project" / "alembic.ini"
+    backend.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "next"},
+                   "data": {"alembic.ini": ini, "first.py": first.read_text(),
+                            "second.py": second}})
+    volumes = [{"name": "next", "configMap": {"name": "next", "items": [
+        {"key": "alembic.ini", "path": "alembic.ini"},
+        {"key": "first.py", "path": f"versions/{first.name}"},
+        {"key": "second.py", "path": "versions/4b5c6d_invoices.py"}]}}]
+    return f"{NEXT}/alembic.ini", volumes, [{"name": "next", "mountPath": NEXT}]
 
 
 @pytest.mark.parametrize("annotated", [False, True], ids=["label-only", "annotated"])
 def test_pods_of_a_release_wait_for_its_migration_job_to_end(
-        annotated: bool, backend: Backend, db: Database, tmp_path: Path,
+        annotated: bool, backend: Backend, db: Database,
         operator: local_operator.OperatorProcess) -> None:
     env = [{"name": "DATABASE_URL",
             "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]
     v1_revision, v2_revision = revisions(annotated)
     serving_v1(backend, db, revision=v1_revision)
-    ini = two_revision_project(tmp_path)
+    ini, volumes, mounts = two_revision_project(backend)
     job = {"fromDeployment": {"name": "backend", "container": "app"},
            "command": ["sh", "-c", f"sleep 8 && alembic -c {ini} upgrade head"]}
     with PodWatch(backend) as watch:
         # The declared tables are unchanged: the old schema verifies while the Job runs.
         backend.apply_all(
-            backend.deployment_manifest(version="v2", revision=v2_revision, env=env),
+            backend.deployment_manifest(version="v2", revision=v2_revision, env=env,
+                                        volumes=volumes, mounts=mounts),
             backend.schema_manifest(migrations={"run": "Job", "job": job}))
         held(backend, "v2", {"MigrationRunning"})
         migration = backend.get("dbschema", "backend-schema")["status"]["migration"]
@@ -323,7 +334,7 @@ def test_an_operator_restart_mid_job_says_what_happened_in_status_migration(
     backend.secret(db.url())
     backend.deployment(replicas=1, env=env)
     job = {"fromDeployment": {"name": "backend", "container": "app"},
-           "command": ["sh", "-c", f"sleep 6 && alembic -c {MIGRATIONS / 'alembic.ini'} "
+           "command": ["sh", "-c", f"sleep 6 && alembic -c {IMAGE_MIGRATIONS}/alembic.ini "
                                    "upgrade head"]}
     backend.schema(migrations={"run": "Job", "job": job})
     first = start_operator(cluster, namespace, tmp_path)

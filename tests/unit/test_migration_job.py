@@ -128,3 +128,11 @@ def test_the_snapshot_before_the_run_rides_on_the_job() -> None:
     assert jobs.snapshot_of({"metadata": {"annotations": {jobs.SNAPSHOT_ANNOTATION: "{"}}}) \
         is None
     assert jobs.snapshot_of({"metadata": {}}) is None
+def test_a_failing_migrator_leaves_its_last_words_even_with_the_servers_default_policy(
+) -> None:
+    # The API server defaults every container to `File`: a failed alembic writes no file.
+    source = deployment()
+    source["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = "File"
+    pod = jobs.migration_job(schema="backend-schema", uid="u-1", generation=3, job=spec(),
+                             deployment=source, rerun=None)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"

@@ -89,6 +89,11 @@ def pod_spec(job: JobSpec, deployment: Mapping[str, Any]) -> JSON:
     source = _container(template_spec, job.from_deployment.container, name)
     migrator = {k: v for k, v in source.items() if k not in _DROPPED_FROM_MIGRATOR}
     migrator.update(name="migrate", command=list(job.command))
+    # A kubelet writes a termination message only from /dev/termination-log unless told
+    # to fall back on the output's tail: MigrationFailed quotes that message. Always:
+    # the API server defaults the Deployment's container to `File`, and a message
+    # written to the file still wins over the fallback.
+    migrator["terminationMessagePolicy"] = "FallbackToLogsOnError"
     if job.args:
         migrator["args"] = list(job.args)
     native_sidecars = [c for c in template_spec.get("initContainers") or ()
