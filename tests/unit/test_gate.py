@@ -100,11 +100,12 @@ def test_the_moment_the_operator_saw_the_pod_beats_the_whole_second_timestamp() 
 
 def test_the_first_pods_of_a_release_give_its_schema_time_to_follow_them() -> None:
     verified = state("Verified", verified=True)
-    soon = check(verified, started=T0 + timedelta(seconds=2))  # 1 s after the pod existed
+    settled = T0 + timedelta(seconds=1) + gate.NEW_RELEASE_SETTLE  # the pod existed by T0+1
+    soon = check(verified, started=settled - timedelta(seconds=1))
     first = decide(soon, pod(template="t2"))
     assert (first.status, first.reason) == (False, "AwaitingFreshCheck")
     assert "schemagate.io/revision" in first.message
-    assert decide(check(verified, started=T0 + timedelta(seconds=3)), pod(template="t2")).status
+    assert decide(check(verified, started=settled), pod(template="t2")).status
     assert decide(soon, pod(template="t2", revision="b2")).status, "a revision says it all"
     assert decide(soon, pod(template="t1")).status, "a scale-up is no new release"
 

@@ -37,9 +37,10 @@ _TIMESTAMP_GRAIN = timedelta(seconds=1)
 #: A pod of a template no open pod has (a new release) and naming no revision waits this
 #: long after it existed for its check: in one `kubectl apply` or Helm release the
 #: DatabaseSchema lands after the Deployment, and the Deployment controller creates the
-#: first pod before it (0.2 s measured on the local control plane, test_upgrades). A
-#: longer gap (sync waves) needs the pod's schemagate.io/revision.
-NEW_RELEASE_SETTLE = timedelta(seconds=2)
+#: first pod before it (0.2 s measured on the local control plane, test_upgrades; more
+#: than 2 s seen on a loaded 2-core machine, so 5 s). A longer gap (sync waves) needs
+#: the pod's schemagate.io/revision.
+NEW_RELEASE_SETTLE = timedelta(seconds=5)
 #: The labels that tell a pod's template: Deployments, then StatefulSets and DaemonSets.
 TEMPLATE_LABELS = ("pod-template-hash", "controller-revision-hash")
 
