@@ -49,7 +49,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
     memo["context"] = reconcile.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
-        registry=reconcile.Registry(), metrics=metrics, announce=announce)
+        registry=reconcile.Registry(), metrics=metrics, announce=announce,
+        verify_image=operator_settings.verify_image)
 
 
 @kopf.on.login()
@@ -159,8 +160,6 @@ def run(settings: Settings) -> None:
     logging.getLogger("kopf.objects").addFilter(scrubbing)
     for handler in logging.getLogger().handlers:
         handler.addFilter(scrubbing)
-    # Alembic announces its context at INFO on every read of the version table.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
