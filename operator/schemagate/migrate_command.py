@@ -11,6 +11,7 @@ scrubber, which knows the URL. The operator still judges the run by the database
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from schemagate import database, migrations
 from schemagate.core.alembic_job import EXIT_RETRY
@@ -42,8 +44,27 @@ def read_scripts_dir(directory: Path) -> dict[str, str]:
     return files
 
 
+class _Scrubbed(io.TextIOBase):
+    """Standard output and error as revision files see them: what they print passes the
+    scrubber before it reaches the pod's log (and the log's tail, the termination
+    message, the operator, which scrubs it again)."""
+
+    def __init__(self, stream: TextIO, scrubber: Scrubber) -> None:
+        self._stream, self._scrubber = stream, scrubber
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._scrubber.scrub(text))
+        self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     scrubber = Scrubber()
+    sys.stdout = _Scrubbed(sys.stdout, scrubber)
+    sys.stderr = _Scrubbed(sys.stderr, scrubber)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ScrubbingFilter(scrubber))
     logging.basicConfig(level=logging.INFO, handlers=[handler],
