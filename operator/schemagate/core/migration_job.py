@@ -223,8 +223,23 @@ def last_words(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> La
             terminated = (status.get("state") or {}).get("terminated")
             if terminated is not None:
                 return LastWords(int(terminated.get("exitCode") or 0),
-                                 scrub((terminated.get("message") or "").strip()))
+                                 _scrubbed((terminated.get("message") or "").strip(), scrub))
     return None
+
+
+def _scrubbed(text: str, scrub: Callable[[str], str]) -> str:
+    """`text` through `scrub`; a JSON object (the migrator's report) field by field as
+    well, since its encoding (`\u00a0`, `\"`) would hide a password from a scrubber
+    reading the raw text and show it again once decoded."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return scrub(text)
+    if not isinstance(data, dict):
+        return scrub(text)
+    fields = {key: scrub(value) if isinstance(value, str) else value
+              for key, value in data.items()}
+    return scrub(json.dumps(fields, ensure_ascii=False))
 
 
 def describe(words: LastWords | None) -> str:

@@ -73,8 +73,10 @@ def read_report(words: LastWords | None) -> Report:
     try:
         data = json.loads(words.message)
         outcome = MigrationOutcome(data["outcome"])
-        message = str(data["message"])
+        message = data["message"]
     except (ValueError, TypeError, KeyError):
+        return Report(None, words.message)
+    if not isinstance(message, str):
         return Report(None, words.message)
     return Report(outcome, message)
 
