@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from schemagate.core import migration
+from schemagate.core.alembic_job import EXIT_RETRY
 from schemagate.core.migration_job import JobState, LastWords
 from schemagate.core.migration_run import (
     ObservedJob,
@@ -87,6 +88,15 @@ def test_a_running_job_holds_the_gate_and_is_looked_at_soon() -> None:
     assert d.create is None and d.record == RUNNING and d.sooner
     assert d.outcome.migrations is not None
     assert d.outcome.migrations[1] == migration.MIGRATION_RUNNING
+
+
+def test_a_job_tried_again_for_a_busy_lock_says_so() -> None:
+    words = report("Failed", "the migration lock of db is held by pid 7; retry later",
+                   code=EXIT_RETRY)
+    d = decide(situation(db(), RUNNING, ObservedJob(JobState.RUNNING, words=words)))
+    assert d.outcome.migrations is not None
+    assert d.outcome.migrations[1] == migration.MIGRATION_LOCK_BUSY
+    assert "held by pid 7" in d.outcome.migrations[2] and d.sooner
 
 
 def test_a_failed_run_carries_what_the_migrator_reported() -> None:

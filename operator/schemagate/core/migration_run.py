@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from schemagate.core import migration
+from schemagate.core.alembic_job import EXIT_RETRY
 from schemagate.core.migration_job import JobState, LastWords, describe
 from schemagate.core.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
 from schemagate.core.status import Outcome
@@ -107,7 +108,7 @@ def decide(s: Situation) -> Decision:
     state = s.observed.state if s.observed is not None else (
         JobState.FAILED if record.outcome == migration.FAILED else JobState.SUCCEEDED)
     if state is JobState.RUNNING:
-        return Decision(running(outcome, s.job), record, sooner=RUNNING_RECHECK)
+        return Decision(_still_running(s), record, sooner=RUNNING_RECHECK)
     finished = record.finished_at or s.now
     runner = f"migration Job {s.job}"
     if state is JobState.FAILED:
@@ -116,6 +117,21 @@ def decide(s: Situation) -> Decision:
         return Decision(migration.judged(failed), record.model_copy(update={
             "outcome": migration.FAILED, "finished_at": finished, "message": message}))
     return _succeeded(s, record, runner, finished)
+
+
+def _still_running(s: Situation) -> Outcome:
+    """A running Job; if an attempt of it already ended asking for another (exit
+    EXIT_RETRY), what that attempt said: the lock busy, most often."""
+    words = s.observed.words if s.observed is not None else None
+    if words is None or words.exit_code != EXIT_RETRY:
+        return running(s.outcome, s.job)
+    said = read_report(words).message[:REPORT_LIMIT]
+    reason = migration.MIGRATION_LOCK_BUSY if "migration lock" in said else \
+        migration.MIGRATION_RUNNING
+    return migration.with_migrations(
+        s.outcome, None, reason,
+        f"migration Job {s.job} is running; its last attempt said: {said}; Kubernetes "
+        "tries again")
 
 
 def _nothing_to_run(s: Situation) -> Decision:

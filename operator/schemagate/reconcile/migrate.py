@@ -133,8 +133,10 @@ async def _observe(kube_api: kube.Kube, namespace: str, name: str) -> ObservedJo
     if job is None:
         return None
     state = jobs.job_state(job)
-    words = None if state is jobs.JobState.RUNNING else \
-        await asyncio.to_thread(kube_api.job_last_words, namespace, name)
+    # While it runs, an attempt that ended says why it is tried again (the lock busy).
+    ended = (job.get("status") or {}).get("failed") or state is not jobs.JobState.RUNNING
+    words = await asyncio.to_thread(kube_api.job_last_words, namespace, name) if ended \
+        else None
     return ObservedJob(state, jobs.snapshot_of(job), words, jobs.job_failure(job))
 
 
