@@ -160,6 +160,8 @@ def run(settings: Settings) -> None:
     logging.getLogger("kopf.objects").addFilter(scrubbing)
     for handler in logging.getLogger().handlers:
         handler.addFilter(scrubbing)
+    # Alembic announces its context at INFO on every read of the version table.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
