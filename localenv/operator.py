@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from localenv.images import OPERATOR_IMAGE
 from localenv.postgres import free_port
 
 
@@ -40,11 +41,12 @@ class OperatorProcess:
 def start(kubeconfig: Path, namespaces: list[str], log: Path, *,
           ready_timeout: float = 30.0, extra_args: Sequence[str] = ()) -> OperatorProcess:
     """Start `schemagate run` and wait until its liveness endpoint answers (a standby of
-    leader election answers it too)."""
+    leader election answers it too). The pods it runs use the node's `schemagate:dev`,
+    as the chart passes its own image."""
     metrics_port, liveness_port = free_port(), free_port()
     args = [sys.executable, "-m", "schemagate", "run", "--kubeconfig", str(kubeconfig),
             "--metrics-port", str(metrics_port), "--liveness-port", str(liveness_port),
-            *extra_args]
+            "--verify-image", OPERATOR_IMAGE, *extra_args]
     for ns in namespaces:
         args += ["--namespace", ns]
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,16 @@
-"""The operator's subcommands of `schemagate`: `run` and `crd`."""
+"""The operator's subcommands of `schemagate`: `run`, `migrate` and `crd`."""
 
 from __future__ import annotations
 
 import argparse
 import socket
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
+from schemagate.core.alembic_job import EXIT_RETRY
 from schemagate.core.leader import LeaseSettings, LeaseTiming
 from schemagate.settings import Settings
 
@@ -35,6 +38,9 @@ def add_run(commands: Subparsers) -> None:
     run.add_argument("--log-format", choices=("text", "json"), default="text",
                      help="text (default), or json: one object a line with `severity` "
                           "and the object's reference, as Cloud Logging reads it")
+    run.add_argument("--verify-image", metavar="IMAGE",
+                     help="the operator's own image, for the pods it runs: the migration "
+                          "Job of run: Alembic (the chart passes its own image)")
     run.add_argument("--watch-secrets", action=argparse.BooleanOptionalAction, default=True,
                      help="watch Secrets to re-check a schema as soon as its Secret changes "
                           "(needs list and watch on Secrets; default on). --no-watch-secrets "
@@ -94,12 +100,53 @@ def run_operator(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=args.log_format,
         watch_secrets=args.watch_secrets,
+        verify_image=args.verify_image or None,
         lease=lease,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs
 
     handlers.run(settings)
     return 0
+
+
+def add_migrate(commands: Subparsers) -> None:
+    migrate = commands.add_parser(
+        "migrate", help="run Alembic revision files (what a run: Alembic Job runs)",
+        description="Apply the Alembic revision files of a directory (upgrade heads, one "
+                    "transaction, under the database's migration lock) to the database "
+                    "whose URL is in the environment. The report, one JSON object, goes to "
+                    "--report-file and standard output. Exit status: 0 applied or nothing "
+                    f"to apply; 1 failed; 2 bad usage; {EXIT_RETRY} a later attempt may "
+                    "pass (lock busy, lock_timeout, deadlock, database unreachable).")
+    migrate.add_argument("--scripts-dir", type=Path, required=True, metavar="DIR",
+                         help="the revision files, one per file (a mounted ConfigMap)")
+    migrate.add_argument("--scratch-dir", type=Path, default=Path(tempfile.gettempdir()),
+                         metavar="DIR", help="a writable directory for Alembic's layout")
+    migrate.add_argument("--url-env", default="DATABASE_URL", metavar="VAR",
+                         help="environment variable holding the database URL (default "
+                              "DATABASE_URL); never taken from the command line")
+    migrate.add_argument("--schema", default="public", metavar="S",
+                         help="the search_path of the run (default public)")
+    migrate.add_argument("--version-table", default="alembic_version", metavar="NAME")
+    migrate.add_argument("--version-table-schema", metavar="S",
+                         help="default: --schema")
+    migrate.add_argument("--connect-timeout", type=float, default=5, metavar="S")
+    migrate.add_argument("--lock-wait-seconds", type=float, default=10, metavar="S",
+                         help="how long to wait for the migration lock (default 10)")
+    migrate.add_argument("--lock-timeout", default="5s", metavar="T",
+                         help="PostgreSQL lock_timeout of the run (default 5s)")
+    migrate.add_argument("--statement-timeout", default="15min", metavar="T",
+                         help="PostgreSQL statement_timeout of the run (default 15min)")
+    migrate.add_argument("--report-file", type=Path, default=Path("/dev/termination-log"),
+                         metavar="F", help="where the report goes besides standard output "
+                                           "(default /dev/termination-log)")
+    migrate.set_defaults(handler=run_migrate)
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from schemagate import migrate_command  # SQLAlchemy and Alembic: only this needs them
+
+    return migrate_command.run(args)
 
 
 def add_crd(commands: Subparsers) -> None:

@@ -49,7 +49,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
     memo["context"] = reconcile.Context(
         kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
-        registry=reconcile.Registry(), metrics=metrics, announce=announce)
+        registry=reconcile.Registry(), metrics=metrics, announce=announce,
+        verify_image=operator_settings.verify_image)
 
 
 @kopf.on.login()

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from schemagate.core import models
 from schemagate.core.gate import PodCondition, PodView
-from schemagate.core.migration_job import termination_message
+from schemagate.core.migration_job import LastWords, last_words, termination_message
 from schemagate.core.scrub import Scrubber
 
 JSON = dict[str, Any]
@@ -97,6 +97,23 @@ class Kube:
             namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
             _preload_content=False)
         return termination_message(json.loads(response.data)["items"], self.scrubber.scrub)
+
+    def job_last_words(self, namespace: str, job: str) -> LastWords | None:
+        """How the Job's newest ended container ended, its message scrubbed."""
+        response: Any = self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
+            _preload_content=False)
+        return last_words(json.loads(response.data)["items"], self.scrubber.scrub)
+
+    def ensure_service_account(self, namespace: str, manifest: JSON) -> None:
+        """Create the ServiceAccount unless it exists (create only: no get, no update)."""
+        try:
+            body: Any = manifest
+            self.core.create_namespaced_service_account(namespace, body,
+                                                        _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
         try:

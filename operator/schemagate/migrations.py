@@ -1,4 +1,5 @@
-"""Alembic run by the operator itself (`migrations.run: Alembic`), one migrator at a time.
+"""Alembic run by `schemagate migrate`, in the `run: Alembic` Job's pod (never in the
+operator), one migrator at a time.
 
 The revision files come from a ConfigMap; `scripts_from_files` lays them out beside our
 own `env.py` and reads their heads through Alembic. `upgrade` then runs `upgrade heads`
@@ -10,10 +11,11 @@ database as it was. If the migrating process dies, `client_connection_check_inte
 makes the server notice the closed socket within about a second, even mid-statement,
 and roll back and free the lock; without it a long statement would hold both.
 
-Blocking: call it off the event loop. Alembic's `op` and `context` are module-level
-proxies, so within one process the revisions of only one run may execute at a time;
-`_ALEMBIC` sees to that. Revision files are Python, run in this process: whoever may
-write the ConfigMap may run code with the operator's rights.
+Blocking. Alembic's `op` and `context` are module-level proxies, so within one process
+the revisions of only one run may execute at a time; `_ALEMBIC` sees to that. Revision
+files are Python, run in this process: it must be one without rights (the Job's pod:
+no token, no Service links), never the operator, which `.importlinter` keeps from
+importing this module.
 """
 
 from __future__ import annotations

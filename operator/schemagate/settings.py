@@ -20,6 +20,9 @@ class Settings:
     #: Watch every Secret to re-check at once when one changes (list and watch on
     #: Secrets). False: read only the named Secrets, at each check (get only).
     watch_secrets: bool = True
+    #: The operator's own image, for the pods it runs: the `run: Alembic` migration Job
+    #: (and `verifyFrom: Pod`). None: such specs are refused with InvalidSpec.
+    verify_image: str | None = None
     #: Set: act only while holding this Lease (more than one replica). None: always act.
     lease: LeaseSettings | None = None
 

@@ -4,8 +4,9 @@ DatabaseSchema must hold the rights it makes the operator use.
 The tenant is `alice` of group `team-a` (a client certificate signed by the cluster's
 CA), allowed to write DatabaseSchemas and create ConfigMaps in one namespace, nothing
 more. Another team's Secret and Deployment live in that namespace. Attack 4 (naming the
-other team's Secret) and attack 2 (cloning the other team's Deployment into a Job) are
-refused, each with the right it lacks; granted those rights, the same DatabaseSchemas
+other team's Secret), attack 2 (cloning the other team's Deployment into a Job) and a
+`run: Alembic` naming a ConfigMap she may not read are refused, each with the right it
+lacks; granted those rights, the same DatabaseSchemas
 are admitted. The operator's own writes (annotations, finalizer) are never refused.
 """
 
@@ -167,6 +168,37 @@ def test_a_tenant_cloning_another_teams_deployment_is_refused(
          "verbs": ["update"]}])
     wait_for("alice updates payments", lambda: alice.can_i(
         "update", "deployment/payments", "-n", namespace))
+    admitted, text = create(alice, namespace, attack)
+    assert admitted, text
+
+
+def test_a_tenant_naming_a_config_map_she_may_not_read_is_refused(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release) -> None:
+    """run: Alembic runs the revision files of the ConfigMap it names, with the URL of
+    its Secret: naming another team's migrations would run them on her database (or
+    read what they hold), so the author must be able to read the ConfigMap."""
+    cluster.kubectl("-n", namespace, "create", "configmap", "payments-migrations",
+                    "--from-literal=0001_init.py=revision = '0001'")
+    grant(cluster, namespace, "team-a-own-secret", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
+         "verbs": ["get"]}])
+    wait_for("alice reads her own Secret", lambda: alice.can_i(
+        "get", "secret/team-a-db", "-n", namespace))
+    attack = schema("run-their-migrations", "team-a-db")
+    attack["spec"]["migrations"] = {"run": "Alembic", "alembic": {
+        "configMapRef": {"name": "payments-migrations"}}}
+
+    refused = refused_once_in_force(alice, namespace, attack)
+    assert (f"user alice may not get ConfigMap payments-migrations in namespace {namespace}: "
+            "migrations.alembic.configMapRef may name only a ConfigMap its author may read "
+            "(the Job runs its revision files)") in refused, refused
+
+    grant(cluster, namespace, "team-a-reads-payments-migrations", [
+        {"apiGroups": [""], "resources": ["configmaps"],
+         "resourceNames": ["payments-migrations"], "verbs": ["get"]}])
+    wait_for("alice reads the ConfigMap", lambda: alice.can_i(
+        "get", "configmap/payments-migrations", "-n", namespace))
     admitted, text = create(alice, namespace, attack)
     assert admitted, text
 

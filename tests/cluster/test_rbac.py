@@ -167,6 +167,32 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
     assert refused == [], "\n".join(refused)
 
 
+def test_an_alembic_migration_job_runs_with_what_the_chart_grants(
+        cluster: Cluster, namespace: str, watching_one: Release, postgres: LocalPostgres,
+        tmp_path: Path) -> None:
+    """run: Alembic as the chart's ServiceAccount: it creates the migrators'
+    ServiceAccount and the Job (create only), and nothing is refused."""
+    from tests.cluster.test_migration_alembic import FIRST, alembic_schema, config_map
+
+    db = Database(postgres)
+    backend = Backend(cluster, namespace, db)
+    log = tmp_path / "operator.log"
+    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log)
+    try:
+        backend.secret(db.url())
+        config_map(backend, {"3f2a9c_billing_and_agents.py": FIRST})
+        alembic_schema(backend)
+        backend.wait_reason("Verified", timeout=90)
+        wait_for("the Job judged Applied", lambda: backend.get("dbschema", "backend-schema")[
+            "status"].get("migration", {}).get("outcome") == "Applied", timeout=30)
+        assert backend.get("serviceaccount", "schemagate-migrator")
+    finally:
+        operator.stop()
+    refused = [line for line in log.read_text().splitlines()
+               if re.search(r"\b403\b|Forbidden|forbidden|permission", line)]
+    assert refused == [], "\n".join(refused)
+
+
 def _mismatches(identity: Identity, expected: dict[str, bool]) -> list[str]:
     wrong = []
     for question, allowed in expected.items():
@@ -191,13 +217,19 @@ def test_watching_listed_namespaces_it_may_do_only_what_it_uses(
         f"get jobs.batch {ns}": True,
         f"get deployments.apps {ns}": True,
         f"watch configmaps {ns}": True,
+        f"create serviceaccounts {ns}": True,  # schemagate-migrator, for run: Alembic
         "watch customresourcedefinitions.apiextensions.k8s.io": True,
         # What it may not do.
         f"delete jobs.batch {ns}": False,
         f"get pods --subresource=status {ns}": False,
         f"create rolebindings.rbac.authorization.k8s.io {ns}": False,
         f"escalate roles.rbac.authorization.k8s.io {ns}": False,
-        f"create serviceaccounts/token {ns}": False,
+        # A token for any ServiceAccount (`serviceaccounts/token` alone would ask about
+        # a ServiceAccount named "token"), or a change to one.
+        f"create serviceaccounts --subresource=token {ns}": False,
+        f"get serviceaccounts {ns}": False,
+        f"update serviceaccounts {ns}": False,
+        f"delete serviceaccounts {ns}": False,
         "list secrets --all-namespaces": False,
         "get secrets -n default": False,
         f"get secrets {own}": False,

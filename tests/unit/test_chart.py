@@ -40,6 +40,7 @@ NAMESPACED = {
     *(("batch", "jobs", v) for v in ("create", "get")),
     ("apps", "deployments", "get"),
     *(("", "configmaps", v) for v in ("get", "list", "watch")),
+    ("", "serviceaccounts", "create"),
 }
 # Kopf's own bookkeeping, cluster-scoped: the CRDs in either mode; the namespaces only
 # when it watches listed ones (it lists none when it watches them all).
@@ -330,6 +331,16 @@ def test_log_format_json_reaches_the_operator() -> None:
     (container,) = one(render({"logFormat": "json"}), "Deployment")["spec"]["template"][
         "spec"]["containers"]
     assert build_parser().parse_args(["run", *container["args"]]).log_format == "json"
+
+
+def test_the_operator_is_told_its_own_image_for_the_pods_it_runs() -> None:
+    for values, image in (({"image.tag": "1.2.3"}, "schemagate:1.2.3"),
+                          ({"image.repository": "registry.example/sg", "image.tag": "dev"},
+                           "registry.example/sg:dev")):
+        (container,) = one(render(values), "Deployment")["spec"]["template"]["spec"][
+            "containers"]
+        assert container["image"] == image
+        assert build_parser().parse_args(["run", *container["args"]]).verify_image == image
 def test_the_author_rights_policy_is_on_by_default_for_every_watched_namespace() -> None:
     manifests = render()
     policy = one(manifests, "ValidatingAdmissionPolicy")
@@ -340,7 +351,8 @@ def test_the_author_rights_policy_is_on_by_default_for_every_watched_namespace()
     assert policy["spec"]["failurePolicy"] == "Fail"
     checked = " ".join(v["expression"] for v in policy["spec"]["validations"])
     for right in ("resource('secrets')", "check('get')", "resource('jobs')", "check('create')",
-                  "resource('deployments')", "check('update')", "resource('pods')"):
+                  "resource('deployments')", "check('update')", "resource('pods')",
+                  "resource('configmaps')"):
         assert right in checked, right
 
     listed = one(render(TWO_NAMESPACES), "ValidatingAdmissionPolicyBinding")

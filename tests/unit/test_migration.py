@@ -1,7 +1,7 @@
 """A run that says it succeeded is judged by the database."""
 
 from schemagate.core import migration
-from schemagate.core.models import MigrationSnapshot, MigrationStatus
+from schemagate.core.models import MigrationSnapshot
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Fingerprint, Verdict
 
@@ -40,14 +40,3 @@ def test_success_verified_is_applied() -> None:
 def test_failure_carries_the_error() -> None:
     outcome = migration.failed("Job j", 'relation "x" does not exist', None)
     assert outcome.reason is Reason.MIGRATION_FAILED and 'relation "x"' in outcome.message
-
-
-def test_failing_scripts_are_retried_three_times_then_left_to_a_person() -> None:
-    record = MigrationStatus(heads=["b2"], failures=0)
-    for _ in range(migration.MAX_FAILURES):
-        assert not migration.gives_up(record, ["b2"])
-        record = record.model_copy(update={
-            "failures": migration.failures_after_one_more(record, ["b2"])})
-    assert migration.gives_up(record, ["b2"])
-    assert not migration.gives_up(record, ["c3"]), "new scripts get their own tries"
-    assert migration.failures_after_one_more(record, ["c3"]) == 1

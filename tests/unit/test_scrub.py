@@ -24,12 +24,19 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
 from schemagate import cli, database, migrations
-from schemagate.core import gate
-from schemagate.core.migration_job import termination_message
-from schemagate.core.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
+from schemagate.core import gate, migration_run
+from schemagate.core.migration_job import JobState, last_words, termination_message
+from schemagate.core.models import (
+    DatabaseSchemaStatus,
+    DriftPolicy,
+    GateStatus,
+    MigrationOutcome,
+    MigrationStatus,
+)
 from schemagate.core.reasons import Reason
 from schemagate.core.scrub import MASK, Scrubber, ScrubbingFilter, scrub, scrub_patterns
-from schemagate.core.status import Outcome, next_status, scrubbed, transition
+from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.core.verdict import Verdict
 from tests.unit.test_gate import check, decide, pod
 
 EXAMPLES = settings(max_examples=40, deadline=None,
@@ -149,9 +156,33 @@ def failed_pod(output: str) -> dict[str, object]:
                 "exitCode": 3, "message": output}}}]}}
 
 
+def alembic_job_failure(scrubber: Scrubber, url: str, payload: str) -> list[str]:
+    """run: Alembic: the tenant's output as the pod's termination message (a report of
+    `schemagate migrate`, or the raw tail of a process a revision killed), read by
+    `kube.Kube.job_last_words` and judged by `migration_run.decide`."""
+    verdict = database_verdict()
+    messages = []
+    for said in (json.dumps({"outcome": "Failed", "message": payload}), traced(payload)):
+        words = last_words([failed_pod(said)], scrubber.scrub)
+        decision = migration_run.decide(migration_run.Situation(
+            job="j", outcome=verdict, previous=MigrationStatus(
+                job="j", outcome=MigrationOutcome.RUNNING), declared=1, now="t",
+            observed=migration_run.ObservedJob(JobState.FAILED, words=words)))
+        messages += [decision.outcome.message, (decision.record.message or "")
+                     if decision.record else ""]
+    return messages
+
+
+def database_verdict() -> Outcome:
+    return from_verdict(Verdict(verified=False, reason=Reason.NO_REVISION, message="m",
+                                missing_tables=("a",)))
+
+
 def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason, str]]:
     """(reason, message) as each edge hands it to the reconciler."""
     return [*((Reason.DATABASE_UNREACHABLE, m) for m in driver_errors(url, payload)),
+            *((Reason.MIGRATION_FAILED, m) for m in alembic_job_failure(scrubber, url,
+                                                                          payload)),
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
             # kube.Kube.job_termination_message: the tenant's output
             (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],

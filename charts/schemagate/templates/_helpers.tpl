@@ -81,6 +81,12 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
+# migrations.run: Alembic - the migration Job's pods run as the ServiceAccount
+# schemagate-migrator, bound to nothing and mounting no token; the operator creates it
+# (create only: it never reads, changes or deletes a ServiceAccount).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create]
 {{- end }}
 
 {{/*

@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemagate.core.models import MigrationSnapshot, MigrationStatus
+from schemagate.core.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
 from schemagate.core.reasons import GateReason, Reason
 from schemagate.core.status import Outcome
 from schemagate.core.verdict import Verdict
 
-RUNNING = "Running"
-APPLIED = "Applied"
-ALREADY_APPLIED = "AlreadyApplied"
-NO_OP = "NoOp"
-FAILED = "Failed"
+RUNNING = MigrationOutcome.RUNNING
+APPLIED = MigrationOutcome.APPLIED
+ALREADY_APPLIED = MigrationOutcome.ALREADY_APPLIED
+NO_OP = MigrationOutcome.NO_OP
+FAILED = MigrationOutcome.FAILED
 MIGRATION_RUNNING = GateReason.MIGRATION_RUNNING.value
 MIGRATION_LOCK_BUSY = GateReason.MIGRATION_LOCK_BUSY.value
-#: A failing run of the same scripts is retried this many times, then left to a person.
-MAX_FAILURES = 3
 
 
 @dataclass(frozen=True)
@@ -37,16 +35,6 @@ class Step:
         """The message of a migration under way, else None."""
         m = self.outcome.migrations
         return m[2] if m is not None and m[1] == MIGRATION_RUNNING else None
-
-
-def gives_up(previous: MigrationStatus, heads: list[str]) -> bool:
-    """The same scripts failed MAX_FAILURES times in a row: leave them to a person."""
-    return previous.heads == heads and previous.failures >= MAX_FAILURES
-
-
-def failures_after_one_more(previous: MigrationStatus, heads: list[str]) -> int:
-    """Consecutive failures of these scripts once one more run failed (new scripts: 1)."""
-    return (previous.failures if previous.heads == heads else 0) + 1
 
 
 def snapshot(verdict: Verdict, declared: int) -> MigrationSnapshot:
@@ -72,7 +60,7 @@ def _same(a: MigrationSnapshot, b: MigrationSnapshot) -> bool:
 
 
 def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | None,
-                  declared: int) -> tuple[Outcome, str]:
+                  declared: int) -> tuple[Outcome, MigrationOutcome]:
     """A run said it succeeded: believe the database. Returns the outcome and the
     migration outcome word for status.migration."""
     if verdict.verified:
@@ -92,7 +80,7 @@ def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | Non
 
 def failed(runner: str, error: str, verdict: Verdict | None, *,
            retries_left: bool = False) -> Outcome:
-    """A failed run; `retries_left` when the operator will run it again by itself."""
+    """A failed run; `retries_left` when it will be run again by itself."""
     detail = error.strip() or "no message"
     return Outcome(Reason.MIGRATION_FAILED,
                    f"{runner} failed: {detail}; the gate stays closed", verdict,

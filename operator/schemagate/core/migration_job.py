@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
@@ -32,6 +34,12 @@ _POD_FIELDS = ("serviceAccountName", "imagePullSecrets", "securityContext", "nod
                "hostAliases", "automountServiceAccountToken")
 _DROPPED_FROM_MIGRATOR = ("readinessProbe", "livenessProbe", "startupProbe", "ports",
                           "lifecycle", "command", "args", "restartPolicy")
+
+
+class JobState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
 
 
 class InvalidJobSource(ValueError):
@@ -124,6 +132,12 @@ def job_name(schema: str, generation: int, hash_: str) -> str:
     return schema[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
+def owner_reference(schema: str, uid: str) -> JSON:
+    """The DatabaseSchema owns its migration Jobs: they go with it."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": schema, "uid": uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
 def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
                   deployment: Mapping[str, Any], rerun: str | None) -> JSON:
     require_opt_in(deployment, schema)
@@ -137,9 +151,7 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
             "name": job_name(schema, generation, hash_),
             "labels": labels,
             "annotations": {HASH_ANNOTATION: hash_},
-            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                                 "name": schema, "uid": uid, "controller": True,
-                                 "blockOwnerDeletion": True}],
+            "ownerReferences": [owner_reference(schema, uid)],
         },
         "spec": {
             "backoffLimit": job.backoff_limit,
@@ -169,16 +181,72 @@ def snapshot_of(job: Mapping[str, Any]) -> MigrationSnapshot | None:
         return None
 
 
-def job_state(job: Mapping[str, Any]) -> str:
+def job_state(job: Mapping[str, Any]) -> JobState:
     """Running, Succeeded or Failed, from the Job's conditions."""
     for c in (job.get("status") or {}).get("conditions") or ():
         if c.get("status") != "True":
             continue
         if c.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return "Succeeded"
+            return JobState.SUCCEEDED
         if c.get("type") in ("Failed", "FailureTarget"):
-            return "Failed"
-    return "Running"
+            return JobState.FAILED
+    return JobState.RUNNING
+
+
+def job_failure(job: Mapping[str, Any]) -> str:
+    """Why Kubernetes failed the Job, when it says more than "the pod failed": the
+    deadline (`DeadlineExceeded`), or the retries spent (`BackoffLimitExceeded`)."""
+    for c in (job.get("status") or {}).get("conditions") or ():
+        if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True":
+            reason = c.get("reason") or ""
+            if reason == "DeadlineExceeded":
+                deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+                return f"stopped by Kubernetes after activeDeadlineSeconds ({deadline} s)"
+            if reason == "BackoffLimitExceeded":
+                return "its retries are spent (backoffLimit)"
+    return ""
+
+
+@dataclass(frozen=True)
+class LastWords:
+    """How the newest ended container of a Job's pods ended."""
+
+    exit_code: int
+    message: str  # the termination message, through the scrubber
+
+
+def last_words(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> LastWords | None:
+    """The newest ended container among a Job's `pods`; its message passes `scrub`:
+    it is the tenant's output."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated")
+            if terminated is not None:
+                return LastWords(int(terminated.get("exitCode") or 0),
+                                 _scrubbed((terminated.get("message") or "").strip(), scrub))
+    return None
+
+
+def _scrubbed(text: str, scrub: Callable[[str], str]) -> str:
+    """`text` through `scrub`; a JSON object (the migrator's report) field by field as
+    well, since its encoding (`\u00a0`, `\"`) would hide a password from a scrubber
+    reading the raw text and show it again once decoded."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return scrub(text)
+    if not isinstance(data, dict):
+        return scrub(text)
+    fields = {key: scrub(value) if isinstance(value, str) else value
+              for key, value in data.items()}
+    return scrub(json.dumps(fields, ensure_ascii=False))
+
+
+def describe(words: LastWords | None) -> str:
+    """A failed container's last words as a message quotes them."""
+    if words is None:
+        return ""
+    return f"exit code {words.exit_code}" + (f": {words.message}" if words.message else "")
 
 
 def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> str:
@@ -188,6 +256,6 @@ def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], st
         for status in (pod.get("status") or {}).get("containerStatuses") or ():
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("exitCode"):
-                text = scrub((terminated.get("message") or "").strip())
-                return f"exit code {terminated['exitCode']}" + (f": {text}" if text else "")
+                return describe(LastWords(int(terminated["exitCode"]),
+                                          scrub((terminated.get("message") or "").strip())))
     return ""

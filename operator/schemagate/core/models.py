@@ -115,9 +115,13 @@ class ConfigMapRef(Model):
 
 class AlembicSpec(Model):
     config_map_ref: ConfigMapRef = Field(
-        description="The ConfigMap holding the Alembic revision files, one key per file; the "
-                    "operator runs them (upgrade heads, one transaction), so whoever may edit "
-                    "it runs code as the operator.")
+        description="The ConfigMap holding the Alembic revision files, one key per file; a "
+                    "Job of the operator's image runs them (upgrade heads, one transaction), "
+                    "with no Kubernetes rights and the URL of database.urlSecretRef.")
+    active_deadline_seconds: int = Field(
+        1200, ge=10, le=86400,
+        description="How long the migration Job may run, in seconds, before Kubernetes stops "
+                    "it and the run counts as failed (default 1200).")
 
 
 class MigrationRun(StrEnum):
@@ -130,8 +134,8 @@ class MigrationsSpec(Model):
     run: MigrationRun = Field(
         MigrationRun.EXTERNAL,
         description="Who migrates: External (someone else, e.g. a Helm hook; the default), "
-                    "Job (a Job cloned from job.fromDeployment) or Alembic (the operator runs "
-                    "the revision files of alembic.configMapRef).")
+                    "Job (a Job cloned from job.fromDeployment) or Alembic (a Job of the "
+                    "operator's image runs the revision files of alembic.configMapRef).")
     revision_check: bool = Field(
         True, description="Whether the Alembic version table counts (default true); false: "
                           "only the tables and columns do.")
@@ -146,7 +150,7 @@ class MigrationsSpec(Model):
                     "expected instead.")
     job: JobSpec | None = Field(None, description="The migration Job, for run: Job.")
     alembic: AlembicSpec | None = Field(
-        None, description="The revision files the operator runs, for run: Alembic.")
+        None, description="The revision files the migration Job runs, for run: Alembic.")
 
     @model_validator(mode="after")
     def _runner_is_described(self) -> MigrationsSpec:
@@ -386,22 +390,29 @@ class MigrationSnapshot(StatusModel):
     column_mismatches: int = Field(0, description="How many declared columns differed.")
 
 
+class MigrationOutcome(StrEnum):
+    """What a migration run came to, as the database says."""
+
+    RUNNING = "Running"
+    APPLIED = "Applied"
+    ALREADY_APPLIED = "AlreadyApplied"
+    NO_OP = "NoOp"
+    FAILED = "Failed"
+
+
 class MigrationStatus(StatusModel):
-    job: str | None = Field(None, description="The Job's name, for run: Job.")
+    job: str | None = Field(None, description="The migration Job's name.")
     started_at: str | None = Field(None, description="When the run started (RFC 3339).")
     finished_at: str | None = Field(None, description="When the run ended (RFC 3339); absent "
                                                       "while it runs.")
-    outcome: str | None = Field(None, description="Running, Applied, AlreadyApplied, NoOp or "
-                                                  "Failed.")
+    outcome: MigrationOutcome | None = Field(
+        None, description="Running, Applied, AlreadyApplied, NoOp or Failed.")
     message: str | None = Field(None, description="What the run came to, e.g. a failed Job's "
                                                   "termination message.")
     before: MigrationSnapshot | None = Field(
         None, description="The database before the run, to tell a no-op from a partial run.")
     heads: list[str] | None = Field(
         None, description="With run: Alembic, the scripts' heads of the last run.")
-    failures: int = Field(
-        0, description="Consecutive failed runs of the same scripts; after 3 they are not run "
-                       "again until they change.")
 
 
 #: Column mismatches kept in status: enough to act on, bounded so the object stays small.

@@ -1,5 +1,6 @@
 """One DatabaseSchema's life in the operator, by concern: `loop` (wake, pass, sleep),
 `registry` (what this process knows between events), `pods` (the gate on the pods),
+`migrate` (performs the core's migration decision, both modes),
 `schedule` (when to look again; pure), `context` (what a pass works with)."""
 
 from schemagate.reconcile.context import Context

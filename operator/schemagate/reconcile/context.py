@@ -23,4 +23,6 @@ class Context:
     registry: Registry
     metrics: Metrics
     announce: Announce
+    #: The operator's own image (--verify-image): what `run: Alembic` Jobs run.
+    verify_image: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube, run_alembic, run_job
+from schemagate import database, kube
 from schemagate.core import gate, migration
 from schemagate.core.models import (
     DatabaseSchemaSpec,
@@ -27,6 +27,7 @@ from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.revisions import Knowledge, parse_history, passed_through
 from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.reconcile import migrate
 from schemagate.reconcile.context import JSON, Context
 from schemagate.reconcile.pods import UNGATED_EVENT, GatePass, apply_gate, ungated_message
 from schemagate.reconcile.registry import Published
@@ -71,19 +72,22 @@ async def verify(spec: DatabaseSchemaSpec, url: str, ctx: Context,
 
 async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: MigrationStatus,
                             ctx: Context) -> migration.Step:
-    """Verify, and run or judge migrations as `migrations.run` says."""
+    """Verify, then start, follow or judge the migration as `migrations.run` says."""
     namespace = body["metadata"]["namespace"]
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
         return migration.Step(url)
     run = spec.migrations
     if run.run is MigrationRun.ALEMBIC and run.alembic is not None:
-        return await run_alembic.alembic_step(
-            namespace, spec, run.alembic, previous, url,
-            lambda heads: verify(spec, url, ctx, heads), ctx.kube, ctx.clock())
+        scripts = await migrate.read_scripts(namespace, run.alembic, ctx.kube)
+        if isinstance(scripts, Outcome):
+            return migration.Step(scripts)
+        outcome = await verify(spec, url, ctx, scripts.heads)
+        return await migrate.alembic_step(body, spec, scripts, outcome, previous, ctx.kube,
+                                          ctx.verify_image, ctx.clock())
     outcome = await verify(spec, url, ctx)
     if run.run is MigrationRun.JOB and run.job is not None:
-        return await run_job.job_step(body, spec, run.job, outcome, previous, ctx.kube,
+        return await migrate.job_step(body, spec, run.job, outcome, previous, ctx.kube,
                                       ctx.clock())
     return migration.Step(outcome)
 

@@ -1,0 +1,95 @@
+"""The operator reads a ConfigMap's revision graph from the files' text, never by
+importing them: the same heads and graph as Alembic, and no code of theirs runs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from schemagate import migrations
+from schemagate.core.revision_graph import InvalidScripts, NoScripts, read_graph
+
+
+def revision(rev: str, down: object, *, depends_on: object = None, labels: object = None,
+             annotated: bool = False, body: str = "pass") -> str:
+    kind = ": str" if annotated else ""
+    return textwrap.dedent(f'''\
+        """{rev}"""
+        from alembic import op
+
+        revision{kind} = {rev!r}
+        down_revision = {down!r}
+        branch_labels = {labels!r}
+        depends_on = {depends_on!r}
+
+
+        def upgrade() -> None:
+            {body}
+        ''')
+
+
+BRANCHED = {
+    "a1.py": revision("a1", None, annotated=True),
+    "b2.py": revision("b2", "a1"),
+    "c3.py": revision("c3", "a1", labels=("billing",)),
+    "d4.py": revision("d4", ("b2", "c3")),
+    "e5.py": revision("e5", None, depends_on="c3"),
+    "README.md": "notes",
+}
+
+
+@pytest.mark.parametrize("files", [
+    {"a1.py": revision("a1", None), "b2.py": revision("b2", "a1")},
+    BRANCHED,
+    {"a1.py": revision("a1", None), "x.py": revision("x", None, depends_on=["a1"])},
+])
+def test_the_same_heads_and_graph_as_alembic(files: dict[str, str], tmp_path: Path) -> None:
+    ours = read_graph(files)
+    alembic = migrations.scripts_from_files(files, tmp_path)
+    assert ours.heads == alembic.heads
+    assert dict(ours.graph) == dict(alembic.graph)
+    assert ours.ignored == alembic.ignored
+
+
+def test_a_dependency_on_a_branch_label_is_the_labelled_revision() -> None:
+    files = {**BRANCHED, "e5.py": revision("e5", None, depends_on="billing")}
+    assert read_graph(files).graph["e5"] == {"c3"}  # what the gate orders by
+
+
+def test_no_code_of_a_revision_file_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hostile = revision("a1", None) + f"\nopen({str(marker)!r}, 'w').write('x')\n" \
+        "import os\nos._exit(1)\n"
+    graph = read_graph({"a1.py": hostile})
+    assert graph.heads == {"a1"} and graph.files == ("a1.py",)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("files", "says"), [
+    ({"a1.py": "def upgrade(:\n"}, "a1.py, line 1"),
+    ({"a1.py": revision("a1", "zz")}, "down_revision 'zz' is declared by no file"),
+    ({"a1.py": revision("a1", "a1")}, "cycle"),
+    ({"a1.py": revision("a1", "b2"), "b2.py": revision("b2", "a1")}, "cycle"),
+    ({"a1.py": revision("a1", None), "again.py": revision("a1", None)}, "more than once"),
+    ({"a1.py": "down_revision = 'x'\n"}, "a1.py: no revision"),
+    ({"a1.py": "import uuid\nrevision = uuid.uuid4().hex\n"}, "not a literal"),
+    ({"a1.py": revision("a1", None, depends_on="nope")}, "depends_on 'nope'"),
+    ({"a1.py": "revision = 3\n"}, "non-empty string"),
+    ({"../a1.py": revision("a1", None)}, "not a plain file name"),
+])
+def test_what_cannot_make_a_graph_is_named(files: dict[str, str], says: str) -> None:
+    with pytest.raises(InvalidScripts, match=says):
+        read_graph(files)
+
+
+@pytest.mark.parametrize("files", [{}, {"README.md": "x"}, {"__init__.py": ""}])
+def test_no_revision_at_all_is_never_a_success(files: dict[str, str]) -> None:
+    with pytest.raises(NoScripts):
+        read_graph(files)
+
+
+def test_a_long_chain_needs_no_recursion() -> None:
+    files = {f"r{i}.py": revision(f"r{i}", f"r{i - 1}" if i else None) for i in range(1000)}
+    assert read_graph(files).heads == {"r999"}
