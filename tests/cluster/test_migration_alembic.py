@@ -232,9 +232,11 @@ def test_revisions_that_exit_hang_raise_or_steal_fail_alone(
                  timeout=30)
 
         attacks = {
-            "exits": hostile("e1", "import os", '    op.execute("CREATE TABLE never_made '
+            # Tables of their own: the hanging revision's uncommitted CREATE TABLE would
+            # make another revision creating the same name wait on it (a lock timeout).
+            "exits": hostile("e1", "import os", '    op.execute("CREATE TABLE never_made_e '
                                                 '(id int)")\n    os._exit(1)'),
-            "hangs": hostile("h1", "import time", '    op.execute("CREATE TABLE never_made '
+            "hangs": hostile("h1", "import time", '    op.execute("CREATE TABLE never_made_h '
                                                   '(id int)")\n    time.sleep(100000)'),
             "raises": hostile("r1", "import os", '    raise RuntimeError("cannot migrate " + '
                                                  'os.environ["DATABASE_URL"])'),
@@ -275,7 +277,8 @@ def test_revisions_that_exit_hang_raise_or_steal_fail_alone(
 
         # Nothing secret anywhere a person or a log collector reads.
         with engine_of(db) as conn:
-            assert conn.execute(sa.text("SELECT to_regclass('never_made')")).scalar() is None
+            for table in ("never_made", "never_made_e", "never_made_h"):
+                assert conn.execute(sa.text(f"SELECT to_regclass('{table}')")).scalar() is None
         outputs = [backend.kubectl("describe", "dbschema"),
                    json.dumps(backend.events()),
                    backend.kubectl("get", "dbschema", "-o", "json"),
