@@ -214,6 +214,20 @@ class Backend:
     def ready_states(self, app: str = "backend-schema") -> list[str]:
         return [self.pod_condition(p, "Ready").get("status", "absent") for p in self.pods(app)]
 
+    def reported_ready_states(self, app: str = "backend-schema",
+                              timeout: float = 30) -> list[str]:
+        """The pods' Ready states once the kubelet has reported one for each: a gate
+        the operator closes can reach a pod before the kubelet writes its conditions,
+        and an absent Ready says nothing about whether the gate holds."""
+        states: list[str] = []
+
+        def reported() -> bool:
+            states[:] = self.ready_states(app)
+            return bool(states) and "absent" not in states
+        wait_for(f"the kubelet to report the Ready of the {app} pods", reported,
+                 timeout=timeout)
+        return states
+
     def available(self, name: str = "backend") -> bool:
         conditions = self.get("deployment", name).get("status", {}).get("conditions", [])
         return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)

@@ -81,7 +81,7 @@ def test_a_job_that_applies_nothing_is_a_no_op_and_the_gate_holds(
     assert "NoRevision" in noop["message"]
     assert [j["status"].get("succeeded") for j in jobs(backend)] == [1]
     assert migration_status(backend)["outcome"] == "NoOp"
-    assert backend.gate_states() == ["False"] and backend.ready_states() == ["False"]
+    assert backend.gate_states() == ["False"] and backend.reported_ready_states() == ["False"]
     assert not backend.available()
 
 

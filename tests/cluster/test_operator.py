@@ -33,7 +33,7 @@ def test_the_incident_is_held_until_the_schema_is_really_there(
     pods = wait_for("gate conditions on both pods",
                     lambda: (s := backend.gate_states()) and "absent" not in s and s)
     assert pods == ["False", "False"]
-    assert backend.ready_states() == ["False", "False"]
+    assert backend.reported_ready_states() == ["False", "False"]
     # A pod first waits for a check newer than itself (AwaitingFreshCheck), then gets its verdict.
     gate = wait_for("the gate naming the verdict", lambda: (c := backend.pod_condition(
         backend.pods()[0], "schemagate.io/backend-schema")).get("reason") == "NoRevision" and c)
@@ -132,7 +132,8 @@ def test_drift_follows_on_drift(policy: str, after_drift: str, backend: Backend,
     drift = backend.wait_reason("StampedButMissing", timeout=20)
     assert "agent_executions" in drift["message"]
     wait_for(f"the gate {after_drift}", lambda: backend.gate_states() == [after_drift])
-    assert backend.ready_states() == [after_drift]
+    # Ready follows the gate at the kubelet's next status sync.
+    wait_for(f"Ready {after_drift}", lambda: backend.ready_states() == [after_drift])
 
 
 def test_unreachable_after_verification_holds_open_gates_and_new_pods_closed(

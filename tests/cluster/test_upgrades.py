@@ -236,7 +236,7 @@ def test_a_revision_the_operator_cannot_order_stays_closed_and_says_what_to_do(
     gates = held(backend, "v1", {"RevisionNotApplied"})
     assert "cannot tell" in gates[0]["message"]
     assert "migrations.run: Alembic" in gates[0]["message"]
-    assert backend.ready_states() == ["False"]
+    assert backend.reported_ready_states() == ["False"]
 
 
 @pytest.mark.parametrize("annotated", [False, True], ids=["label-only", "annotated"])
