@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
-.PHONY: test lint types layers test-unit test-db test-cluster cluster-up cluster-down demo \
-        control-plane node images chart chart-readme bench bench-gate bench-leader crds clean actionlint
+.PHONY: test lint types layers test-unit test-db test-cluster test-chaos cluster-up cluster-down demo \
+        control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
+        clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +37,13 @@ test-db: $(VENV)/.installed
 test-cluster: $(VENV)/.installed control-plane node images
 	$(PY) -m pytest tests/cluster
 
-# Everything CI runs (.ci/run calls this).
+# The chaos tier: stalled databases, outages, SIGKILL and SIGTERM, the largest spec.
+test-chaos: $(VENV)/.installed control-plane node images
+	$(PY) -m pytest tests/chaos
+
+# Everything CI runs (.ci/run calls this); tests/ holds the chaos tier too.
 test: lint types layers control-plane chart actionlint node images
-	$(PY) -m pytest tests localenv/tests
+	$(PY) -m pytest tests/unit tests/db tests/image tests/cluster tests/chaos localenv/tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
@@ -99,6 +104,14 @@ bench-gate: $(VENV)/.installed control-plane
 
 bench-leader: $(VENV)/.installed control-plane
 	$(PY) bench/leader_handover.py
+
+# N = 10, 100, 1000 DatabaseSchemas (3 gated pods each) with and without --no-economy;
+# about 25 minutes in all: `.venv/bin/python bench/scale.py --sizes 10 100` for a part.
+bench-scale: $(VENV)/.installed control-plane node
+	$(PY) bench/scale.py
+
+bench-verify-pod: $(VENV)/.installed control-plane
+	$(PY) bench/verify_pod.py
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

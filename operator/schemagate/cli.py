@@ -8,6 +8,7 @@ function taking the parsed arguments and returning the exit status.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from typing import TextIO
 from schemagate import commands as commands_
 from schemagate import database
 from schemagate.core import snapshot as snapshot_
+from schemagate.core import verify_pod
 from schemagate.core.columns import describe_mismatch
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import column_requirements
@@ -96,6 +98,11 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.add_argument("--skip-revision", action="store_true",
                         help="only the tables count; the version table is not read")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.add_argument("--termination-message-path", metavar="FILE", type=Path,
+                        help="also write the verdict to FILE as one JSON object of at most "
+                             "4 KiB (counts and the first names), as Kubernetes keeps a "
+                             "container's termination message; the verify pods of "
+                             "verifyFrom: Pod use /dev/termination-log")
     verify.set_defaults(handler=run_verify)
 
 
@@ -124,10 +131,14 @@ def run_verify(args: argparse.Namespace) -> int:
         requirement = _requirement(args)
         verdict = database.verify(url, requirement, connect_timeout=CONNECT_TIMEOUT)
     except UsageError as exc:
-        return _usage_error(scrubber.scrub(str(exc)), as_json=args.json)
+        return _usage_error(scrubber.scrub(str(exc)), as_json=args.json,
+                            termination=args.termination_message_path)
     except database.InvalidDatabaseUrl as exc:
         return _usage_error(scrubber.scrub(f"the URL in {args.url_env} cannot be used: {exc}"),
-                            as_json=args.json)
+                            as_json=args.json, termination=args.termination_message_path)
+    verdict = dataclasses.replace(verdict, message=scrubber.scrub(verdict.message))
+    if args.termination_message_path is not None:
+        _write_termination_message(args.termination_message_path, verdict)
     if args.json:
         print(json.dumps(scrubber.scrub_json(verdict.to_json()), indent=2))
     else:
@@ -198,12 +209,22 @@ def read_tables_file(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def _usage_error(message: str, *, as_json: bool, command: str = "verify") -> int:
+def _usage_error(message: str, *, as_json: bool, command: str = "verify",
+                 termination: Path | None = None) -> int:
     print(f"schemagate {command}: error: {message}", file=sys.stderr)
+    verdict = Verdict(verified=False, reason=Reason.INVALID_SPEC, message=message)
     if as_json:
-        verdict = Verdict(verified=False, reason=Reason.INVALID_SPEC, message=message)
         print(json.dumps(verdict.to_json(), indent=2))
+    if termination is not None:
+        _write_termination_message(termination, verdict)
     return EXIT_USAGE
+
+
+def _write_termination_message(path: Path, verdict: Verdict) -> None:
+    try:
+        path.write_text(verify_pod.termination_message(verdict), encoding="utf-8")
+    except OSError as exc:
+        print(f"schemagate verify: cannot write {path}: {exc}", file=sys.stderr)
 
 
 def print_verdict(verdict: Verdict, out: TextIO) -> None:

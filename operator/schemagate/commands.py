@@ -40,11 +40,17 @@ def add_run(commands: Subparsers) -> None:
                           "and the object's reference, as Cloud Logging reads it")
     run.add_argument("--verify-image", metavar="IMAGE",
                      help="the operator's own image, for the pods it runs: the migration "
-                          "Job of run: Alembic (the chart passes its own image)")
+                          "Job of run: Alembic and the verify pods of verifyFrom: Pod (the "
+                          "chart passes its own image)")
     run.add_argument("--watch-secrets", action=argparse.BooleanOptionalAction, default=True,
                      help="watch Secrets to re-check a schema as soon as its Secret changes "
                           "(needs list and watch on Secrets; default on). --no-watch-secrets "
                           "reads only the Secrets the schemas name, at every check (get only)")
+    run.add_argument("--economy", action=argparse.BooleanOptionalAction, default=True,
+                     help="the savings at scale (default on): pods from the pod watch's "
+                          "index, pod conditions and status written only on change, one "
+                          "connection per database per pass. --no-economy checks each "
+                          "schema on its own, as before (for make bench-scale)")
     _add_leader_election(run)
     run.set_defaults(handler=run_operator)
 
@@ -101,6 +107,7 @@ def run_operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         watch_secrets=args.watch_secrets,
         verify_image=args.verify_image or None,
+        economy=args.economy,
         lease=lease,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs

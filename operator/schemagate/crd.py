@@ -72,6 +72,18 @@ def _spec_schema() -> JSON:
         {"rule": "!has(self.run) || self.run != 'Alembic' || has(self.alembic)",
          "message": "migrations.run is Alembic but migrations.alembic is not set"},
     ]
+    spec["properties"]["database"]["x-kubernetes-validations"] = [
+        {"rule": "!has(self.verifyFrom) || self.verifyFrom != 'Pod' || has(self.verifyPod)",
+         "message": "database.verifyFrom is Pod but database.verifyPod is not set"},
+    ]
+    spec["x-kubernetes-validations"] = [
+        {"rule": "!has(self.database.verifyFrom) || self.database.verifyFrom != 'Pod' || "
+                 "!has(self.migrations) || !has(self.migrations.run) || "
+                 "self.migrations.run != 'Alembic'",
+         "message": "migrations.run: Alembic runs the migrations from the operator, which "
+                    "cannot reach a database only the backend's pods reach (database."
+                    "verifyFrom: Pod); use migrations.run: Job"},
+    ]
     # Defaults for nested objects: the API server fills them so `kubectl get -o yaml`
     # shows what the operator will act on.
     spec["properties"]["migrations"]["default"] = {}

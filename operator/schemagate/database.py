@@ -8,12 +8,16 @@ and never raises for database errors.
 Costs, measured with `bench/verify.py`: every call opens a fresh connection (a cached
 engine with `NullPool`), because a pooled connection would go on reporting `Verified`
 after the password was rotated or the server moved, which is exactly what must be
-seen. The declared tables, the fingerprint and the version table's existence come
+seen. `verify_many` answers several requirements on one URL in one such connection
+(the operator's schemas that share a database, `reconcile.batch`), equal requirements
+with one statement. The declared tables, the fingerprint and the version table's existence come
 from one catalog statement with the names bound as one parameter; it returns only the
 missing names, so a healthy database sends back one short row.
 Alembic then reads the version table (`MigrationContext.get_current_heads`).
 Only when tables are missing do we search further: other schemas come with the same
-query, other databases (at most `MAX_DATABASES`) with one short connection each.
+query, other databases (at most `MAX_DATABASES`) with one short connection each, and
+not again while the same tables are missing when the caller passes what was found
+(`OtherDatabases`).
 Declared columns are checked in the same statement, the same way: one count of the
 columns that match as declared, and only when it falls short, which ones do not and what
 their tables hold instead. `snapshot` reads the columns of named tables, for
@@ -26,7 +30,9 @@ import contextlib
 import itertools
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,7 +44,7 @@ from typing import Any
 import psycopg
 from alembic.runtime.migration import MigrationContext
 from psycopg.conninfo import make_conninfo
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
@@ -64,6 +70,15 @@ DRIVER = "postgresql+psycopg"
 MAX_DATABASES = 20
 #: Connect and query budget for each of those other databases (libpq's minimum is 2 s).
 OTHER_DATABASE_TIMEOUT = 2.0
+#: Threads searching the other databases at once.
+SEARCH_WORKERS = 8
+#: After the statement timeout, how long a server may take to say so before its socket is
+#: shut down: a frozen server (SIGSTOP, a proxy that stopped forwarding) never says anything.
+SILENCE_GRACE = 1.0
+#: TCP keepalives and TCP_USER_TIMEOUT (libpq's names): a peer gone from the network is
+#: noticed by the kernel within about 10 s even mid-read. The URL's own values win.
+SOCKET_TIMEOUTS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                   "keepalives_count": 3, "tcp_user_timeout": 10_000}
 #: What `pg_class.relkind` counts as a table, as SQLAlchemy's `has_table` does:
 #: ordinary, partitioned, view, materialized view, foreign table.
 TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
@@ -267,20 +282,55 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def verify(url: str, requirement: Requirement, *, connect_timeout: float = 5.0) -> Verdict:
+def url_hosts(url: str) -> list[str | None]:
+    """The hosts the URL connects to, as libpq reads them: the URL's host, else its
+    `host=` query option (comma-separated for several), else None (the local socket).
+    Raises `InvalidDatabaseUrl` as `parse_url` does."""
+    target = parse_url(url)
+    if target.host:
+        return [target.host]
+    hosts = _query_value(target, "host")
+    return [h.strip() or None for h in hosts.split(",")] if hosts else [None]
+
+
+@dataclass(frozen=True)
+class OtherDatabases:
+    """What a previous check found in the server's other databases for these missing
+    tables: while the same tables are missing, that search (a connection per database)
+    is not made again."""
+
+    missing: frozenset[str]
+    places: tuple[Place, ...]
+
+
+#: One schema's question in a shared pass: its requirement, and what the other databases
+#: were last seen to hold for it (None: search them if tables are missing).
+Asked = tuple[Requirement, OtherDatabases | None]
+
+
+def verify(url: str, requirement: Requirement, *, connect_timeout: float = 5.0,
+           known: OtherDatabases | None = None) -> Verdict:
     """Verify `requirement` against the database at `url` (blocking).
 
     Never raises for database errors: they become `DatabaseUnreachable` or
     `AuthenticationFailed` verdicts. Raises `InvalidDatabaseUrl` for a URL that
     cannot be used at all.
     """
+    return verify_many(url, [(requirement, known)], connect_timeout=connect_timeout)[0]
+
+
+def verify_many(url: str, asked: Sequence[Asked], *,
+                connect_timeout: float = 5.0) -> list[Verdict]:
+    """`verify` for several requirements on one URL, in one connection; one verdict each,
+    in order. Equal requirements cost one catalog statement between them."""
     started = time.perf_counter()
     try:
-        observation = observe(url, requirement, connect_timeout=connect_timeout)
+        observations = observe_many(url, asked, connect_timeout=connect_timeout)
     except ConnectionFailed as exc:
-        return connection_failed(requirement, exc.reason, exc.message,
-                                 duration_ms=_ms_since(started))
-    return decide(requirement, observation)
+        return [connection_failed(requirement, exc.reason, exc.message,
+                                  duration_ms=_ms_since(started)) for requirement, _ in asked]
+    return [decide(requirement, observation)
+            for (requirement, _), observation in zip(asked, observations, strict=True)]
 
 
 def observe(url: str, requirement: Requirement, *,
@@ -291,30 +341,60 @@ def observe(url: str, requirement: Requirement, *,
     that cannot be used. `connect_timeout` bounds the connection (libpq rounds it up to
     whole seconds, at least 2) and, separately, the queries.
     """
+    return observe_many(url, [(requirement, None)], connect_timeout=connect_timeout)[0]
+
+
+def observe_many(url: str, asked: Sequence[Asked], *,
+                 connect_timeout: float = 5.0) -> list[Observation]:
+    """`observe` for each of `asked`, in one connection to `url`."""
     started = time.perf_counter()
     target = parse_url(url)
     server = _server(target, _whole_seconds(connect_timeout))
+    seen: dict[Requirement, tuple[dict[str, Any], frozenset[str] | None]] = {}
     with _session(server, url, target, connect_timeout) as conn:
-        row = _read_catalog(conn, server, requirement)
-        current = None
-        if requirement.revision_check and row["has_version_table"]:
-            current = _current_revisions(conn, requirement)
+        distinct = list(dict.fromkeys(requirement for requirement, _ in asked))
+        for requirement, row in zip(distinct, _read_catalogs(conn, server, distinct),
+                                    strict=True):
+            current = None
+            if requirement.revision_check and row["has_version_table"]:
+                current = _current_revisions(conn, requirement)
+            seen[requirement] = (row, current)
+    searched: dict[tuple[str, ...], list[Place]] = {}
+    observations = []
+    for requirement, known in asked:
+        row, current = seen[requirement]
+        missing = dict.fromkeys(name for name, _ in row["missing"])
+        found_elsewhere = [Place(table=name, schema=schema, database=row["database"])
+                           for name, schema in row["missing"] if schema is not None]
+        if missing and known is not None and known.missing == frozenset(missing):
+            found_elsewhere += known.places
+        elif missing and row["other_databases"]:
+            names = tuple(missing)
+            if names not in searched:
+                searched[names] = _search_databases(row["other_databases"], list(names), url,
+                                                    target)
+            found_elsewhere += searched[names]
+        observations.append(Observation(
+            present_tables=frozenset(requirement.tables).difference(missing),
+            current_revisions=current,
+            found_elsewhere=tuple(found_elsewhere),
+            fingerprint=_fingerprint(row, target),
+            schema_exists=row["schema_exists"],
+            duration_ms=_ms_since(started),
+            column_findings=tuple(_column_finding(item, row["separator"])
+                                  for item in row["column_findings"]),
+        ))
+    return observations
 
-    missing = dict.fromkeys(name for name, _ in row["missing"])
-    found_elsewhere = [Place(table=name, schema=schema, database=row["database"])
-                       for name, schema in row["missing"] if schema is not None]
-    if missing and row["other_databases"]:
-        found_elsewhere += _search_databases(row["other_databases"], list(missing), url, target)
-    return Observation(
-        present_tables=frozenset(requirement.tables).difference(missing),
-        current_revisions=current,
-        found_elsewhere=tuple(found_elsewhere),
-        fingerprint=_fingerprint(row, target),
-        schema_exists=row["schema_exists"],
-        duration_ms=_ms_since(started),
-        column_findings=tuple(_column_finding(item, row["separator"])
-                              for item in row["column_findings"]),
-    )
+
+def in_other_databases(verdict: Verdict) -> OtherDatabases | None:
+    """What `verdict` found in other databases of the server, to pass as `known` to the
+    next check of the same requirement (None when it read nothing)."""
+    if verdict.fingerprint is None:
+        return None
+    here = verdict.fingerprint.database
+    return OtherDatabases(frozenset(verdict.missing_tables),
+                          tuple(p for p in verdict.found_elsewhere if p.database != here))
 
 
 def snapshot(url: str, schema: str, tables: Sequence[str], *, connect_timeout: float = 5.0,
@@ -366,26 +446,43 @@ class _Server:
 
 @lru_cache(maxsize=32)
 def _server(url: URL, connect_timeout: int) -> _Server:
-    return _Server(create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-                                 connect_args=_own_params(url, connect_timeout)))
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                           connect_args=_own_params(url, connect_timeout))
+    event.listen(engine, "do_connect", _guarded_connect)
+    return _Server(engine)
 
 
 @contextlib.contextmanager
 def _session(server: _Server, url: str, target: URL, connect_timeout: float,
              query_timeout: float | None = None) -> Iterator[Connection]:
-    """A fresh connection whose queries are cancelled after `query_timeout` (default:
-    `connect_timeout`); driver errors leave as `ConnectionFailed` (or
-    `InvalidDatabaseUrl`), without the password."""
+    """A fresh connection in a read-only transaction whose statements the server cancels
+    after `query_timeout` (default: `connect_timeout`), and whose socket is shut down if
+    the server has said nothing by the session's wall-clock deadline; driver errors leave
+    as `ConnectionFailed` (or `InvalidDatabaseUrl`), without the password."""
     timeout = connect_timeout if query_timeout is None else query_timeout
-    try:
-        conn = server.engine.connect()
-    except DBAPIError as exc:
-        raise _connection_failure(exc, url, target, connect_timeout) from None
-    try:
-        with conn, _cancel_after(conn.connection.driver_connection, timeout):
-            yield conn
-    except DBAPIError as exc:
-        raise _query_failure(exc, url, target, timeout) from None
+    with _Silence(_session_budget(connect_timeout, timeout)) as silence:
+        try:
+            conn = server.engine.connect()
+        except DBAPIError as exc:
+            if silence.fired:
+                raise _silent(silence, target) from None
+            raise _connection_failure(exc, url, target, connect_timeout) from None
+        try:
+            with conn:
+                conn.info["statement_timeout"] = timeout
+                _begin(conn, timeout)
+                yield conn
+        except DBAPIError as exc:
+            if silence.fired:
+                raise _silent(silence, target) from None
+            raise _query_failure(exc, url, target, timeout) from None
+
+
+def _silent(silence: _Silence, target: URL) -> ConnectionFailed:
+    return ConnectionFailed(Reason.DATABASE_UNREACHABLE,
+                            f"connected to {_endpoint(target)} but no answer within "
+                            f"{silence.seconds:g} s: the server stopped answering (frozen, "
+                            "or a proxy in between stalled); the connection was closed")
 
 
 def _fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:
@@ -401,9 +498,45 @@ def _fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:
     )
 
 
+def _read_catalogs(conn: Connection, server: _Server,
+                   requirements: Sequence[Requirement]) -> list[dict[str, Any]]:
+    """The catalog rows of several requirements: sent together in one round trip
+    (psycopg's pipeline mode) once the role's right to the system identifier is known;
+    the first statement to this server learns it."""
+    rows: list[dict[str, Any]] = []
+    rest = list(requirements)
+    if server.control_readable is None or len(rest) == 1:
+        rows.append(_read_catalog(conn, server, rest.pop(0)))
+    if not rest:
+        return rows
+    pg: Any = conn.connection.driver_connection
+    query = CATALOG_QUERY.format(system_identifier=READ_SYSTEM_IDENTIFIER
+                                 if server.control_readable else "NULL::text")
+    asked = [_catalog_params(requirement) for requirement in rest]
+    try:
+        with pg.pipeline():
+            cursors = [pg.execute(query, params) for params in asked]
+    except psycopg.errors.InsufficientPrivilege:
+        server.control_readable = False  # revoked since; ask one by one, without it
+        return rows + [_read_catalog(conn, server, requirement) for requirement in rest]
+    for cursor, params in zip(cursors, asked, strict=True):
+        names = [column.name for column in cursor.description or ()]
+        row = dict(zip(names, cursor.fetchone() or (), strict=True))
+        row["separator"] = params["separator"]
+        rows.append(row)
+    return rows
+
+
 def _read_catalog(conn: Connection, server: _Server,
                   requirement: Requirement) -> dict[str, Any]:
     """The catalog row for `requirement`, with the system identifier when permitted."""
+    params = _catalog_params(requirement)
+    row = _catalog_row(conn, server, params)
+    row["separator"] = params["separator"]
+    return row
+
+
+def _catalog_params(requirement: Requirement) -> dict[str, Any]:
     columns = requirement.columns
     texts = [requirement.tables, [c.table for c in columns], [c.name for c in columns],
              [c.type or "" for c in columns],
@@ -421,9 +554,7 @@ def _read_catalog(conn: Connection, server: _Server,
         "column_count": len(columns),
         "separator": separator,
     }
-    row = _catalog_row(conn, server, params)
-    row["separator"] = separator
-    return row
+    return params
 
 
 def _catalog_row(conn: Connection, server: _Server, params: dict[str, Any]) -> dict[str, Any]:
@@ -435,6 +566,8 @@ def _catalog_row(conn: Connection, server: _Server, params: dict[str, Any]) -> d
             if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
                 raise
             server.control_readable = False  # revoked since; ask without it
+            conn.exec_driver_sql("ROLLBACK")  # the failed statement ended the transaction
+            _begin(conn, conn.info["statement_timeout"])
     row = conn.exec_driver_sql(CATALOG_QUERY.format(system_identifier="NULL::text"),
                                params).one()._asdict()
     server.control_readable = bool(row["may_read_control"])
@@ -478,7 +611,9 @@ def _own_params(url: URL, connect_timeout: int) -> dict[str, Any]:
     with contextlib.suppress(ValueError):
         if own is not None and 0 < float(own) < connect_timeout:
             connect_timeout = _whole_seconds(float(own))
-    return {"connect_timeout": connect_timeout, "fallback_application_name": "schemagate"}
+    sockets = {k: v for k, v in SOCKET_TIMEOUTS.items() if _query_value(url, k) is None}
+    return {**sockets, "connect_timeout": connect_timeout,
+            "fallback_application_name": "schemagate"}
 
 
 def _connect_params(url: URL, connect_timeout: int) -> dict[str, Any]:
@@ -492,24 +627,6 @@ def _query_value(url: URL, key: str) -> str | None:
     if isinstance(value, tuple):
         return value[-1] if value else None
     return value
-
-
-@contextlib.contextmanager
-def _cancel_after(connection: Any, seconds: float) -> Iterator[None]:
-    """Cancel the running query after `seconds`: a lock on the version table must not
-    hold the check (and the operator) forever. A client-side timer rather than a
-    `statement_timeout` startup option, which connection poolers often reject."""
-    def cancel() -> None:
-        with contextlib.suppress(Exception):  # the query may have just finished
-            connection.cancel_safe()
-
-    timer = threading.Timer(max(seconds, 1.0), cancel)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def _current_revisions(conn: Connection, requirement: Requirement) -> frozenset[str]:
@@ -531,8 +648,12 @@ def _search_databases(databases: list[str], names: list[str], url: str,
         params = _connect_params(target.set(database=database),
                                  _whole_seconds(OTHER_DATABASE_TIMEOUT))
         try:
-            with psycopg.connect(**params, autocommit=True) as conn, \
-                    _cancel_after(conn, OTHER_DATABASE_TIMEOUT):
+            with _Silence(_session_budget(OTHER_DATABASE_TIMEOUT, OTHER_DATABASE_TIMEOUT)
+                          ) as silence, psycopg.connect(**params, autocommit=True) as conn:
+                silence.attach(conn)
+                conn.execute("BEGIN READ ONLY")
+                conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, true)",
+                             (f"{round(OTHER_DATABASE_TIMEOUT * 1000)}ms",))
                 rows = conn.execute(ELSEWHERE_QUERY, query_params).fetchall()
         except psycopg.Error as exc:
             log.debug("not searching database %s: %s", database,
@@ -540,7 +661,7 @@ def _search_databases(databases: list[str], names: list[str], url: str,
             return []
         return [Place(table=table, schema=schema, database=database) for schema, table in rows]
 
-    with ThreadPoolExecutor(max_workers=min(8, len(databases))) as pool:
+    with ThreadPoolExecutor(max_workers=min(SEARCH_WORKERS, len(databases))) as pool:
         return [place for places in pool.map(search, databases) for place in places]
 
 
@@ -590,3 +711,105 @@ def _whole_seconds(seconds: float) -> int:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
+
+
+# Deadlines. libpq's connect_timeout bounds the handshake, a transaction-local
+# statement_timeout bounds each statement on a server that still works, keepalives and
+# TCP_USER_TIMEOUT bound a peer that left the network. What none of them bounds is a
+# server that accepted, authenticated and then froze: its kernel still acknowledges
+# every packet. `_Silence` shuts that socket down from a timer thread at the session's
+# wall-clock deadline, which wakes the blocked read at once; a cancel request would need
+# a new connection to the same frozen server.
+
+def check_deadline(connect_timeout: float) -> float:
+    """The most `verify` can take for a `connect_timeout`, other databases searched:
+    callers that wait on it from elsewhere give up after this."""
+    search_rounds = math.ceil(MAX_DATABASES / SEARCH_WORKERS)
+    return (_session_budget(connect_timeout, connect_timeout)
+            + search_rounds * _session_budget(OTHER_DATABASE_TIMEOUT, OTHER_DATABASE_TIMEOUT))
+
+
+def server_of(url: str) -> str:
+    """The server a URL reaches ("host:port", or the local socket), for the caller's
+    per-server bounds; an unusable URL is its own server."""
+    try:
+        target = parse_url(url)
+    except InvalidDatabaseUrl:
+        return "(invalid URL)"
+    host = target.host or _query_value(target, "host") or "local socket"
+    return f"{host}:{target.port or _query_value(target, 'port') or 5432}"
+
+
+def _session_budget(connect_timeout: float, query_timeout: float) -> float:
+    return _whole_seconds(connect_timeout) + query_timeout + SILENCE_GRACE
+
+
+class _Silence:
+    """Shuts down the socket of the connection attached to it when `seconds` have passed
+    since it was armed; `fired` says it did. It holds a duplicate of the socket until it
+    is disarmed, so the number it acts on is never one reused by another connection."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    @classmethod
+    def current(cls) -> _Silence | None:
+        silence: _Silence | None = getattr(cls._current, "silence", None)
+        return silence
+
+    def attach(self, connection: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError, psycopg.Error):
+                self._sock = socket.socket(fileno=os.dup(connection.pgconn.socket))
+            if self.fired:
+                self._shut_down()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Silence:
+        self._current.silence = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        self._current.silence = None
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+
+def _guarded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any
+                     ) -> psycopg.Connection[Any]:
+    """SQLAlchemy's connect, with the connection handed to the session's `_Silence` before
+    the dialect's first queries run on it."""
+    connection = psycopg.connect(*cargs, **cparams)
+    silence = _Silence.current()
+    if silence is not None:
+        silence.attach(connection)
+    return connection
+
+
+def _begin(conn: Connection, statement_timeout: float) -> None:
+    """A read-only transaction whose statements the server cancels after
+    `statement_timeout`. Transaction-local: behind a pooler it never reaches another
+    client's session, and poolers that refuse a startup option accept it."""
+    conn.exec_driver_sql("BEGIN READ ONLY")
+    conn.exec_driver_sql("SELECT pg_catalog.set_config('statement_timeout', %(t)s, true)",
+                         {"t": f"{max(1, round(statement_timeout * 1000))}ms"})

@@ -5,18 +5,24 @@ The only module that imports Kopf. Blocking work happens in `reconcile`, in thre
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import kopf
 
-from schemagate import kube, leader, reconcile
+from schemagate import kube, leader, process, reconcile
 from schemagate.core import gate, migration_job, models
+from schemagate.core.pods import index_entries
 from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -29,13 +35,49 @@ def _ctx(memo: Any) -> reconcile.Context:
     return context
 
 
+#: Threads for API calls (`asyncio.to_thread`, the loop's default executor): a pool of our
+#: own, sized on purpose; database work has its own (`bulkhead.Bulkheads`).
+API_WORKERS = 16
+#: After SIGTERM, the seconds in-flight work has to end before the process exits anyway.
+STOP_GRACE = 7.0
+#: How long the liveness probe gives the API pool to run a no-op (the chart's probe
+#: waits 5 s, and restarts after three failures 20 s apart).
+PROBE_TIMEOUT = 3.0
+
+
+class DigestDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's last-handled configuration, with the spec as a digest: the whole spec of the
+    largest DatabaseSchema the CRD admits (10,000 tables) would pass the 256 KiB limit of
+    all annotations, and the finalizer could then never be removed. We register no
+    on.update handler that reads a diff; the digest still tells one spec from another."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        essence = dict(super().build(body=body, extra_fields=extra_fields))
+        if "spec" in essence:
+            text = json.dumps(essence["spec"], sort_keys=True, separators=(",", ":"))
+            essence["spec"] = {"sha256": hashlib.sha256(text.encode()).hexdigest()}
+        return essence
+
+
+@kopf.index("", "v1", "pods")
+async def gated_pods(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """The pods by the schemas they name (`core.pods`). Kopf starts no other handler
+    before this index holds every pod its first LIST returned, so no first check sees a
+    half-filled index; async, so 3,000 pods cost no thread hops."""
+    return index_entries(body)
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
     # Our status is ours alone: Kopf keeps its bookkeeping in annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=models.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBase(
         prefix=models.GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{models.GROUP}/finalizer"
+    # SIGTERM: whatever is still in flight after the grace, the process goes (SIGKILL).
+    settings.process.ultimate_exiting_timeout = STOP_GRACE
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="schemagate-api"))
     settings.posting.level = logging.INFO  # our Events: one per transition (reconcile.announce)
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
@@ -48,9 +90,45 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
                                               message=scrubber.scrub(message))
 
     memo["context"] = reconcile.Context(
-        kube=kube.Kube(kube.connect(operator_settings.kubeconfig), scrubber),
-        registry=reconcile.Registry(), metrics=metrics, announce=announce,
-        verify_image=operator_settings.verify_image)
+        kube=memo["kube"], registry=reconcile.Registry(), metrics=metrics, announce=announce,
+        verify_image=operator_settings.verify_image,
+        pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
+        economy=operator_settings.economy,
+        keep_secrets=operator_settings.economy and operator_settings.watch_secrets)
+
+
+@kopf.on.probe(id="progress")
+async def progress(memo: Any, **_: Any) -> str:
+    """Fails (and /healthz with it) when a pass overran its bound or a pool of threads
+    cannot run a no-op: the machinery is wedged, and a restart is the cure."""
+    ctx = _ctx(memo)
+    overdue = ctx.progress.overdue()
+    if overdue:
+        raise kopf.PermanentError("no progress: " + "; ".join(overdue[:3]))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), PROBE_TIMEOUT)
+    except TimeoutError:
+        raise kopf.PermanentError(f"no progress: the {API_WORKERS} API threads are all busy "
+                                  f"for {PROBE_TIMEOUT:g} s") from None
+    return f"{ctx.progress.finished_passes} passes, {len(ctx.progress.passes)} in flight"
+
+
+@kopf.on.cleanup()
+def exit_in_time(**_: Any) -> None:
+    _exit_after(STOP_GRACE)
+
+
+def _exit_after(seconds: float) -> None:
+    """A thread stuck in a blocking call would hold the interpreter's exit forever (it
+    joins every worker thread): end the process after `seconds` whatever still runs."""
+    def leave() -> None:
+        logging.getLogger(__name__).warning(
+            "blocking calls still running %ss after the stop; exiting without them", seconds)
+        os._exit(0)
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    timer.start()
 
 
 @kopf.on.login()
@@ -78,7 +156,7 @@ async def keep_verified(body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any,
 
 
 @kopf.on.event(*RESOURCE)
-def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
+async def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
     meta = body.metadata
     rerun = meta.annotations.get(migration_job.RERUN_ANNOTATION)
     _ctx(memo).registry.notice((meta.namespace or "", meta.name or ""),
@@ -86,13 +164,22 @@ def schema_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 
 # Registered in `run` unless --no-watch-secrets: without it the chart grants `get` only.
-def secret_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def secret_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     _ctx(memo).registry.wake_users_of("Secret", namespace or "", name)
 
 
+# Async, as every event handler here: Kopf would run a plain function in a thread, and
+# the registry is the event loop's alone.
 @kopf.on.event("", "v1", "configmaps")
-def config_map_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def config_map_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     _ctx(memo).registry.wake_users_of("ConfigMap", namespace or "", name)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def deployment_changed(type: str, namespace: str | None, name: str, body: kopf.Body,
+                       memo: Any, **_: Any) -> None:
+    generation = None if type == "DELETED" else body.metadata.get("generation")
+    _ctx(memo).registry.deployment_seen(namespace or "", name, generation)
 
 
 def _carries_a_gate(spec: kopf.Spec, **_: Any) -> bool:
@@ -104,7 +191,10 @@ async def pod_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if type == "DELETED":
         _ctx(memo).registry.pod_gone(body.metadata.uid or "")
     elif not body.metadata.get("deletionTimestamp"):
-        await reconcile.gate_new_pod(body, _ctx(memo))
+        try:
+            await reconcile.gate_new_pod(body, _ctx(memo))
+        except kube.ApiError as exc:  # one line, not the client's dump; the loop retries
+            raise kopf.TemporaryError(kube.describe(exc), delay=5) from None
 
 
 @kopf.on.delete(*RESOURCE)
@@ -131,7 +221,7 @@ class _QuietWatchers(logging.Filter):
 
     _chatty = tuple(f"Handler '{name}' succeeded"
                     for name in ("pod_changed", "secret_changed", "schema_changed",
-                                 "config_map_changed"))
+                                 "config_map_changed", "deployment_changed"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and record.getMessage().startswith(self._chatty):
@@ -141,6 +231,8 @@ class _QuietWatchers(logging.Filter):
 
 
 def run(settings: Settings) -> None:
+    if settings.economy:
+        process.keep_memory_small()  # before any thread starts
     if settings.kubeconfig:
         # Kopf's own login reads KUBECONFIG; our client is given the same file explicitly.
         os.environ["KUBECONFIG"] = settings.kubeconfig
@@ -163,12 +255,13 @@ def run(settings: Settings) -> None:
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()
+    # One client, one connection pool, for the whole process (the Lease included).
+    api = kube.Kube(kube.connect(settings.kubeconfig, on_request=metrics.api_request), scrubber)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
     elector = None
     if settings.lease is not None:
-        elector = leader.Elector(kube.Kube(kube.connect(settings.kubeconfig), scrubber),
-                                 settings.lease, on_leading=metrics.leading)
+        elector = leader.Elector(api, settings.lease, on_leading=metrics.leading)
         metrics.leading(False)
         # Until Kopf installs its own handler, SIGTERM ends a standby cleanly and lets a
         # fresh leader release the Lease on its way out.
@@ -186,8 +279,9 @@ def run(settings: Settings) -> None:
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint,
-            memo=kopf.Memo(settings=settings, metrics=metrics, scrubber=scrubber),
+            memo=kopf.Memo(settings=settings, metrics=metrics, scrubber=scrubber, kube=api),
         )
     finally:
+        _exit_after(STOP_GRACE)  # what follows, and the interpreter's exit, in bounded time
         if elector is not None:
             elector.release()

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +22,12 @@ from schemagate.core import models
 from schemagate.core.gate import PodCondition, PodView
 from schemagate.core.migration_job import LastWords, last_words, termination_message
 from schemagate.core.scrub import Scrubber
+from schemagate.core.verify_pod import VERIFY_LABEL
 
 JSON = dict[str, Any]
 Body = Mapping[str, Any]
+#: What a failed call raises, for callers that say it in one line (`describe`).
+ApiError = ApiException
 
 
 class SecretNotFound(Exception):
@@ -36,8 +42,88 @@ class Conflict(Exception):
     """Someone else wrote the object since we read it (409)."""
 
 
-def connect(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster when running in a pod, else the kubeconfig (KUBECONFIG or the given path)."""
+#: Seconds any one API call may take when its caller names no other deadline: an API
+#: server whose etcd is gone accepts the request and answers only at its own 60 s.
+REQUEST_TIMEOUT = 15.0
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the client's ApiException prints its headers and body over
+    many lines; this says the status and the API server's own message."""
+    if isinstance(exc, ApiException):
+        message = ""
+        try:
+            message = json.loads(exc.body or "{}").get("message") or ""
+        except (ValueError, AttributeError):
+            message = str(exc.body or "")
+        text = f"the API server answered {exc.status} {exc.reason or ''}".rstrip()
+        return " ".join(f"{text}: {message}".split()) if message else text
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+#: Called with (verb, resource) for every request the client sends.
+OnRequest = Callable[[str, str], None]
+_PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)(?:/namespaces/[^/]+)?/([^/?]+)(/[^/?]+)?"
+                   r"(?:/([^/?]+))?$")
+
+
+def resource_of(path: str) -> str:
+    """`pods/status` for /api/v1/namespaces/ns/pods/p/status, `namespaces` for a namespace."""
+    return _request_of("GET", path)[1]
+
+
+def _request_of(method: str, path: str) -> tuple[str, str]:
+    """The API's own verb and resource of a request: GET of a collection is `list`."""
+    plain, _, query = path.partition("?")
+    verb = method.lower()
+    match = _PATH.match(plain)
+    if match is None:
+        return verb, "other"
+    kind, name, sub = match.groups()
+    if verb == "get" and name is None:
+        verb = "watch" if "watch=true" in query.lower() else "list"
+    return verb, f"{kind}/{sub}" if sub else kind
+
+
+class RequestCounter:
+    """Requests by (verb, resource), for `schemagate_api_requests_total` and the tests."""
+
+    def __init__(self, on_request: OnRequest | None = None) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._on_request = on_request
+
+    def __call__(self, method: str, url: str) -> None:
+        path = url.split("://", 1)[-1]
+        path = path[path.find("/"):] if "/" in path else "/"
+        key = _request_of(method, path)
+        with self._lock:
+            self.counts[key] += 1
+        if self._on_request is not None:
+            self._on_request(*key)
+
+
+class _Client(client.ApiClient):
+    """The official client with a deadline on every call (it has none by default), and
+    each request counted."""
+
+    def __init__(self, configuration: client.Configuration, counter: RequestCounter) -> None:
+        super().__init__(configuration)
+        self.counter = counter
+
+    def call_api(self, method: Any, url: Any, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> Any:
+        self.counter(method, url)
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout or REQUEST_TIMEOUT)
+
+
+def connect(kubeconfig: str | None = None, on_request: OnRequest | None = None
+            ) -> client.ApiClient:
+    """In-cluster when running in a pod, else the kubeconfig (KUBECONFIG or the given path).
+
+    One client per process: its connection pool keeps the TLS connections to the API
+    server open between requests. `on_request` is told of each request."""
     try:
         config.load_incluster_config()
         configuration = client.Configuration.get_default_copy()
@@ -46,7 +132,7 @@ def connect(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     # Gates are patched in parallel; the default pool (5 per CPU) would drop connections.
     configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
+    return _Client(configuration, RequestCounter(on_request))
 
 
 class Kube:
@@ -115,6 +201,37 @@ class Kube:
             if exc.status != 409:
                 raise
 
+    # verifyFrom: Pod - the verify pods, created, followed and deleted by their label.
+
+    def create_pod(self, namespace: str, manifest: JSON) -> JSON:
+        """Creates the pod (named by the API server from `generateName`); returns it."""
+        body: Any = manifest  # plain JSON, as for Jobs
+        response: Any = self.core.create_namespaced_pod(namespace, body,
+                                                        _preload_content=False)
+        created: JSON = json.loads(response.data)
+        return created
+
+    def verify_pods(self, namespace: str, schema: str) -> list[JSON]:
+        response: Any = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{VERIFY_LABEL}={schema}", _preload_content=False)
+        pods: list[JSON] = json.loads(response.data)["items"]
+        return pods
+
+    def verify_pod(self, namespace: str, name: str) -> JSON | None:
+        """One pod by name, through `list` (the operator holds no `get` on pods)."""
+        response: Any = self.core.list_namespaced_pod(
+            namespace, field_selector=f"metadata.name={name}", _preload_content=False)
+        items: list[JSON] = json.loads(response.data)["items"]
+        return items[0] if items else None
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
+                                            _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:  # gone already
+                raise
+
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:
         try:
             secret = self.core.read_namespaced_secret(ref.name, namespace)
@@ -151,8 +268,11 @@ class Kube:
         }]}}
         try:
             # Strategic merge keyed by `type`: the kubelet's conditions survive.
-            self.core.patch_namespaced_pod_status(pod, namespace, body,
-                                                  _preload_content=False)  # reply unread
+            response: Any = self.core.patch_namespaced_pod_status(pod, namespace, body,
+                                                                  _preload_content=False)
+            # Read to the end: only then does the connection go back to the pool, and the
+            # next patch reuses it instead of a new TLS handshake. Not parsed.
+            response.data  # noqa: B018
         except ApiException as exc:
             if exc.status != 404:  # a pod deleted meanwhile needs no gate
                 raise

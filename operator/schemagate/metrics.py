@@ -56,6 +56,16 @@ class Metrics:
             "Checks that could not look at the schema: unreachable (the database did not "
             "answer) or internal (an unexpected error, logged).",
             ["reason"], registry=self.registry)
+        self.api_requests = Counter(
+            "schemagate_api_requests",
+            "Requests the operator's own client sent to the Kubernetes API, by verb and "
+            "resource (Kopf's watches and Events aside).",
+            ["verb", "resource"], registry=self.registry)
+        self.last_verified = Gauge(
+            "schemagate_last_verified_timestamp_seconds",
+            "When the database of the DatabaseSchema was last read (Unix time); status "
+            "carries it only when something else changes or on a heartbeat.",
+            ["namespace", "name"], registry=self.registry)
         self.leader = Gauge(
             "schemagate_leader", "1 while this replica holds the leader Lease and acts; "
             "0 while it stands by.", registry=self.registry)
@@ -84,6 +94,12 @@ class Metrics:
         if outcome.reason is Reason.DATABASE_UNREACHABLE:
             self.check_failures.labels(UNREACHABLE).inc()
 
+    def api_request(self, verb: str, resource: str) -> None:
+        self.api_requests.labels(verb, resource).inc()
+
+    def verified_at(self, namespace: str, name: str, unix_time: float) -> None:
+        self.last_verified.labels(namespace, name).set(unix_time)
+
     def _set_reason(self, namespace: str, name: str, reason: str) -> None:
         previous = self._reasons.get((namespace, name))
         if previous is not None and previous != reason:
@@ -99,7 +115,7 @@ class Metrics:
         self.check_failures.labels(INTERNAL).inc()
 
     def forget(self, namespace: str, name: str) -> None:
-        for gauge in (self.schema_ready, self.gate_open):
+        for gauge in (self.schema_ready, self.gate_open, self.last_verified):
             self._remove(gauge, namespace, name)
         for state in GATE_STATES:
             self._remove(self.gate_pods, namespace, name, state)

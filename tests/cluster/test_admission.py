@@ -225,3 +225,26 @@ def test_the_operators_own_writes_are_never_refused(
 def subprocess_patch(who: Identity, namespace: str, patch: str) -> Any:
     return who.run("-n", namespace, "patch", "dbschema", "payments", "--type=merge", "-p", patch)
 
+
+
+def test_a_tenant_who_may_not_create_pods_may_not_verify_from_a_pod(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release) -> None:
+    grant(cluster, namespace, "team-a-own-secret", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
+         "verbs": ["get"]}])
+    wait_for("alice reads her own Secret", lambda: alice.can_i(
+        "get", "secret/team-a-db", "-n", namespace))
+    in_pod = schema("verify-as-payments", "team-a-db")
+    in_pod["spec"]["database"].update(verifyFrom="Pod", verifyPod={
+        "fromDeployment": {"name": "payments", "container": "app"}})
+
+    refused = refused_once_in_force(alice, namespace, in_pod)
+    assert (f"user alice may not create pods in namespace {namespace}: database.verifyFrom: "
+            "Pod runs a pod for its author") in refused, refused
+
+    grant(cluster, namespace, "team-a-pods", [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}])
+    wait_for("alice creates pods", lambda: alice.can_i("create", "pods", "-n", namespace))
+    admitted, text = create(alice, namespace, in_pod)
+    assert admitted, text

@@ -193,6 +193,7 @@ def test_the_service_accounts_own_token_may_do_what_the_chart_grants_and_no_more
     assert can_i("patch", "pods", "--subresource=status")
     assert can_i("watch", "databaseschemas.schemagate.io")
     assert can_i("create", "jobs.batch")
-    assert not can_i("delete", "pods")
+    assert can_i("create", "pods")  # the verify pods of verifyFrom: Pod
+    assert not can_i("update", "pods") and not can_i("patch", "pods")
     assert not can_i("update", "deployments.apps")
     assert not can_i("get", "secrets", "-n", "default")

@@ -63,12 +63,22 @@ def create_database(server: LocalPostgres, name: str, *, owner: str) -> None:
     admin_sql(server, f"GRANT CONNECT ON DATABASE {name} TO {owner}")
 
 
-@pytest.fixture
-def tenant(postgres: LocalPostgres) -> Iterator[Tenant]:
+def new_tenant(postgres: LocalPostgres) -> Tenant:
     suffix = uuid.uuid4().hex[:8]
     role, database = f"app_{suffix}", f"app_{suffix}"
     password = f"S3cret-{uuid.uuid4().hex}"
     admin_sql(postgres, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     create_database(postgres, database, owner=role)
-    yield Tenant(server=postgres, suffix=suffix, role=role, password=password,
-                 database=database)
+    return Tenant(server=postgres, suffix=suffix, role=role, password=password,
+                  database=database)
+
+
+@pytest.fixture
+def tenant(postgres: LocalPostgres) -> Iterator[Tenant]:
+    yield new_tenant(postgres)
+
+
+@pytest.fixture
+def other_tenant(postgres: LocalPostgres) -> Tenant:
+    """A second tenant on the same server: another role, another database."""
+    return new_tenant(postgres)

@@ -33,12 +33,12 @@ NAMESPACED = {
     *(("schemagate.io", "databaseschemas", v) for v in ("get", "list", "watch", "patch")),
     ("schemagate.io", "databaseschemas/status", "patch"),
     ("schemagate.io", "databaseschemas/finalizers", "update"),
-    *(("", "pods", v) for v in ("list", "watch")),
+    *(("", "pods", v) for v in ("list", "watch", "create", "delete")),
     ("", "pods/status", "patch"),
     *(("", "secrets", v) for v in ("get", "list", "watch")),
     ("", "events", "create"),
     *(("batch", "jobs", v) for v in ("create", "get")),
-    ("apps", "deployments", "get"),
+    *(("apps", "deployments", v) for v in ("get", "list", "watch")),
     *(("", "configmaps", v) for v in ("get", "list", "watch")),
     ("", "serviceaccounts", "create"),
 }
@@ -193,8 +193,30 @@ def test_no_rule_lets_it_change_a_pod_or_a_deployment() -> None:
         for role in of_kind(manifests, "ClusterRole") + of_kind(manifests, "Role"):
             granted = grants(role)
             assert not any("*" in g for g in granted)
-            assert {v for _, r, v in granted if r == "pods"} <= {"list", "watch"}
-            assert {v for _, r, v in granted if r == "deployments"} <= {"get"}
+            # verifyFrom: Pod creates and deletes its verify pods; no pod is ever changed.
+            assert {v for _, r, v in granted if r == "pods"} <= {"list", "watch", "create",
+                                                                  "delete"}
+            assert {v for _, r, v in granted if r == "deployments"} <= {"get", "list", "watch"}
+
+
+def test_pods_are_created_only_in_the_watched_namespaces() -> None:
+    manifests = render(TWO_NAMESPACES)
+    cluster_wide = {r for role in of_kind(manifests, "ClusterRole") for _, r, _ in grants(role)}
+    assert "pods" not in cluster_wide
+    roles = of_kind(manifests, "Role")
+    creating = {role["metadata"]["namespace"] for role in roles
+                if ("", "pods", "create") in grants(role)}
+    assert creating == {"team-a", "team-b"}
+
+
+@pytest.mark.parametrize(("values", "image"), [
+    ({"image.repository": "europe-docker.pkg.dev/p/r/schemagate", "image.tag": "0.1.0"},
+     "europe-docker.pkg.dev/p/r/schemagate:0.1.0"),
+    ({"image.digest": "sha256:" + "0" * 64}, "schemagate@sha256:" + "0" * 64)])
+def test_the_verify_pods_run_the_operators_own_image(values: dict[str, str], image: str) -> None:
+    (container,) = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+    assert build_parser().parse_args(["run", *container["args"]]).verify_image == image
 
 
 def test_metrics_service_and_optional_service_monitor() -> None:

@@ -156,3 +156,22 @@ def test_the_dashboard_ships_in_a_config_map_for_the_sidecar() -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads(config_map["data"]["schemagate.json"])
     assert shipped == json.loads((CHART / "dashboards" / "schemagate.json").read_text())
+
+
+def test_requests_are_counted_by_verb_and_resource() -> None:
+    from schemagate import kube
+
+    assert kube.resource_of("/api/v1/namespaces/ns/pods/p/status") == "pods/status"
+    assert kube.resource_of("/api/v1/namespaces/ns/pods") == "pods"
+    assert kube.resource_of("/api/v1/namespaces/ns/secrets/db") == "secrets"
+    assert kube.resource_of(
+        "/apis/schemagate.io/v1alpha1/namespaces/ns/databaseschemas/s/status") == \
+        "databaseschemas/status"
+    assert kube.resource_of("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l") == "leases"
+    counted = kube.RequestCounter()
+    counted("PATCH", "https://10.0.0.1:6443/api/v1/namespaces/ns/pods/p/status")
+    counted("PATCH", "https://10.0.0.1:6443/api/v1/namespaces/ns/pods/q/status")
+    counted("GET", "https://10.0.0.1:6443/api/v1/namespaces/ns/pods?labelSelector=a%3Db")
+    counted("GET", "https://10.0.0.1:6443/api/v1/namespaces/ns/secrets/db")
+    assert counted.counts == {("patch", "pods/status"): 2, ("list", "pods"): 1,
+                              ("get", "secrets"): 1}

@@ -136,3 +136,29 @@ def test_a_failing_migrator_leaves_its_last_words_even_with_the_servers_default_
     pod = jobs.migration_job(schema="backend-schema", uid="u-1", generation=3, job=spec(),
                              deployment=source, rerun=None)["spec"]["template"]["spec"]
     assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def opted_in(schema: str) -> dict[str, Any]:
+    source = deployment()
+    source["metadata"]["labels"] = {jobs.SCHEMA_LABEL: jobs.bounded(schema)}
+    return source
+
+
+def test_a_long_schema_name_gets_a_job_and_labels_the_api_server_accepts() -> None:
+    long_a, long_b = "a" * 70 + "-one", "a" * 70 + "-two"
+    with pytest.raises(jobs.InvalidJobSource, match=f"{jobs.SCHEMA_LABEL}={jobs.bounded(long_a)}"):
+        jobs.migration_job(schema=long_a, uid="u", generation=3, job=spec(),
+                           deployment=deployment(), rerun=None)
+    job_a = jobs.migration_job(schema=long_a, uid="u", generation=3, job=spec(),
+                               deployment=opted_in(long_a), rerun=None)
+    job_b = jobs.migration_job(schema=long_b, uid="u", generation=3, job=spec(),
+                               deployment=opted_in(long_b), rerun=None)
+    names = [job_a["metadata"]["name"], job_b["metadata"]["name"]]
+    labels = [job_a["metadata"]["labels"][jobs.MIGRATION_LABEL],
+              job_b["spec"]["template"]["metadata"]["labels"][jobs.MIGRATION_LABEL]]
+    for value in names + labels:
+        assert len(value) <= 63 and value[0].isalnum() and value[-1].isalnum()
+    assert names[0] != names[1] and labels[0] != labels[1]
+    short = jobs.migration_job(schema="backend-schema", uid="u", generation=3, job=spec(),
+                               deployment=deployment(), rerun=None)
+    assert short["metadata"]["labels"][jobs.MIGRATION_LABEL] == "backend-schema"

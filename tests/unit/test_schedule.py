@@ -60,3 +60,36 @@ def test_a_write_that_only_moves_the_last_verified_time_waits_for_the_interval()
 def test_any_other_change_is_written_at_once() -> None:
     assert schedule.worth_writing(status(T0), status(T0, ready=0), SPEC)
     assert schedule.worth_writing(status(None), status(T0), SPEC)
+
+
+def test_a_status_that_only_moves_the_last_verified_time_waits_for_the_heartbeat() -> None:
+    before = status(T0)
+    every = schedule.heartbeat(10)
+    assert every == schedule.HEARTBEAT
+    assert not schedule.worth_writing(before, status(T0 + timedelta(seconds=120)), SPEC, every)
+    assert schedule.worth_writing(before, status(T0 + timedelta(seconds=every)), SPEC, every)
+    # Whatever a user sees is written at once, heartbeat or not.
+    assert schedule.worth_writing(before, status(T0 + timedelta(seconds=1), ready=0), SPEC,
+                                  every)
+
+
+def test_many_schemas_spread_their_heartbeats_to_a_bounded_rate() -> None:
+    assert schedule.heartbeat(1000) == 2000.0  # 1,000 writes in 33 minutes: 30 a minute
+    assert 1000 / (schedule.heartbeat(1000) / 60) <= schedule.HEARTBEATS_PER_MINUTE
+
+
+def test_idle_waits_end_on_a_shared_tick_so_one_database_sees_one_connection() -> None:
+    # Two schemas that last looked at different moments wake on the same tick.
+    assert 100.0 + schedule.aligned(30, 30, 100.0) == 120.0
+    assert 119.0 + schedule.aligned(30, 30, 119.0) == 120.0
+    assert 0 < schedule.aligned(30, 30, 120.0) <= 30  # on the tick: the next one
+    # A shorter wait (pods waiting, a retry) is kept.
+    assert schedule.aligned(0.5, 30, 100.0) == 0.5
+
+
+def test_pods_created_together_wait_for_one_check_that_serves_them_all() -> None:
+    first, second = T0, T0 + timedelta(seconds=0.03)
+    assert schedule.serve_at([first, second]) == second
+    # A pod much later is served by a check of its own; the first is not kept waiting.
+    assert schedule.serve_at([first, T0 + timedelta(seconds=5)]) == first
+    assert schedule.serve_at([]) is None

@@ -51,11 +51,13 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [schemagate.io]
   resources: [databaseschemas/status]
   verbs: [patch]
-# Pods that carry a readiness gate: watched and listed. The operator never updates
-# or deletes a pod; it only sets its gate condition, through pods/status.
+# Pods that carry a readiness gate: watched and listed; it only sets their gate
+# condition, through pods/status, and never updates a pod. database.verifyFrom: Pod -
+# the verify pods (label schemagate.io/verify-of) are created, listed by label and name,
+# and deleted once finished (the last few kept) or when their DatabaseSchema goes.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
@@ -73,10 +75,12 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get]
-# migrations.job.fromDeployment - the Job copies the backend Deployment's pod template.
+# migrations.job.fromDeployment and database.verifyPod.fromDeployment - the Job and the
+# verify pod copy the backend Deployment's pod template; watched so a change of it is
+# verified at once (a new generation wakes the schemas that clone it).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get]
+  verbs: [get, list, watch]
 # migrations.run: Alembic - the migration scripts come from a ConfigMap, watched for changes.
 - apiGroups: [""]
   resources: [configmaps]

@@ -16,6 +16,16 @@ SCHEMA_VERIFIED = "SchemaVerified"
 MIGRATIONS_APPLIED = "MigrationsApplied"
 STALLED = "Stalled"
 RECONCILING = "Reconciling"
+#: Characters of a condition message: five conditions can repeat one message, and the
+#: status must stay small (an error text may quote a whole statement).
+MESSAGE_LIMIT = 4096
+
+
+def bounded_message(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    if len(message) <= limit:
+        return message
+    cut = f" ... ({len(message) - limit + 40:,} more characters)"
+    return message[: limit - len(cut)] + cut
 
 
 def timestamp(moment: datetime) -> str:
@@ -33,7 +43,7 @@ def set_condition(conditions: Sequence[Condition], *, type: str, status: bool | 
     previous = next((c for c in conditions if c.type == type), None)
     moved = previous is None or previous.status != wire_status
     updated = Condition(
-        type=type, status=wire_status, reason=reason, message=message,
+        type=type, status=wire_status, reason=reason, message=bounded_message(message),
         last_transition_time=timestamp(now) if moved or previous is None
         else previous.last_transition_time,
         observed_generation=generation,

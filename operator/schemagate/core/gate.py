@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemagate.core import reasons
 from schemagate.core.models import DriftPolicy, LabelSelector, SelectorOperator
-from schemagate.core.reasons import CONNECTION_FAILURES, GateReason, Reason
+from schemagate.core.reasons import GateReason
 from schemagate.core.revisions import (
     SCHEMA_LABEL,
     Knowledge,
@@ -45,7 +46,7 @@ NEW_RELEASE_SETTLE = timedelta(seconds=5)
 TEMPLATE_LABELS = ("pod-template-hash", "controller-revision-hash")
 
 # Reasons that say nothing about the schema itself: the operator could not look.
-_CANNOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
+_CANNOT_LOOK = reasons.COULD_NOT_LOOK
 
 
 def gate_condition_type(schema_name: str) -> str:

@@ -1,11 +1,7 @@
 """The migration Job, built from the backend Deployment's pod template (pure).
 
-The Job runs with the backend's own settings: the named container's image, env,
-envFrom, volume mounts and working directory, the volumes those mounts need, the
-pod's service account, pull secrets and security context, and its other containers
-as native sidecars (restartPolicy: Always init containers), so that a database proxy
-comes along and still lets the Job complete. The backend's ordinary init containers
-stay behind: a "wait for the schema" init container would wait for itself.
+The Job runs the named container's image with the backend's own settings, cloned by
+the rules of `core.pod_template` (shared with the verify pod of `verifyFrom: Pod`).
 """
 
 from __future__ import annotations
@@ -17,8 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from schemagate.core import pod_template as template
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
+from schemagate.core.revisions import SCHEMA_LABEL  # noqa: F401 (callers read it here)
 
 JSON = dict[str, Any]
 #: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
@@ -29,73 +27,35 @@ RERUN_ANNOTATION = f"{GROUP}/rerun"
 #: The database before the run (MigrationSnapshot as JSON), on the Job itself.
 SNAPSHOT_ANNOTATION = f"{GROUP}/before"
 
-_POD_FIELDS = ("serviceAccountName", "imagePullSecrets", "securityContext", "nodeSelector",
-               "tolerations", "affinity", "priorityClassName", "dnsPolicy", "dnsConfig",
-               "hostAliases", "automountServiceAccountToken")
-_DROPPED_FROM_MIGRATOR = ("readinessProbe", "livenessProbe", "startupProbe", "ports",
-                          "lifecycle", "command", "args", "restartPolicy")
-
-
 class JobState(StrEnum):
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
 
 
-class InvalidJobSource(ValueError):
+class InvalidJobSource(template.InvalidPodSource):
     """The Deployment cannot give a migration Job (container missing, no containers, its
     owners did not opt in)."""
 
 
 def require_opt_in(deployment: Mapping[str, Any], schema: str) -> None:
     """The Deployment's owners opted in to running this DatabaseSchema's migrations as
-    their workload: the Deployment (or its pod template) carries the label
-    `schemagate.io/schema: <schema>`. Without that, whoever may write a DatabaseSchema
-    could run a Job with another team's service account, env and Secrets."""
-    name = deployment["metadata"]["name"]
-    template = (deployment.get("spec") or {}).get("template") or {}
-    for labels in ((deployment["metadata"].get("labels") or {}),
-                   ((template.get("metadata") or {}).get("labels") or {})):
-        if labels.get(SCHEMA_LABEL) == schema:
-            return
-    raise InvalidJobSource(
-        f"Deployment {name} has not opted in to migrations by DatabaseSchema {schema}: its "
-        f"owners add the label {SCHEMA_LABEL}={schema} to it (kubectl label deployment/{name} "
-        f"{SCHEMA_LABEL}={schema}); until then no Job runs as that Deployment")
-
-
-def _container(template_spec: Mapping[str, Any], name: str | None, deployment: str) -> JSON:
-    containers: list[JSON] = list(template_spec.get("containers") or [])
-    if not containers:
-        raise InvalidJobSource(f"Deployment {deployment} has no containers")
-    if name is None:
-        return containers[0]
-    for container in containers:
-        if container.get("name") == name:
-            return container
-    names = ", ".join(c.get("name", "?") for c in containers)
-    raise InvalidJobSource(f"Deployment {deployment} has no container {name} "
-                           f"(its containers: {names})")
-
-
-def _as_sidecar(container: Mapping[str, Any]) -> JSON:
-    sidecar = {k: v for k, v in container.items() if k not in ("readinessProbe",
-                                                                "livenessProbe")}
-    sidecar["restartPolicy"] = "Always"
-    return sidecar
-
-
-def _volumes_needed(template_spec: Mapping[str, Any], containers: list[JSON]) -> list[JSON]:
-    mounted = {m["name"] for c in containers for m in c.get("volumeMounts") or ()}
-    return [v for v in template_spec.get("volumes") or () if v.get("name") in mounted]
+    their workload (`core.pod_template.require_opt_in`)."""
+    try:
+        template.require_opt_in(deployment, schema, "migrations", "Job")
+    except template.InvalidPodSource as exc:
+        raise InvalidJobSource(str(exc)) from None
 
 
 def pod_spec(job: JobSpec, deployment: Mapping[str, Any]) -> JSON:
     """What the migration runs: the pod spec of the Job, from the Deployment."""
     name = deployment["metadata"]["name"]
-    template_spec: Mapping[str, Any] = deployment["spec"]["template"]["spec"]
-    source = _container(template_spec, job.from_deployment.container, name)
-    migrator = {k: v for k, v in source.items() if k not in _DROPPED_FROM_MIGRATOR}
+    spec = template.template_spec(deployment)
+    try:
+        source = template.source_container(spec, job.from_deployment.container, name)
+    except template.InvalidPodSource as exc:
+        raise InvalidJobSource(str(exc)) from None
+    migrator = {k: v for k, v in source.items() if k not in template.NOT_FOR_A_RUN}
     migrator.update(name="migrate", command=list(job.command))
     # A kubelet writes a termination message only from /dev/termination-log unless told
     # to fall back on the output's tail: MigrationFailed quotes that message. Always:
@@ -104,19 +64,7 @@ def pod_spec(job: JobSpec, deployment: Mapping[str, Any]) -> JSON:
     migrator["terminationMessagePolicy"] = "FallbackToLogsOnError"
     if job.args:
         migrator["args"] = list(job.args)
-    native_sidecars = [c for c in template_spec.get("initContainers") or ()
-                       if c.get("restartPolicy") == "Always"]
-    other_containers = [_as_sidecar(c) for c in template_spec.get("containers") or ()
-                        if c is not source]
-    sidecars = native_sidecars + other_containers
-    spec: JSON = {k: template_spec[k] for k in _POD_FIELDS if k in template_spec}
-    spec.update(restartPolicy="Never", containers=[migrator])
-    if sidecars:
-        spec["initContainers"] = sidecars
-    volumes = _volumes_needed(template_spec, [migrator, *sidecars])
-    if volumes:
-        spec["volumes"] = volumes
-    return spec
+    return template.clone(spec, migrator, template.sidecars(spec, source))
 
 
 def digest(spec: Mapping[str, Any], job: JobSpec, rerun: str | None) -> str:
@@ -127,9 +75,15 @@ def digest(spec: Mapping[str, Any], job: JobSpec, rerun: str | None) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:10]
 
 
+
+
 def job_name(schema: str, generation: int, hash_: str) -> str:
+    """`<schema>-migrate-<generation>-<hash>`, within 63 characters; a schema name cut
+    short gets a hash of its own, so two long names that start alike never share a Job."""
     suffix = f"-migrate-{generation}-{hash_}"
-    return schema[: 63 - len(suffix)].rstrip("-.") + suffix
+    if len(schema) + len(suffix) <= MAX_LABEL:
+        return schema + suffix
+    return bounded(schema, MAX_LABEL - len(suffix)) + suffix
 
 
 def owner_reference(schema: str, uid: str) -> JSON:
@@ -143,7 +97,7 @@ def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
     require_opt_in(deployment, schema)
     spec = pod_spec(job, deployment)
     hash_ = digest(spec, job, rerun)
-    labels = {MIGRATION_LABEL: schema}
+    labels = {MIGRATION_LABEL: bounded(schema)}  # a DatabaseSchema name may have 253
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

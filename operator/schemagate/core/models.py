@@ -41,6 +41,28 @@ class SecretKeyRef(Model):
         description="The key whose value is the database URL, e.g. DATABASE_URL.")
 
 
+class VerifyFrom(StrEnum):
+    OPERATOR = "Operator"
+    POD = "Pod"
+
+
+class FromDeployment(Model):
+    name: K8sName = Field(description="The Deployment's name, in the DatabaseSchema's "
+                                      "namespace.")
+    container: K8sName | None = Field(
+        None, description="The container whose env and mounts the Job (and its image) or the "
+                          "verify pod runs with "
+                          "(default: the first container).")
+
+
+class VerifyPodSpec(Model):
+    from_deployment: FromDeployment = Field(
+        description="The backend Deployment the verify pod is cloned from: its service "
+                    "account, its sidecars (a Cloud SQL Auth Proxy) and the named container's "
+                    "env, envFrom and volume mounts, with the operator's own image; it must "
+                    "carry the label schemagate.io/schema: <this DatabaseSchema's name>.")
+
+
 class DatabaseSpec(Model):
     """The backend's database, reached through the backend's own connection settings."""
 
@@ -54,14 +76,21 @@ class DatabaseSpec(Model):
         5, ge=1, le=60,
         description="How long a connection attempt may take, in seconds (default 5); longer "
                     "is DatabaseUnreachable.")
+    verify_from: VerifyFrom = Field(
+        VerifyFrom.OPERATOR,
+        description="Where the check runs: Operator (the default; the operator connects with "
+                    "the URL) or Pod (a short-lived pod cloned from verifyPod.fromDeployment "
+                    "runs schemagate verify, for a URL only the backend's pods can reach: a "
+                    "proxy sidecar on 127.0.0.1, IAM authentication through the backend's "
+                    "service account).")
+    verify_pod: VerifyPodSpec | None = Field(
+        None, description="The verify pod, for verifyFrom: Pod.")
 
-
-class FromDeployment(Model):
-    name: K8sName = Field(description="The Deployment's name, in the DatabaseSchema's "
-                                      "namespace.")
-    container: K8sName | None = Field(
-        None, description="The container whose image, env and mounts the Job runs with "
-                          "(default: the first container).")
+    @model_validator(mode="after")
+    def _pod_is_described(self) -> DatabaseSpec:
+        if self.verify_from is VerifyFrom.POD and self.verify_pod is None:
+            raise ValueError("database.verifyFrom is Pod but database.verifyPod is not set")
+        return self
 
 
 #: Bounds on what a migration Job runs: generous for any real command line, small
@@ -280,6 +309,16 @@ class DatabaseSchemaSpec(Model):
         description="How often the database is checked again, in seconds (default 30, at "
                     "least 5).")
 
+    @model_validator(mode="after")
+    def _migrations_reach_the_database(self) -> DatabaseSchemaSpec:
+        if self.database.verify_from is VerifyFrom.POD and \
+                self.migrations.run is MigrationRun.ALEMBIC:
+            raise ValueError(
+                "migrations.run: Alembic runs the migrations from the operator, which cannot "
+                "reach a database that only the backend's pods reach (database.verifyFrom: "
+                "Pod); use migrations.run: Job, cloned from the same Deployment")
+        return self
+
     @property
     def version_table_schema(self) -> str:
         return self.migrations.version_table_schema or self.database.schema_
@@ -366,6 +405,11 @@ class DatabaseStatus(StatusModel):
     system_identifier: str | None = Field(
         None, description="The server's system identifier, which tells one PostgreSQL "
                           "cluster from another (absent when the role may not read it).")
+    verified_from: str | None = Field(
+        None, description="Where the check ran: Operator, or Pod (verifyFrom: Pod).")
+    verify_pod: str | None = Field(
+        None, description="The verify pod that ran the check, for verifyFrom: Pod (kubectl "
+                          "logs pod/<name>; the last few are kept).")
 
 
 class GateStatus(StatusModel):
@@ -417,6 +461,12 @@ class MigrationStatus(StatusModel):
 
 #: Column mismatches kept in status: enough to act on, bounded so the object stays small.
 MISMATCHES_IN_STATUS = 100
+#: Missing tables and places found elsewhere kept in status; the summary and the message
+#: give the counts. With the condition messages bounded too, the status stays under
+#: STATUS_LIMIT even for the largest spec (`core.status.fit` makes sure).
+MISSING_IN_STATUS = 100
+PLACES_IN_STATUS = 100
+STATUS_LIMIT = 64 * 1024
 
 
 class DatabaseSchemaStatus(StatusModel):
@@ -431,11 +481,13 @@ class DatabaseSchemaStatus(StatusModel):
                     "each type.")
     # None until the database was read once: "nothing missing" must mean it.
     missing_tables: list[str] | None = Field(
-        None, description="Declared tables missing from database.schema; absent until the "
-                          "database was read.")
+        None, description=f"Declared tables missing from database.schema, the first "
+                          f"{MISSING_IN_STATUS} (missingSummary gives the count); absent until "
+                          f"the database was read.")
     found_elsewhere: list[TablePlace] | None = Field(
-        None, description="Where missing tables were found instead: another schema of the "
-                          "database, or another database on the same server.")
+        None, description=f"Where missing tables were found instead: another schema of the "
+                          f"database, or another database on the same server; the first "
+                          f"{PLACES_IN_STATUS}, the SchemaVerified message says how many more.")
     #: The first `MISMATCHES_IN_STATUS`; the SchemaVerified message gives the count.
     column_mismatches: list[ColumnMismatchStatus] | None = Field(
         None, description=f"Declared columns missing or of another type or nullability: the "

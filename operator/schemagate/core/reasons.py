@@ -17,6 +17,8 @@ class Reason(StrEnum):
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     SECRET_NOT_FOUND = "SecretNotFound"
     INVALID_SPEC = "InvalidSpec"
+    #: verifyFrom: Pod: the verify pod could not start or ended without a verdict.
+    VERIFY_POD_FAILED = "VerifyPodFailed"
 
 
 #: Reasons that say the database itself was read and the schema is not as declared.
@@ -26,6 +28,9 @@ SCHEMA_NOT_AS_DECLARED = frozenset({
 })
 #: Reasons that say the database could not be read at all.
 CONNECTION_FAILURES = frozenset({Reason.DATABASE_UNREACHABLE, Reason.AUTHENTICATION_FAILED})
+#: Reasons that say the check did not read the database at all: nothing is known of it.
+COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC,
+                                        Reason.VERIFY_POD_FAILED}
 
 
 class GateReason(StrEnum):

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from schemagate.core import conditions as cond
+from schemagate.core import reasons
 from schemagate.core.columns import ColumnMismatch
 from schemagate.core.models import (
     MISMATCHES_IN_STATUS,
+    MISSING_IN_STATUS,
+    PLACES_IN_STATUS,
+    STATUS_LIMIT,
     ColumnMismatchStatus,
     ColumnState,
     DatabaseSchemaStatus,
@@ -19,12 +24,12 @@ from schemagate.core.models import (
     RevisionStatus,
     TablePlace,
 )
-from schemagate.core.reasons import CONNECTION_FAILURES, Reason
+from schemagate.core.reasons import Reason
 from schemagate.core.revisions import passed_through
-from schemagate.core.verdict import Verdict
+from schemagate.core.verdict import Verdict, names
 
 #: The operator could not look at the schema at all: nothing is known about it.
-COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_SPEC}
+COULD_NOT_LOOK = reasons.COULD_NOT_LOOK
 #: Outcomes a person must act on; retrying alone will not fix them. `MigrationFailed`
 #: joins them once its retries are spent (`Outcome.retries_left`).
 NEEDS_A_PERSON = frozenset({Reason.INVALID_SPEC, Reason.SECRET_NOT_FOUND,
@@ -44,6 +49,8 @@ class Outcome:
     #: A failed migration that will be run again by itself (run: Alembic, before
     #: MAX_FAILURES): not yet a person's business.
     retries_left: bool = False
+    #: verifyFrom: Pod - the verify pod that ran the check (None: the operator did).
+    verify_pod: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -97,9 +104,9 @@ def revision_summary(current: frozenset[str] | None, expected: frozenset[str] | 
     if current is None:
         text = "no version table"
     else:
-        text = ", ".join(sorted(current)) or "none recorded"
+        text = names(sorted(current), TABLES_IN_SUMMARY) or "none recorded"
     if expected and expected != current:
-        text += f" (expected {', '.join(sorted(expected))})"
+        text += f" (expected {names(sorted(expected), TABLES_IN_SUMMARY)})"
     return text
 
 
@@ -142,24 +149,55 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     fp = verdict.fingerprint
     seen = previous.revision.history if previous.revision else None
     history = passed_through(seen or [], verdict.current_revisions)
-    return status.model_copy(update={
-        "missing_tables": list(verdict.missing_tables),
+    return fit(status.model_copy(update={
+        "missing_tables": list(verdict.missing_tables[:MISSING_IN_STATUS]),
         "found_elsewhere": [TablePlace(table=p.table, schema=p.schema, database=p.database)
-                            for p in verdict.found_elsewhere],
+                            for p in verdict.found_elsewhere[:PLACES_IN_STATUS]],
         "column_mismatches": [mismatch_status(m) for m in
                               verdict.column_mismatches[:MISMATCHES_IN_STATUS]],
-        "revision": RevisionStatus(current=sorted(verdict.current_revisions or ()),
-                                   expected=sorted(verdict.expected_revisions or ()),
+        "revision": RevisionStatus(current=sorted(verdict.current_revisions or ())[:REVISIONS],
+                                   expected=sorted(verdict.expected_revisions or ())[:REVISIONS],
                                    history=history or None),
         "database": None if fp is None else DatabaseStatus(
             host=fp.host, port=fp.port, database=fp.database, user=fp.user,
             search_path=fp.search_path, server_version=fp.server_version,
-            system_identifier=None if fp.system_identifier is None else str(fp.system_identifier)),
+            system_identifier=None if fp.system_identifier is None else str(fp.system_identifier),
+            verified_from="Operator" if outcome.verify_pod is None else "Pod",
+            verify_pod=outcome.verify_pod),
         "last_verified_time": cond.timestamp(now),
         "missing_summary": missing_summary(verdict.missing_tables),
         "revision_summary": revision_summary(verdict.current_revisions,
                                              verdict.expected_revisions),
-    })
+    }))
+
+
+#: Revisions listed in status.revision (a version table may hold any number of rows).
+REVISIONS = 64
+
+
+def size(status: DatabaseSchemaStatus) -> int:
+    return len(status.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+def fit(status: DatabaseSchemaStatus, limit: int = STATUS_LIMIT) -> DatabaseSchemaStatus:
+    """`status` within `limit` bytes of JSON: the lists are cut shorter, the one of most
+    bytes first, until it fits (their counts stay in the summaries and messages)."""
+    while size(status) > limit:
+        lists: dict[str, list[Any]] = {"missing_tables": status.missing_tables or [],
+                 "found_elsewhere": status.found_elsewhere or [],
+                 "column_mismatches": status.column_mismatches or [],
+                 "revision": (status.revision.history or []) if status.revision else []}
+        name, longest = max(lists.items(), key=lambda item: len(repr(item[1])))
+        if not longest:
+            break  # nothing left to cut: messages and summaries are bounded on their own
+        kept = longest[: len(longest) // 2]
+        if name == "revision":
+            assert status.revision is not None
+            status = status.model_copy(update={"revision": status.revision.model_copy(
+                update={"history": kept or None})})
+        else:
+            status = status.model_copy(update={name: kept})
+    return status
 
 
 def mismatch_status(mismatch: ColumnMismatch) -> ColumnMismatchStatus:

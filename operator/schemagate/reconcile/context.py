@@ -1,20 +1,27 @@
-"""What a pass works with: the API, the registry, metrics, Events and the clock."""
+"""What a pass works with: the API, the database pool, the registry, the pod index, the
+shared database passes, metrics, Events and the clock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from schemagate import kube
+from schemagate.bulkhead import Bulkheads
+from schemagate.core.pods import IndexedPod, Key
 from schemagate.metrics import Metrics
+from schemagate.reconcile.batch import Batches
+from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
 
 JSON = Mapping[str, Any]
 
 #: Posts a Kubernetes Event about the object: (body, reason, message, warning).
 Announce = Callable[[JSON, str, str, bool], None]
+#: The pod watch's index (`core.pods`): live, read on the event loop only.
+PodIndex = Mapping[Key, Collection[IndexedPod]]
 
 
 @dataclass
@@ -23,6 +30,23 @@ class Context:
     registry: Registry
     metrics: Metrics
     announce: Announce
-    #: The operator's own image (--verify-image): what `run: Alembic` Jobs run.
+    #: The operator's own image (--verify-image): what `run: Alembic` Jobs and the verify
+    #: pods of `verifyFrom: Pod` run.
     verify_image: str | None = None
+    #: Where database work runs: a pool of our own, bounded per server.
+    databases: Bulkheads = field(default_factory=Bulkheads)
+    #: Passes in flight, for the liveness probe.
+    progress: Progress = field(default_factory=Progress)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: None: a LIST of the namespace's pods per check (`--no-economy`).
+    pods: PodIndex | None = None
+    #: False (`--no-economy`): each schema checks on its own, writes its status every
+    #: interval, searches other databases at every check, patches pods by the watch's copy.
+    economy: bool = True
+    #: Secret values may be kept between checks: a watch on Secrets tells when one changes.
+    keep_secrets: bool = False
+    batches: Batches = field(default_factory=Batches)
+
+    def __post_init__(self) -> None:
+        if self.batches.databases is None:  # the shared passes run in the bulkheads too
+            self.batches.databases = self.databases

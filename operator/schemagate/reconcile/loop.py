@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube
+from schemagate import database, kube, verify_in_pod
+from schemagate.bulkhead import NoAnswer
 from schemagate.core import gate, migration
 from schemagate.core.models import (
     DatabaseSchemaSpec,
@@ -22,16 +25,28 @@ from schemagate.core.models import (
     GateStatus,
     MigrationRun,
     MigrationStatus,
+    SecretKeyRef,
+    VerifyFrom,
 )
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.revisions import Knowledge, parse_history, passed_through
 from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.core.verify_pod import local_only, loopback_message
 from schemagate.reconcile import migrate
 from schemagate.reconcile.context import JSON, Context
+from schemagate.reconcile.liveness import PASS_BOUND
 from schemagate.reconcile.pods import UNGATED_EVENT, GatePass, apply_gate, ungated_message
-from schemagate.reconcile.registry import Published
-from schemagate.reconcile.schedule import RETRY_UNREACHABLE, next_delay, until_served, worth_writing
+from schemagate.reconcile.registry import Key, Published
+from schemagate.reconcile.schedule import (
+    MIN_DELAY,
+    RETRY_UNREACHABLE,
+    aligned,
+    heartbeat,
+    next_delay,
+    until_served,
+    worth_writing,
+)
 
 
 class Stopped(Protocol):
@@ -47,26 +62,75 @@ def explain_invalid(exc: ValidationError) -> str:
 
 
 async def read_url(spec: DatabaseSchemaSpec, namespace: str, ctx: Context) -> str | Outcome:
-    """The backend's database URL from its Secret, or why it cannot be had."""
+    """The backend's database URL from its Secret, or why it cannot be had. While Secrets
+    are watched, a value read is kept until its Secret changes: no GET per check."""
+    ref = spec.database.url_secret_ref
+    if not ctx.keep_secrets:
+        return await _read_secret(namespace, ref, ctx)
+    kept = (namespace, ref.name, ref.key)
+    if (value := ctx.registry.secrets.get(kept)) is not None:
+        return value
+    # A thousand schemas that start together and share a Secret read it once.
+    reading = ctx.registry.secret_reads.get(kept)
+    if reading is None:
+        reading = asyncio.ensure_future(_read_secret(namespace, ref, ctx))
+        ctx.registry.secret_reads[kept] = reading
+        changes = ctx.registry.secret_changes
+        try:
+            found = await asyncio.shield(reading)
+        finally:
+            ctx.registry.secret_reads.pop(kept, None)
+        if isinstance(found, str) and ctx.registry.secret_changes == changes:
+            ctx.registry.secrets[kept] = found
+        return found
+    return await asyncio.shield(reading)
+
+
+async def _read_secret(namespace: str, ref: SecretKeyRef, ctx: Context) -> str | Outcome:
     try:
-        return await asyncio.to_thread(ctx.kube.read_secret_value, namespace,
-                                       spec.database.url_secret_ref)
+        return await asyncio.to_thread(ctx.kube.read_secret_value, namespace, ref)
     except kube.SecretNotFound as exc:
         return Outcome(Reason.SECRET_NOT_FOUND, str(exc))
 
 
-async def verify(spec: DatabaseSchemaSpec, url: str, ctx: Context,
-                 expected: frozenset[str] | None = None) -> Outcome:
+async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
+                 expected: frozenset[str] | None = None, key: Key | None = None) -> Outcome:
+    """Check the database: from a pod cloned from the backend (`verifyFrom: Pod`), or in
+    the shared pass over its URL (`reconcile.batch`), which searches other databases only
+    when the missing tables changed; `--no-economy`: on its own connection, searching
+    every time."""
     requirement = requirement_for(spec, expected)
-    try:
+    timeout = spec.database.connect_timeout_seconds
+    ref = spec.database.url_secret_ref
+    if spec.database.verify_from is VerifyFrom.POD:
         with ctx.metrics.verification_timer():
-            verdict = await asyncio.to_thread(
-                database.verify, url, requirement,
-                connect_timeout=spec.database.connect_timeout_seconds)
+            return await verify_in_pod.check(body, spec, requirement, ctx.kube,
+                                             ctx.verify_image, ctx.clock)
+    try:
+        hosts = database.url_hosts(url)
     except database.InvalidDatabaseUrl as exc:
-        ref = spec.database.url_secret_ref
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
+    local = [why for host in hosts if (why := local_only(host)) is not None]
+    if len(local) == len(hosts):  # no connection attempt: it would reach the operator
+        return Outcome(Reason.INVALID_SPEC, loopback_message(local[0], ref.name, ref.key))
+    try:
+        with ctx.metrics.verification_timer():
+            if ctx.economy:
+                known = ctx.registry.elsewhere.get(key) if key else None
+                verdict = await ctx.batches.verify(url, requirement, timeout, known)
+            else:
+                verdict = await ctx.databases.run(
+                    database.server_of(url), database.check_deadline(timeout),
+                    database.verify, url, requirement, connect_timeout=timeout)
+    except NoAnswer as exc:
+        return Outcome(Reason.DATABASE_UNREACHABLE, f"{exc}; the check was abandoned")
+    except database.InvalidDatabaseUrl as exc:
+        return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
+                                            f"cannot be used: {exc}")
+    if key is not None and (found := database.in_other_databases(verdict)) is not None:
+        ctx.registry.elsewhere[key] = found
+        ctx.metrics.verified_at(key[0], key[1], time.time())
     return from_verdict(verdict)
 
 
@@ -74,38 +138,61 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
                             ctx: Context) -> migration.Step:
     """Verify, then start, follow or judge the migration as `migrations.run` says."""
     namespace = body["metadata"]["namespace"]
+    key = (namespace, body["metadata"]["name"])
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
         return migration.Step(url)
+    if previous.outcome == migration.RUNNING:
+        # A migration ran since the last look: where its tables went (another database?)
+        # must be searched again, even if the same tables are still missing.
+        ctx.registry.elsewhere.pop(key, None)
     run = spec.migrations
     if run.run is MigrationRun.ALEMBIC and run.alembic is not None:
         scripts = await migrate.read_scripts(namespace, run.alembic, ctx.kube)
         if isinstance(scripts, Outcome):
             return migration.Step(scripts)
-        outcome = await verify(spec, url, ctx, scripts.heads)
+        outcome = await verify(body, spec, url, ctx, scripts.heads, key)
         return await migrate.alembic_step(body, spec, scripts, outcome, previous, ctx.kube,
                                           ctx.verify_image, ctx.clock())
-    outcome = await verify(spec, url, ctx)
+    outcome = await verify(body, spec, url, ctx, key=key)
     if run.run is MigrationRun.JOB and run.job is not None:
         return await migrate.job_step(body, spec, run.job, outcome, previous, ctx.kube,
                                       ctx.clock())
     return migration.Step(outcome)
 
 
-async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.LoggerAdapter[Any]
-                    ) -> float:
-    """One pass; returns the seconds until the next one."""
+async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.LoggerAdapter[Any],
+                    idle: bool = False, stopped: Stopped | None = None) -> float:
+    """One pass; returns the seconds until the next one. `idle`: a timed pass of a settled
+    schema (every gated pod open, none waiting, nothing running). `stopped` (the
+    DatabaseSchema is being deleted, or the operator stops) is looked at again after the
+    check: a check in a pod takes seconds, and a verdict must never land on gates
+    already released."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     key = (namespace, name)
     # The check's start, before the spec is read: a pod that existed by then is served by
     # this check. The spec and status come from the API server, not from the watch's body,
     # so a DatabaseSchema applied just before its Deployment is never judged by its
-    # previous spec, and a migration record we wrote is never read back older.
+    # previous spec, and a migration record we wrote is never read back older. A timed
+    # pass of a settled schema opens no pod and runs nothing: the watch's copy will do,
+    # which spares one GET per schema per interval.
     started = ctx.clock()
-    fresh = await asyncio.to_thread(ctx.kube.database_schema, namespace, name)
-    if fresh is None:
-        return RETRY_UNREACHABLE  # deleted meanwhile; the delete handler releases the gate
-    body = fresh
+    ctx.registry.checking[key] = started
+    try:
+        return await _pass(body, key, started, ctx, logger, idle, stopped)
+    finally:
+        ctx.registry.checking.pop(key, None)
+
+
+async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Context,
+                logger: logging.Logger | logging.LoggerAdapter[Any], idle: bool,
+                stopped: Stopped | None) -> float:
+    namespace, name = key
+    if not (idle and ctx.economy):
+        fresh = await asyncio.to_thread(ctx.kube.database_schema, namespace, name)
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return RETRY_UNREACHABLE  # deleted meanwhile; the delete handler releases the gate
+        body = fresh
     generation = int(body["metadata"].get("generation") or 0)
     previous = DatabaseSchemaStatus.model_validate(body.get("status") or {})
     try:
@@ -116,6 +203,8 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     if spec is not None:
         ctx.registry.watch(key, spec)
         step = await check_and_migrate(body, spec, previous.migration or MigrationStatus(), ctx)
+        if stopped:
+            return RETRY_UNREACHABLE
     outcome = scrubbed(step.outcome, ctx.kube.scrubber.scrub)  # before pods, status, Events, logs
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
@@ -126,16 +215,26 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     known = ctx.registry.gates.get(key)
     ctx.registry.gates[key] = Published(check, spec, known.templates if known else frozenset())
     try:
-        pods = await asyncio.to_thread(apply_gate, ctx, namespace, name, check, spec)
+        changed = await apply_gate(ctx, namespace, name, check, spec,
+                                   read_only=idle and ctx.economy)
     except ValueError as exc:  # a selector the API server cannot use
         outcome = Outcome(Reason.INVALID_SPEC, f"gate.podSelector: {exc}")
-        pods = GatePass(GateStatus(condition_type=gate.gate_condition_type(name)))
+        changed = GatePass(GateStatus(condition_type=gate.gate_condition_type(name)))
+    if changed is None:
+        # A pass on the watch's copy changes no pod: one that would (drift, a pod whose
+        # event is still on its way) is done again at once from the API server's copy.
+        if known is not None:
+            ctx.registry.gates[key] = known
+        ctx.registry.settled[key] = False
+        return MIN_DELAY
+    pods = changed
     gate_status = pods.status
     ctx.registry.gates[key] = Published(check, spec, pods.templates)
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
                          now=ctx.clock(), migration=step.record)
-    if worth_writing(previous, status, spec):
+    every = heartbeat(len(ctx.registry.wakeups)) if ctx.economy else None
+    if worth_writing(previous, status, spec, every):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
                                 status.model_dump(by_alias=True, mode="json", exclude_none=True))
     if (change := transition(previous, status)) is not None:
@@ -147,8 +246,14 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     if (gate_status.ungated or 0) > (previous_gate.ungated or 0):
         ctx.announce(body, UNGATED_EVENT, ungated_message(name, pods.ungated), True)
     # Pods waiting for a newer check: the next one starts as soon as it can serve them all.
-    delay = until_served(next_delay(spec, outcome, gate_status), pods.serve_at, ctx.clock())
-    return delay if step.sooner is None else min(delay, step.sooner)
+    delay = until_served(next_delay(spec, outcome, gate_status, step.sooner), pods.serve_at,
+                         ctx.clock())
+    ctx.registry.settled[key] = (outcome.looked and gate_status.ready >= gate_status.pods
+                                 and pods.serve_at is None and step.sooner is None
+                                 and step.migrating is None)
+    if ctx.economy and spec is not None:
+        delay = aligned(delay, float(spec.verify_interval_seconds), time.time())
+    return delay
 
 
 def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,
@@ -167,11 +272,24 @@ async def keep_verified(body: JSON, stopped: Stopped, ctx: Context,
     """Verify now, then every interval or as soon as something relevant changes."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     ctx.registry.wakeups.setdefault(key, asyncio.Event())
+    idle = False
     while not stopped:
+        ctx.progress.started(key, pass_bound(body))
         try:
-            delay = await reconcile(body, ctx, logger)
+            delay = await reconcile(body, ctx, logger, idle, stopped)
         except Exception as exc:  # noqa: BLE001 - report, then retry: never crash-loop
             ctx.metrics.internal_error()
-            logger.warning("reconcile failed, retrying in %ss: %s", RETRY_UNREACHABLE, exc)
+            logger.warning("reconcile failed, retrying in %ss: %s", RETRY_UNREACHABLE,
+                           kube.describe(exc))
             delay = RETRY_UNREACHABLE
-        await ctx.registry.sleep(key, delay)
+            ctx.registry.settled[key] = False
+        finally:
+            ctx.progress.finished(key)
+        woken = await ctx.registry.sleep(key, delay)
+        idle = not woken and ctx.registry.settled.get(key, False)
+
+
+def pass_bound(body: JSON) -> float:
+    """How long one pass of this schema may take before the liveness probe calls the
+    process wedged. Both migration modes run in Jobs: no pass waits for a migration."""
+    return PASS_BOUND

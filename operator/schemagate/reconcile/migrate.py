@@ -80,8 +80,9 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
     except jobs.InvalidJobSource as exc:
         return Step(Outcome(Reason.INVALID_SPEC, f"migrations.job.fromDeployment: {exc}"))
     decision = await _decide(kube_api, namespace, manifest, outcome, previous, spec, now)
-    if decision.create is not None:
-        await _create(kube_api, namespace, manifest, decision)
+    if decision.create is not None and \
+            (refused := await _create(kube_api, namespace, manifest, decision)) is not None:
+        return Step(refused)
     return _step(decision)
 
 
@@ -107,7 +108,8 @@ async def alembic_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec,
                         graph_source=source)
         await asyncio.to_thread(kube_api.ensure_service_account, namespace,
                                 alembic_job.service_account(namespace))
-        await _create(kube_api, namespace, manifest, decision)
+        if (refused := await _create(kube_api, namespace, manifest, decision)) is not None:
+            return Step(refused)
     return _step(decision, graph, source)
 
 
@@ -145,12 +147,21 @@ async def _observe(kube_api: kube.Kube, namespace: str, name: str, *, words: boo
 
 
 async def _create(kube_api: kube.Kube, namespace: str, manifest: JSON,
-                  decision: Decision) -> None:
+                  decision: Decision) -> Outcome | None:
+    """Creates the Job; a Job the API server refuses as written (422, 403) comes back as
+    the `InvalidSpec` that says so, not as a retry loop."""
     assert decision.create is not None
     # The snapshot rides on the Job too: an operator that dies before writing status
     # still judges the run against it (a no-op is never taken for an applied run).
-    await asyncio.to_thread(kube_api.create_job, namespace,
-                            jobs.with_snapshot(manifest, decision.create))
+    try:
+        await asyncio.to_thread(kube_api.create_job, namespace,
+                                jobs.with_snapshot(manifest, decision.create))
+    except kube.ApiError as exc:
+        if exc.status is None or exc.status >= 500 or exc.status == 429:
+            raise  # the API server's trouble: the loop retries
+        return Outcome(Reason.INVALID_SPEC, f"the API server refused migration Job "
+                                            f"{manifest['metadata']['name']}: {kube.describe(exc)}")
+    return None
 
 
 def _step(decision: Decision, graph: Mapping[str, frozenset[str]] | None = None,

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from schemagate import kube
 from schemagate.core import conditions as cond
 from schemagate.core import gate
 from schemagate.core.models import DatabaseSchemaSpec, GateStatus, LabelSelector
-from schemagate.reconcile.context import JSON, Context
+from schemagate.core.pods import NAMES_NONE, Written, believed, patch_needed, transition_time
+from schemagate.reconcile.context import JSON, Context, PodIndex
 from schemagate.reconcile.registry import Published
+from schemagate.reconcile.schedule import serve_at
 
 #: Parallel pod-status patches while opening or closing a gate.
 PATCH_WORKERS = 16
@@ -43,14 +47,23 @@ def ungated_message(name: str, pods: tuple[str, ...]) -> str:
             "template")
 
 
-def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
-               spec: DatabaseSchemaSpec | None) -> GatePass:
-    """Set this schema's condition on every pod that carries its gate (blocking)."""
+async def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
+                     spec: DatabaseSchemaSpec | None, *, read_only: bool = False
+                     ) -> GatePass | None:
+    """Set this schema's condition on every pod that carries its gate. Raises ValueError
+    for a selector the API server could not use. `read_only`: change no pod; None when
+    some pod would change."""
     condition_type = gate.gate_condition_type(name)
     selector = spec.gate.pod_selector if spec else LabelSelector()
     selector_text = gate.selector_string(selector)
-    everything = ctx.kube.pods(namespace, condition_type)
-    pods = [with_seen(ctx, p) for p in everything if p.has_gate]
+    if ctx.pods is None:
+        everything = await asyncio.to_thread(ctx.kube.pods, namespace, condition_type)
+    else:
+        everything = indexed(ctx.pods, namespace, name, selector)
+    now = ctx.clock()
+    # As the pod stands: the watch's copy may not show our last patch yet.
+    pods = [dataclasses.replace(with_seen(ctx, p), condition=believed_condition(
+        ctx, p, condition_type, now)) for p in everything if p.has_gate]
     ungated = tuple(sorted(p.name for p in everything if not p.has_gate
                            and gate.should_hold(selector, p, name)))
     selected = [gate.selects(selector, pod.labels) or gate.needs_this_schema(pod, name)
@@ -60,10 +73,12 @@ def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
     wanted = [gate.pod_condition(check, pod, selected=chosen, selector=selector_text,
                                  latest_generation=latest, templates=templates)
               for pod, chosen in zip(pods, selected, strict=True)]
-    # A rollout of a hundred pods should open in one round of patches, not a hundred.
-    with ThreadPoolExecutor(max_workers=PATCH_WORKERS) as pool:
-        list(pool.map(lambda p, w: set_if_changed(ctx, namespace, p, condition_type, w),
-                      pods, wanted))
+    patches = [(pod, want, pod.condition) for pod, want in zip(pods, wanted, strict=True)
+               if patch_needed(pod.condition, want)]
+    if patches and read_only:
+        return None
+    if patches:
+        await asyncio.to_thread(patch_all, ctx, namespace, condition_type, patches)
     ready = sum(w.status and chosen for w, chosen in zip(wanted, selected, strict=True))
     waiting = [gate.served_after(p, templates) or check.started or ctx.clock()
                for p, w in zip(pods, wanted, strict=True)
@@ -72,7 +87,20 @@ def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
                                  for p, w in zip(pods, wanted, strict=True) if w.status)
     return GatePass(GateStatus(condition_type=condition_type, pods=sum(selected), ready=ready,
                                ungated=len(ungated) or None),
-                    min(waiting, default=None), ungated, opened)
+                    serve_at(waiting) if ctx.economy else min(waiting, default=None),
+                    ungated, opened)
+
+
+def indexed(index: PodIndex, namespace: str, name: str,
+            selector: LabelSelector) -> list[gate.PodView]:
+    """The pods of `name`'s gate from the watch's index (on the event loop: the index
+    changes under it): those naming the schema, and, for a non-empty selector, the pods
+    naming none that it matches (reported when they carry no gate)."""
+    views = [p.view(name) for p in index.get((namespace, name), ()) if not p.deleting]
+    if selector.match_labels or selector.match_expressions:
+        views += [p.view(name) for p in index.get((namespace, NAMES_NONE), ())
+                  if not p.deleting and gate.selects(selector, p.labels)]
+    return views
 
 
 def with_seen(ctx: Context, pod: gate.PodView) -> gate.PodView:
@@ -80,16 +108,35 @@ def with_seen(ctx: Context, pod: gate.PodView) -> gate.PodView:
     return pod if seen is None else dataclasses.replace(pod, seen=seen)
 
 
-def set_if_changed(ctx: Context, namespace: str, pod: gate.PodView, condition_type: str,
-                   wanted: gate.PodCondition) -> None:
-    current = pod.condition or {}
-    wire = "True" if wanted.status else "False"
-    if (current.get("status"), current.get("reason"), current.get("message")) == (
-            wire, wanted.reason, wanted.message):
+def believed_condition(ctx: Context, pod: gate.PodView, condition_type: str,
+                       now: datetime) -> Mapping[str, Any] | None:
+    """The pod's condition: the watch's copy, or what we patched lately when the copy
+    does not show it yet (`--no-economy`: the copy, always)."""
+    if not ctx.economy:
+        return pod.condition
+    return believed(pod.condition, ctx.registry.last_written(pod.uid, condition_type), now)
+
+
+def patch_all(ctx: Context, namespace: str, condition_type: str,
+              patches: list[tuple[gate.PodView, gate.PodCondition, Mapping[str, Any] | None]]
+              ) -> None:
+    """Patch each pod's condition (blocking); many at once in parallel."""
+    if len(patches) == 1:
+        patch_one(ctx, namespace, condition_type, *patches[0])
         return
-    moved = current.get("status") != wire or not current.get("lastTransitionTime")
-    when = cond.timestamp(ctx.clock()) if moved else str(current["lastTransitionTime"])
+    # A rollout of a hundred pods should open in one round of patches, not a hundred.
+    with ThreadPoolExecutor(max_workers=min(PATCH_WORKERS, len(patches))) as pool:
+        list(pool.map(lambda p: patch_one(ctx, namespace, condition_type, *p), patches))
+
+
+def patch_one(ctx: Context, namespace: str, condition_type: str, pod: gate.PodView,
+              wanted: gate.PodCondition, current: Mapping[str, Any] | None) -> None:
+    now = ctx.clock()
+    when = transition_time(current, wanted, cond.timestamp(now))
     ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when)
+    if pod.uid:
+        ctx.registry.wrote(pod.uid, condition_type, Written(
+            wanted.status, wanted.reason, ctx.kube.scrubber.scrub(wanted.message), when, now))
 
 
 async def gate_new_pod(pod: JSON, ctx: Context) -> None:
@@ -101,12 +148,17 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
         condition_type = gate.gate_condition_type(schema_name)
         known = ctx.registry.gates.get(key)
         if known is None:
+            if ctx.economy and key in ctx.registry.versions:
+                continue  # the watch has shown it: its daemon is about to check it
             exists = await asyncio.to_thread(ctx.kube.database_schema, namespace, schema_name)
             if exists is not None:
                 continue  # its daemon is about to check it; until then the pod is not Ready
             known = Published(gate.Check(gate.schema_missing(schema_name)), None)
         selector = known.spec.gate.pod_selector if known.spec else LabelSelector()
         view = kube.pod_view(pod, condition_type, seen)
+        # This event may predate our own last patch of the pod: go by what we wrote.
+        view = dataclasses.replace(view, condition=believed_condition(
+            ctx, view, condition_type, ctx.clock()))
         if known.spec is None and gate.stays_released(view.condition):
             continue
         chosen = known.spec is None or gate.selects(selector, view.labels) or \
@@ -119,22 +171,45 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
             # The loop answers: only it opens a gate, right after its check (opened here,
             # from a check about to be replaced by one that saw drift, the pod would
             # outlive the drift), and one check that starts now serves every pod waiting.
-            ctx.registry.wake(key)
+            # A check already under way that started after the pod existed serves it too:
+            # no second one (with verifyFrom: Pod, a second pod).
+            if not served_by_check_under_way(ctx, key, view, known.templates):
+                ctx.registry.wake(key)
             continue
-        await asyncio.to_thread(set_if_changed, ctx, namespace, view, condition_type, wanted)
+        if patch_needed(view.condition, wanted):
+            await asyncio.to_thread(patch_one, ctx, namespace, condition_type, view, wanted,
+                                    view.condition)
         if view.condition is None and not wanted.status:
             ctx.registry.wake(key)  # a new pod waits: its schema's loop looks more often
+
+
+def served_by_check_under_way(ctx: Context, key: tuple[str, str], pod: gate.PodView,
+                              templates: frozenset[str]) -> bool:
+    started = ctx.registry.checking.get(key)
+    after = gate.served_after(pod, templates)
+    return started is not None and after is not None and started >= after
 
 
 async def release(body: JSON, ctx: Context) -> int:
     """The DatabaseSchema is being deleted: open its gates for good. Returns pods released."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     ctx.registry.forget((namespace, name))
+    # verifyFrom: Pod - no verify pod outlives its schema (the garbage collector would
+    # follow their owner reference, later).
+    for verifier in await asyncio.to_thread(ctx.kube.verify_pods, namespace, name):
+        await asyncio.to_thread(ctx.kube.delete_pod, namespace, verifier["metadata"]["name"])
     state = gate.released(name)
     condition_type = gate.gate_condition_type(name)
-    pods = [p for p in await asyncio.to_thread(ctx.kube.pods, namespace, condition_type)
-            if p.has_gate]
-    for pod in pods:
-        wanted = gate.PodCondition(True, state.reason, state.message)
-        await asyncio.to_thread(set_if_changed, ctx, namespace, pod, condition_type, wanted)
+    if ctx.pods is None:
+        everything = await asyncio.to_thread(ctx.kube.pods, namespace, condition_type)
+    else:
+        everything = indexed(ctx.pods, namespace, name, LabelSelector())
+    pods = [p for p in everything if p.has_gate]
+    wanted = gate.PodCondition(True, state.reason, state.message)
+    now = ctx.clock()
+    patches = [(pod, wanted, current) for pod in pods
+               if patch_needed(current := believed_condition(ctx, pod, condition_type, now),
+                               wanted)]
+    if patches:
+        await asyncio.to_thread(patch_all, ctx, namespace, condition_type, patches)
     return len(pods)

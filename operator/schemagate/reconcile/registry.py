@@ -9,6 +9,9 @@ from datetime import datetime
 
 from schemagate.core import gate
 from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.pods import Written
+from schemagate.core.status import Outcome
+from schemagate.database import OtherDatabases
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -36,6 +39,27 @@ class Registry:
     versions: dict[Key, object] = field(default_factory=dict)
     #: When this process first saw each pod (uid): a moment the pod certainly existed by.
     seen: dict[str, datetime] = field(default_factory=dict)
+    #: What this process last patched on each pod (uid), by condition type.
+    written: dict[str, dict[str, Written]] = field(default_factory=dict)
+    #: Secret values read, by (namespace, Secret, key), kept only while Secrets are
+    #: watched (`Context.keep_secrets`); a change of the Secret drops them.
+    secrets: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Reads under way, shared by the schemas that name the same Secret and key.
+    secret_reads: dict[tuple[str, str, str], asyncio.Future[str | Outcome]] = \
+        field(default_factory=dict)
+    #: Bumped by every change of a Secret: a read that began before it is not kept.
+    secret_changes: int = 0
+    #: What each schema's last check found in other databases (database.OtherDatabases).
+    elsewhere: dict[Key, OtherDatabases] = field(default_factory=dict)
+    #: Whether each schema's last pass left it settled: every gated pod open, none
+    #: waiting, nothing running; its next timed pass may read the watch's copy.
+    settled: dict[Key, bool] = field(default_factory=dict)
+    #: The start of each schema's check under way: a pod that existed by then needs no
+    #: wake-up, that check serves it (with verifyFrom: Pod a wake-up is a pod).
+    checking: dict[Key, datetime] = field(default_factory=dict)
+    #: The generation last seen of each Deployment (namespace, name) of the watched
+    #: namespaces: one small entry each.
+    deployments: dict[Key, object] = field(default_factory=dict)
 
     def first_seen(self, uid: str, now: datetime) -> datetime:
         if uid not in self.seen and len(self.seen) >= SEEN_PODS_LIMIT:
@@ -44,6 +68,15 @@ class Registry:
 
     def pod_gone(self, uid: str) -> None:
         self.seen.pop(uid, None)
+        self.written.pop(uid, None)
+
+    def wrote(self, uid: str, condition_type: str, written: Written) -> None:
+        if uid not in self.written and len(self.written) >= SEEN_PODS_LIMIT:
+            del self.written[next(iter(self.written))]
+        self.written.setdefault(uid, {})[condition_type] = written
+
+    def last_written(self, uid: str, condition_type: str) -> Written | None:
+        return self.written.get(uid, {}).get(condition_type)
 
     def latest_generation(self, key: Key) -> int:
         """The newest generation the watch has shown for the schema (0: none yet)."""
@@ -64,25 +97,47 @@ class Registry:
 
     def watch(self, key: Key, spec: DatabaseSchemaSpec) -> None:
         refs = {("Secret", key[0], spec.database.url_secret_ref.name)}
+        if spec.database.verify_pod is not None:
+            refs.add(("Deployment", key[0], spec.database.verify_pod.from_deployment.name))
         if spec.migrations.alembic is not None:
             refs.add(("ConfigMap", key[0], spec.migrations.alembic.config_map_ref.name))
         self.references[key] = frozenset(refs)
 
     def wake_users_of(self, kind: str, namespace: str, name: str) -> None:
+        if kind == "Secret":
+            self.secret_changes += 1
+            for cached in [k for k in self.secrets if k[:2] == (namespace, name)]:
+                del self.secrets[cached]
         for schema, refs in self.references.items():
             if (kind, namespace, name) in refs:
                 self.wake(schema)
 
-    async def sleep(self, key: Key, seconds: float) -> None:
+    def deployment_seen(self, namespace: str, name: str, generation: object) -> None:
+        """A Deployment's spec changed (a new generation): re-check the schemas cloning it.
+        Status updates of a rollout leave the generation alone and wake nothing."""
+        known = self.deployments.pop((namespace, name), None)
+        if generation is None:  # deleted: forgotten (a schema cloning it says so)
+            return
+        self.deployments[(namespace, name)] = generation
+        if known is not None and known != generation:
+            self.wake_users_of("Deployment", namespace, name)
+
+    async def sleep(self, key: Key, seconds: float) -> bool:
+        """Sleep `seconds` or until woken; True when woken."""
         event = self.wakeups.setdefault(key, asyncio.Event())
+        woken = True
         try:
             await asyncio.wait_for(event.wait(), timeout=seconds)
         except TimeoutError:
-            pass
+            woken = event.is_set()
         event.clear()
+        return woken
 
     def forget(self, key: Key) -> None:
         self.gates.pop(key, None)
         self.references.pop(key, None)
         self.wakeups.pop(key, None)
         self.versions.pop(key, None)
+        self.elsewhere.pop(key, None)
+        self.settled.pop(key, None)
+        self.checking.pop(key, None)

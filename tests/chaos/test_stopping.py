@@ -1,0 +1,34 @@
+"""SIGTERM stops the operator within 10 s whatever is in flight."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.chaos.conftest import Backend, Database, Operator, healthy, through
+from tests.cluster.scenario import TABLES, wait_for
+from tests.stalling import StallingProxy
+
+pytestmark = pytest.mark.chaos
+
+
+def test_sigterm_with_checks_stuck_in_a_silent_database(
+        backend: Backend, db: Database, stalled: StallingProxy,
+        chaos_operator: Operator) -> None:
+    healthy(backend, db, TABLES)
+    backend.secret(through(db, stalled), name="stalled-db")
+    for index in range(10):
+        manifest = backend.schema_manifest(f"stuck-{index}")
+        manifest["spec"]["database"]["urlSecretRef"]["name"] = "stalled-db"
+        manifest["spec"]["database"]["connectTimeoutSeconds"] = 60  # the longest there is
+        backend.apply(manifest)
+    process = chaos_operator.start()
+    wait_for("checks stuck in the database", lambda: stalled.connections >= 1, timeout=30)
+    time.sleep(2)
+
+    started = time.monotonic()
+    process.process.send_signal(signal.SIGTERM)
+    process.process.wait(timeout=30)
+    assert time.monotonic() - started < 10

@@ -1,0 +1,77 @@
+"""Schemas on one database share one connection per pass, and the other databases are
+searched once for the same missing tables (real PostgreSQL, counted by the server)."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from schemagate import database
+from schemagate.core.reasons import Reason
+from schemagate.core.verdict import Requirement
+from tests.db.conftest import Tenant
+
+
+def sessions(tenant: Tenant, name: str) -> int:
+    """Connections the server has seen to database `name` (pg_stat_database.sessions)."""
+    with psycopg.connect(tenant.server.url(database="postgres", driver="postgresql"),
+                         autocommit=True) as conn:
+        for _ in range(50):  # a session's stats reach the view when it ends, within a moment
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                               (name,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            time.sleep(0.1)
+    raise AssertionError(f"no statistics for database {name}")
+
+
+def settled_sessions(tenant: Tenant, name: str) -> int:
+    last = -1
+    for _ in range(30):
+        now = sessions(tenant, name)
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.2)
+    return last
+
+
+def test_many_schemas_on_one_url_cost_one_connection(tenant: Tenant) -> None:
+    tenant.admin("CREATE TABLE a (id int); CREATE TABLE b (id int)")
+    url = tenant.url()
+    asked = [(Requirement(tables=("a", "b"), revision_check=False), None)] * 50 + [
+        (Requirement(tables=("a", "missing"), revision_check=False), None)]
+    before = settled_sessions(tenant, tenant.database)
+    verdicts = database.verify_many(url, asked, connect_timeout=5)
+    assert settled_sessions(tenant, tenant.database) - before == 1
+    assert [v.reason for v in verdicts[:50]] == [Reason.VERIFIED] * 50
+    assert verdicts[50].reason is Reason.TABLES_MISSING
+    assert verdicts[50].missing_tables == ("missing",)
+    # Once the server is known, distinct requirements travel together (one round trip).
+    tenant.admin("CREATE TABLE missing (id int)")
+    again = database.verify_many(url, list(reversed(asked)), connect_timeout=5)
+    assert [v.reason for v in again] == [Reason.VERIFIED] * 51
+    assert again[0].fingerprint is not None and again[0].fingerprint.database == tenant.database
+
+
+def test_the_other_databases_are_searched_again_only_when_the_missing_tables_change(
+        tenant: Tenant) -> None:
+    other = tenant.add_database(f"other_{tenant.suffix}")
+    tenant.admin("CREATE TABLE credit_transactions (id int)", database=other)
+    url = tenant.url()
+    requirement = Requirement(tables=("credit_transactions",), revision_check=False)
+    first = database.verify(url, requirement, connect_timeout=5)
+    assert first.reason is Reason.TABLES_ELSEWHERE
+    known = database.in_other_databases(first)
+    assert known is not None and [p.database for p in known.places] == [other]
+
+    before = settled_sessions(tenant, other)
+    again = database.verify(url, requirement, connect_timeout=5, known=known)
+    assert settled_sessions(tenant, other) == before  # not searched: same missing tables
+    assert (again.reason, again.message) == (first.reason, first.message)
+
+    wider = Requirement(tables=("credit_transactions", "subscriptions"), revision_check=False)
+    database.verify(url, wider, connect_timeout=5, known=known)
+    assert settled_sessions(tenant, other) == before + 1  # other tables missing: searched

@@ -1,0 +1,79 @@
+"""Schemas on one database URL share a pass: one connection answers them all."""
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from schemagate import database
+from schemagate.core.reasons import Reason
+from schemagate.core.verdict import Requirement, Verdict
+from schemagate.reconcile.batch import Batches
+
+
+class Recorder:
+    """Stands for `database.verify_many`: records each pass (one connection each)."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.passes: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def __call__(self, url: str, asked: Sequence[database.Asked], timeout: float
+                 ) -> list[Verdict]:
+        self.passes.append((url, len(asked)))
+        if self.fail is not None:
+            raise self.fail
+        return [Verdict(verified=True, reason=Reason.VERIFIED, message=r.schema)
+                for r, _ in asked]
+
+
+def test_asks_that_arrive_together_share_one_pass_per_url() -> None:
+    recorder = Recorder()
+    batches = Batches(run=recorder)
+
+    async def main() -> list[Verdict]:
+        asks = [batches.verify(url, Requirement(schema=f"s{i}", tables=("t",)), 5.0)
+                for i, url in enumerate(["a"] * 200 + ["b"] * 100)]
+        return await asyncio.gather(*asks)
+
+    verdicts = asyncio.run(main())
+    assert sorted(recorder.passes) == [("a", 200), ("b", 100)]
+    assert [v.message for v in verdicts[:3]] == ["s0", "s1", "s2"]  # each hears its own
+
+
+def test_an_ask_during_a_pass_goes_in_the_next_one() -> None:
+    recorder = Recorder()
+    batches = Batches(run=recorder)
+
+    async def main() -> None:
+        first = asyncio.create_task(batches.verify("a", Requirement(tables=("t",)), 5.0))
+        await asyncio.sleep(0.1)
+        await batches.verify("a", Requirement(tables=("t",)), 5.0)
+        await first
+
+    asyncio.run(main())
+    assert recorder.passes == [("a", 1), ("a", 1)]
+
+
+def test_an_unusable_url_is_told_to_every_ask_of_the_pass() -> None:
+    batches = Batches(run=Recorder(fail=database.InvalidDatabaseUrl("not a URL")))
+
+    async def main() -> list[BaseException | Verdict]:
+        return await asyncio.gather(*(batches.verify("x", Requirement(tables=("t",)), 5.0)
+                                      for _ in range(3)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, database.InvalidDatabaseUrl) for r in results)
+
+
+@pytest.mark.parametrize("timeouts", [(5.0, 10.0)])
+def test_another_connect_timeout_is_another_pass(timeouts: tuple[float, float]) -> None:
+    recorder = Recorder()
+    batches = Batches(run=recorder)
+
+    async def main() -> None:
+        await asyncio.gather(*(batches.verify("a", Requirement(tables=("t",)), t)
+                               for t in timeouts))
+
+    asyncio.run(main())
+    assert len(recorder.passes) == 2
