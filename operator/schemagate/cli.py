@@ -97,6 +97,9 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         help="schema of the version table (default: --schema)")
     verify.add_argument("--skip-revision", action="store_true",
                         help="only the tables count; the version table is not read")
+    verify.add_argument("--connect-timeout", metavar="S", type=_seconds, default=CONNECT_TIMEOUT,
+                        help="how long the connection may take, in seconds (default 5); "
+                             "longer is exit status 3")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--termination-message-path", metavar="FILE", type=Path,
                         help="also write the verdict to FILE as one JSON object of at most "
@@ -104,6 +107,16 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                              "container's termination message; the verify pods of "
                              "verifyFrom: Pod use /dev/termination-log")
     verify.set_defaults(handler=run_verify)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 600]")
+    return value
 
 
 def _add_target(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -129,7 +142,7 @@ def run_verify(args: argparse.Namespace) -> int:
         url = _url_from_environment(args.url_env)
         scrubber.learn(url)
         requirement = _requirement(args)
-        verdict = database.verify(url, requirement, connect_timeout=CONNECT_TIMEOUT)
+        verdict = database.verify(url, requirement, connect_timeout=args.connect_timeout)
     except UsageError as exc:
         return _usage_error(scrubber.scrub(str(exc)), as_json=args.json,
                             termination=args.termination_message_path)

@@ -91,3 +91,27 @@ def test_the_url_chooses_its_own_keepalives() -> None:
     params = database._own_params(target, 5)
     assert "keepalives_idle" not in params  # the URL's 30 stays
     assert params["tcp_user_timeout"] == 10_000 and params["keepalives"] == 1
+
+
+def test_verify_takes_its_connect_timeout_from_the_command_line(tenant: Tenant) -> None:
+    """A verify pod passes the spec's connectTimeoutSeconds: the deadline follows it
+    (3 s to connect, 3 s of statements, 1 s of grace), not the default 5 s."""
+    from tests.db.commands import schemagate_verify
+
+    tenant.admin("CREATE TABLE t (id int)")
+    with stalling_proxy(tenant.server.host, tenant.server.port, Mode.AFTER_AUTH) as proxy:
+        run = schemagate_verify(proxied_url(tenant, proxy.port), "--table", "t",
+                                "--connect-timeout", "3", timeout=60)
+    assert run.returncode == 3
+    assert run.reason == "DatabaseUnreachable"
+    assert "no answer within 7 s" in run.document["message"]
+    run.assert_never_shows(tenant.password)
+
+
+def test_verify_refuses_a_connect_timeout_that_is_not_a_number_of_seconds() -> None:
+    from tests.db.commands import schemagate_verify
+
+    run = schemagate_verify("postgresql://app@db.internal/app", "--table", "t",
+                            "--connect-timeout", "soon", json_output=False)
+    assert run.returncode == 2
+    assert "not a number of seconds" in run.stderr

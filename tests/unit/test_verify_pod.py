@@ -95,6 +95,12 @@ def test_the_verify_pod_runs_our_check_with_the_backends_identity_sidecars_and_e
     assert body["restartPolicy"] == "Never" and body["activeDeadlineSeconds"] > 120
 
 
+def test_the_verify_pod_connects_with_the_specs_own_timeout() -> None:
+    (verify,) = build(spec(connectTimeoutSeconds=17))["spec"]["containers"]
+    assert "--connect-timeout=17" in verify["args"]
+    assert "--connect-timeout=5" in build()["spec"]["containers"][0]["args"]
+
+
 def test_the_url_comes_from_the_secret_and_never_into_the_pod() -> None:
     (verify,) = build()["spec"]["containers"]
     url = next(e for e in verify["env"] if e["name"] == vp.URL_ENV)

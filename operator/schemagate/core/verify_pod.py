@@ -106,7 +106,8 @@ def loopback_message(why: str, secret: str, key: str) -> str:
 def verify_args(spec: DatabaseSchemaSpec) -> list[str]:
     """`schemagate verify` for this spec; the URL only by the name of its variable."""
     args = ["verify", "--json", "--url-env", URL_ENV, "--termination-message-path",
-            TERMINATION_PATH, f"--schema={spec.database.schema_}"]
+            TERMINATION_PATH, f"--schema={spec.database.schema_}",
+            f"--connect-timeout={spec.database.connect_timeout_seconds}"]
     args += [f"--table={table}" for table in spec.tables]  # `=`: a name may start with -
     run = spec.migrations
     if not run.revision_check:
