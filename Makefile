@@ -110,7 +110,7 @@ bench-leader: $(VENV)/.installed control-plane
 bench-scale: $(VENV)/.installed control-plane node
 	$(PY) bench/scale.py
 
-bench-verify-pod: $(VENV)/.installed control-plane
+bench-verify-pod: $(VENV)/.installed control-plane node images
 	$(PY) bench/verify_pod.py
 
 clean:

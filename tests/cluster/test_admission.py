@@ -47,6 +47,14 @@ def create(who: Identity, namespace: str, manifest: dict[str, Any]) -> tuple[boo
     return result.returncode == 0, (result.stdout + result.stderr).strip()
 
 
+def alice_reads_her_own_secret(cluster: Cluster, namespace: str, alice: Identity) -> None:
+    grant(cluster, namespace, "team-a-own-secret", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
+         "verbs": ["get"]}])
+    wait_for("alice reads her own Secret", lambda: alice.can_i(
+        "get", "secret/team-a-db", "-n", namespace))
+
+
 def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]]) -> None:
     manifests = [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -144,11 +152,7 @@ def test_a_tenant_naming_another_teams_secret_is_refused(
 def test_a_tenant_cloning_another_teams_deployment_is_refused(
         cluster: Cluster, namespace: str, alice: Identity, another_team: None,
         policy: Release) -> None:
-    grant(cluster, namespace, "team-a-own-secret", [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
-         "verbs": ["get"]}])
-    wait_for("alice reads her own Secret", lambda: alice.can_i(
-        "get", "secret/team-a-db", "-n", namespace))
+    alice_reads_her_own_secret(cluster, namespace, alice)
     attack = schema("run-as-payments", "team-a-db", deployment="payments")
 
     refused = refused_once_in_force(alice, namespace, attack)
@@ -180,11 +184,7 @@ def test_a_tenant_naming_a_config_map_she_may_not_read_is_refused(
     read what they hold), so the author must be able to read the ConfigMap."""
     cluster.kubectl("-n", namespace, "create", "configmap", "payments-migrations",
                     "--from-literal=0001_init.py=revision = '0001'")
-    grant(cluster, namespace, "team-a-own-secret", [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
-         "verbs": ["get"]}])
-    wait_for("alice reads her own Secret", lambda: alice.can_i(
-        "get", "secret/team-a-db", "-n", namespace))
+    alice_reads_her_own_secret(cluster, namespace, alice)
     attack = schema("run-their-migrations", "team-a-db")
     attack["spec"]["migrations"] = {"run": "Alembic", "alembic": {
         "configMapRef": {"name": "payments-migrations"}}}
@@ -226,15 +226,10 @@ def subprocess_patch(who: Identity, namespace: str, patch: str) -> Any:
     return who.run("-n", namespace, "patch", "dbschema", "payments", "--type=merge", "-p", patch)
 
 
-
 def test_a_tenant_who_may_not_create_pods_may_not_verify_from_a_pod(
         cluster: Cluster, namespace: str, alice: Identity, another_team: None,
         policy: Release) -> None:
-    grant(cluster, namespace, "team-a-own-secret", [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
-         "verbs": ["get"]}])
-    wait_for("alice reads her own Secret", lambda: alice.can_i(
-        "get", "secret/team-a-db", "-n", namespace))
+    alice_reads_her_own_secret(cluster, namespace, alice)
     in_pod = schema("verify-as-payments", "team-a-db")
     in_pod["spec"]["database"].update(verifyFrom="Pod", verifyPod={
         "fromDeployment": {"name": "payments", "container": "app"}})
