@@ -95,23 +95,34 @@ def time_to_open(bench: Bench, core: client.CoreV1Api, pg: local_postgres.LocalP
 
 
 class Created:
-    """Counts the verify pods created (ADDED) while it runs."""
+    """Counts the verify pods created while it runs: a watch from the resourceVersion of a
+    list taken first, so the finished pods kept for `kubectl logs` are not counted."""
 
     def __init__(self, core: client.CoreV1Api, schema_name: str) -> None:
         self.count = 0
+        self._stopped = threading.Event()
         self._watch = watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(core, schema_name),
-                                        daemon=True)
+        selector = f"{VERIFY_LABEL}={schema_name}"
+        listed = core.list_namespaced_pod(NAMESPACE, label_selector=selector)
+        self.kept = len(listed.items)
+        self._thread = threading.Thread(
+            target=self._run, args=(core, selector, listed.metadata.resource_version),
+            daemon=True)
         self._thread.start()
 
-    def _run(self, core: client.CoreV1Api, schema_name: str) -> None:
-        for event in self._watch.stream(core.list_namespaced_pod, NAMESPACE,
-                                        label_selector=f"{VERIFY_LABEL}={schema_name}",
-                                        timeout_seconds=3600):
-            if event["type"] == "ADDED":
-                self.count += 1
+    def _run(self, core: client.CoreV1Api, selector: str, since: str) -> None:
+        try:
+            for event in self._watch.stream(core.list_namespaced_pod, NAMESPACE,
+                                            label_selector=selector, resource_version=since,
+                                            timeout_seconds=3600):
+                if event["type"] == "ADDED" and not self._stopped.is_set():
+                    self.count += 1
+        except Exception:  # the stream ends with the cluster: the count is taken by then
+            if not self._stopped.is_set():
+                raise
 
     def stop(self) -> int:
+        self._stopped.set()
         self._watch.stop()
         return self.count
 
@@ -154,7 +165,7 @@ def run(reps: int, steady: float, interval: int) -> None:
                 # Steady state: the last schema is verified and its pods open.
                 counter = Created(core, f"schema-pod-{reps - 1}")
                 time.sleep(steady)
-                created = counter.stop()
+                created, kept = counter.stop(), counter.kept
             finally:
                 c.kubectl("-n", NAMESPACE, "delete", "dbschema", "--all", "--timeout=60s")
                 op.stop()
@@ -171,7 +182,7 @@ def run(reps: int, steady: float, interval: int) -> None:
     per_hour = created * 3600 / steady
     print(f"\nsteady state, verifyIntervalSeconds {interval}, {steady:.0f} s watched: {created} "
           f"verify pods created = {per_hour:.0f} per hour (one per interval: "
-          f"{3600 / interval:.0f})")
+          f"{3600 / interval:.0f}); {kept} finished ones kept for kubectl logs")
 
 
 def main() -> None:
