@@ -35,6 +35,7 @@ from kubernetes import client
 from kubernetes.config import kube_config
 
 from localenv import cluster as local_cluster
+from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
 from schemagate import database
@@ -172,7 +173,8 @@ def close_poller_gates(bench: Bench, namespace: str) -> None:
 
 def run(sizes: list[int], reps: int) -> None:
     c = local_cluster.ensure_up(ROOT)
-    with local_postgres.running() as pg:
+    with local_postgres.running(pod_host=c.host_address,
+                                pod_networks=local_node.CLIENT_NETWORKS) as pg:
         bench = Bench(c, pg)
         c.kubectl("apply", "-f", str(ROOT / "crds"))
         namespaces = [f"bench-gate-{n}" for n in sizes]
@@ -189,7 +191,7 @@ def run(sizes: list[int], reps: int) -> None:
                     bench.fresh_database(db)
                 bench.apply(ours_ns, {"apiVersion": "v1", "kind": "Secret",
                                       "metadata": {"name": "db"},
-                                      "stringData": {"url": pg.url(database=ours_db)}})
+                                      "stringData": {"url": pg.pod_url(database=ours_db)}})
                 bench.apply(ours_ns, {
                     "apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
                     "metadata": {"name": "schema"},

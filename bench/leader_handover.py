@@ -32,6 +32,7 @@ from kubernetes import client
 from kubernetes.config import kube_config
 
 from localenv import cluster as local_cluster
+from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
 from schemagate.core.leader import LeaseTiming
@@ -121,7 +122,7 @@ def setup(c: local_cluster.Cluster, pg: local_postgres.LocalPostgres) -> Bench:
     engine.dispose()
     bench.apply(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-         "stringData": {"url": pg.url(database=DATABASE)}},
+         "stringData": {"url": pg.pod_url(database=DATABASE)}},
         {"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
          "metadata": {"name": "schema"},
          "spec": {"database": {"urlSecretRef": {"name": "db", "key": "url"}},
@@ -151,7 +152,8 @@ def kill_and_time(bench: Bench, victim: local_operator.OperatorProcess, period: 
 def run(reps: int) -> None:
     timing = LeaseTiming()
     c = local_cluster.ensure_up(ROOT)
-    with local_postgres.running() as pg:
+    with local_postgres.running(pod_host=c.host_address,
+                                pod_networks=local_node.CLIENT_NETWORKS) as pg:
         bench = setup(c, pg)
         handover: list[float] = []
         drained: list[float] = []

@@ -30,6 +30,7 @@ from kubernetes.config import kube_config
 
 from bench.gate_latency import CREATE, TABLES, Bench
 from localenv import cluster as local_cluster
+from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
 
@@ -78,7 +79,8 @@ def run(reps: int, baseline: Path | None) -> None:
     c = local_cluster.ensure_up(ROOT)
     core = client.CoreV1Api(kube_config.new_client_from_config(config_file=str(c.kubeconfig)))
     results: list[tuple[str, list[float]]] = []
-    with local_postgres.running() as pg:
+    with local_postgres.running(pod_host=c.host_address,
+                                pod_networks=local_node.CLIENT_NETWORKS) as pg:
         bench = Bench(c, pg)
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
         for label, code in (("this branch", None), ("baseline", baseline)):
@@ -90,7 +92,7 @@ def run(reps: int, baseline: Path | None) -> None:
             bench.sql(db, CREATE)
             bench.apply(namespace, {"apiVersion": "v1", "kind": "Secret",
                                     "metadata": {"name": "db"},
-                                    "stringData": {"url": pg.url(database=db)}},
+                                    "stringData": {"url": pg.pod_url(database=db)}},
                         {"apiVersion": "schemagate.io/v1alpha1", "kind": "DatabaseSchema",
                          "metadata": {"name": "schema"},
                          "spec": {"database": {"urlSecretRef": {"name": "db", "key": "url"}},

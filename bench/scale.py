@@ -50,6 +50,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
 
 from localenv import cluster as local_cluster
+from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
 
@@ -238,7 +239,7 @@ def run_one(bench: Bench, n: int, mode: str, databases: list[str], idle: float,
     row = Row(n, mode)
     namespaces = bench.namespaces(f"scale-{mode}-{n}")
     for i, ns in enumerate(namespaces):
-        url = bench.pg.url(database=databases[i % DATABASES], driver="postgresql")
+        url = bench.pg.pod_url(database=databases[i % DATABASES])
         bench.core.create_namespaced_secret(ns, {"metadata": {"name": "db"},
                                                  "stringData": {"url": url}})
     args = [] if mode == "on" else ["--no-economy"]
@@ -420,7 +421,8 @@ def main() -> None:
 def measure_all(args: argparse.Namespace) -> None:
     c = local_cluster.ensure_up(ROOT)
     rows = []
-    with local_postgres.running() as pg:
+    with local_postgres.running(pod_host=c.host_address,
+                                pod_networks=local_node.CLIENT_NETWORKS) as pg:
         bench = Bench(c, pg)
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
         for leftover in [n.metadata.name for n in bench.core.list_namespace().items

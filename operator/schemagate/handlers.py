@@ -23,6 +23,7 @@ import kopf
 from schemagate import kube, leader, process, reconcile
 from schemagate.core import gate, migration_job, models
 from schemagate.core.pods import index_entries
+from schemagate.core.revisions import SCHEMA_LABEL
 from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -178,8 +179,11 @@ async def config_map_changed(namespace: str | None, name: str, memo: Any, **_: A
 @kopf.on.event("apps", "v1", "deployments")
 def deployment_changed(type: str, namespace: str | None, name: str, body: kopf.Body,
                        memo: Any, **_: Any) -> None:
-    generation = None if type == "DELETED" else body.metadata.get("generation")
-    _ctx(memo).registry.deployment_seen(namespace or "", name, generation)
+    # Its generation (the spec) and the opt-in label a migration Job's clone needs: adding
+    # that label fixes an InvalidSpec, and moves no generation.
+    version = None if type == "DELETED" else (body.metadata.get("generation"),
+                                              body.metadata.labels.get(SCHEMA_LABEL))
+    _ctx(memo).registry.deployment_seen(namespace or "", name, version, created=type == "ADDED")
 
 
 def _carries_a_gate(spec: kopf.Spec, **_: Any) -> bool:

@@ -363,6 +363,36 @@ def test_only_a_new_generation_of_a_cloned_deployment_wakes_its_schema() -> None
     assert registry.wakeups[key].is_set()
 
 
+def test_a_cloned_deployment_created_after_its_schema_wakes_it_but_not_the_first_listing(
+        ) -> None:
+    """A schema whose Deployment does not exist yet is InvalidSpec, looked at again only on
+    its interval: the Deployment's creation must wake it. An operator that starts lists
+    every Deployment: that wakes nothing (it would start a verify pod per schema)."""
+    registry = Registry()
+    key = ("team", "backend-schema")
+    registry.wakeups[key] = asyncio.Event()
+    registry.watch(key, spec())
+    registry.deployment_seen("team", "backend", (1, None))  # listed at start
+    assert not registry.wakeups[key].is_set()
+    registry.deployment_seen("team", "backend", None)  # deleted
+    registry.deployment_seen("team", "backend", (1, None), created=True)
+    assert registry.wakeups[key].is_set()
+
+
+def test_labelling_the_deployment_of_a_migration_job_wakes_its_schema() -> None:
+    registry = Registry()
+    key = ("team", "backend-schema")
+    registry.wakeups[key] = asyncio.Event()
+    registry.watch(key, DatabaseSchemaSpec.model_validate({
+        "database": {"urlSecretRef": {"name": "s", "key": "k"}}, "tables": ["t"],
+        "migrations": {"run": "Job", "job": {"fromDeployment": {"name": "backend"},
+                                             "command": ["alembic", "upgrade", "head"]}}}))
+    registry.deployment_seen("team", "backend", (3, None))
+    assert not registry.wakeups[key].is_set()
+    registry.deployment_seen("team", "backend", (3, "backend-schema"))
+    assert registry.wakeups[key].is_set()
+
+
 def test_verify_writes_its_verdict_for_the_kubelet_even_on_bad_input(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SCHEMAGATE_DATABASE_URL", raising=False)

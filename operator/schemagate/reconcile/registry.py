@@ -99,6 +99,8 @@ class Registry:
         refs = {("Secret", key[0], spec.database.url_secret_ref.name)}
         if spec.database.verify_pod is not None:
             refs.add(("Deployment", key[0], spec.database.verify_pod.from_deployment.name))
+        if spec.migrations.job is not None:
+            refs.add(("Deployment", key[0], spec.migrations.job.from_deployment.name))
         if spec.migrations.alembic is not None:
             refs.add(("ConfigMap", key[0], spec.migrations.alembic.config_map_ref.name))
         self.references[key] = frozenset(refs)
@@ -112,14 +114,17 @@ class Registry:
             if (kind, namespace, name) in refs:
                 self.wake(schema)
 
-    def deployment_seen(self, namespace: str, name: str, generation: object) -> None:
-        """A Deployment's spec changed (a new generation): re-check the schemas cloning it.
-        Status updates of a rollout leave the generation alone and wake nothing."""
+    def deployment_seen(self, namespace: str, name: str, version: object,
+                        created: bool = False) -> None:
+        """A Deployment's spec or its schemagate.io/schema label changed (`version` moved),
+        or it was created (`created`; not the first listing of an operator that starts):
+        re-check the schemas cloning it. Status updates of a rollout leave the version
+        alone and wake nothing. `version` None: deleted."""
         known = self.deployments.pop((namespace, name), None)
-        if generation is None:  # deleted: forgotten (a schema cloning it says so)
+        if version is None:  # deleted: forgotten (a schema cloning it says so)
             return
-        self.deployments[(namespace, name)] = generation
-        if known is not None and known != generation:
+        self.deployments[(namespace, name)] = version
+        if (known is None and created) or (known is not None and known != version):
             self.wake_users_of("Deployment", namespace, name)
 
     async def sleep(self, key: Key, seconds: float) -> bool:

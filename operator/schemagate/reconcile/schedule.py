@@ -67,8 +67,11 @@ def next_delay(spec: DatabaseSchemaSpec | None, outcome: Outcome, gate_status: G
                sooner: float | None = None) -> float:
     """`sooner`: what a migration step asks for (a Job under way is looked at often)."""
     interval = float(spec.verify_interval_seconds if spec else 30)
-    if outcome.reason is Reason.VERIFY_POD_FAILED:
-        delay = interval  # a pod that cannot start is not tried again every few seconds
+    if outcome.reason in (Reason.VERIFY_POD_FAILED, Reason.INVALID_SPEC):
+        # A pod that cannot start is not tried again every few seconds. A spec that cannot
+        # be acted on is fixed by an edit of it, its Secret, ConfigMap or Deployment, each
+        # of which wakes the schema at once: polling it sooner would only cost a GET.
+        delay = interval
     elif not outcome.looked:
         delay = min(interval, RETRY_UNREACHABLE)
     elif gate_status.ready < gate_status.pods:  # unverified, or a revision not applied yet
