@@ -390,8 +390,16 @@ class RevisionStatus(StatusModel):
     history: list[str] | None = Field(
         None, max_length=20,
         description="The head sets the database was seen at, oldest first, each comma-joined "
-                    "(at most 20); what tells whether a pod's schemagate.io/revision is "
-                    "applied when the scripts cannot.")
+                    "(at most 20), all of the database in historyOf; what tells whether "
+                    "a pod's schemagate.io/revision is applied when the scripts cannot. A "
+                    "head set never seen before starts it anew, unless run: Alembic's "
+                    "scripts show it descends from the last one.")
+    history_of: str | None = Field(
+        None, description="The database the history belongs to: the server's system "
+                          "identifier and the database name, e.g. 7312345678901234567/app. "
+                          "Another database starts a new history. When the role may not "
+                          "read the system identifier (pg_control_system()), no history is "
+                          "kept.")
 
 
 class DatabaseStatus(StatusModel):

@@ -7,8 +7,14 @@
   an ancestor of a current head, so a rollback to the previous image, or an old
   ReplicaSet scaled up mid-rollout, opens on a database that is ahead of it; or
 - otherwise: the database was seen at that revision and then moved on. The operator
-  keeps the head sets it saw, oldest first, in `status.revision.history` (bounded); a
-  move back to an earlier entry drops what followed it (a downgrade undid it).
+  keeps the head sets it saw, oldest first, in `status.revision.history` (bounded), for
+  one database: `status.revision.historyOf` names it (the server's system identifier
+  and the database name), and another database, or one that cannot be told apart,
+  starts a new history. A move back to an earlier entry drops what followed it (a
+  downgrade undid it). A head set never seen before is kept after the others only
+  when the scripts' graph shows it descends from the last one: without the graph, a
+  database that went from A to C and back to B (a downgrade, a restored backup) looks
+  exactly like one that went from A to B to C, so nothing before it is trusted.
 
 Where neither tells (a revision older than anything the operator saw, or a
 `revisionCheck: false` schema that never reads the version table), the pod stays
@@ -72,8 +78,24 @@ def parse_history(entries: Sequence[str]) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(e.split(",")) for e in entries if e)
 
 
-def passed_through(history: Sequence[str], current: frozenset[str] | None) -> list[str]:
-    """`status.revision.history` after a check that saw `current`."""
+def database_identity(system_identifier: str | None, database: str) -> str | None:
+    """Which database a history belongs to, `7312345678901234567/app`; None when the
+    server's system identifier could not be read (the role may not call
+    `pg_control_system()`), so one server cannot be told from another."""
+    return None if system_identifier is None else f"{system_identifier}/{database}"
+
+
+def history_kept_for(identity: str | None, history: Sequence[str], recorded: str | None
+                     ) -> list[str]:
+    """The history to go on from: `history` when it was kept for this database, else
+    none (another database, a status written before the identity was recorded, or a
+    database that cannot be told apart)."""
+    return list(history) if identity is not None and recorded == identity else []
+
+
+def passed_through(history: Sequence[str], current: frozenset[str] | None,
+                   graph: Graph | None = None) -> list[str]:
+    """`status.revision.history` of one database after a check that saw `current`."""
     entries = list(history)
     if current is None:  # not read: nothing learned
         return entries
@@ -84,7 +106,14 @@ def passed_through(history: Sequence[str], current: frozenset[str] | None) -> li
         return entries
     if key in entries:  # back to an earlier revision: what followed is undone
         return entries[: entries.index(key) + 1]
+    if entries and not descends(current, frozenset(entries[-1].split(",")), graph):
+        return [key]  # an upgrade, or a move back to a point never seen: start over
     return [*entries, key][-HISTORY_LIMIT:]
+
+
+def descends(heads: frozenset[str], earlier: frozenset[str], graph: Graph | None) -> bool:
+    """Whether the scripts' graph shows `heads` at or past every head of `earlier`."""
+    return graph is not None and earlier <= _below(heads, graph)
 
 
 def _below(heads: Iterable[str], graph: Graph) -> set[str]:

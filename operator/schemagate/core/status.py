@@ -25,7 +25,7 @@ from schemagate.core.models import (
     TablePlace,
 )
 from schemagate.core.reasons import Reason
-from schemagate.core.revisions import passed_through
+from schemagate.core.revisions import Graph, database_identity, history_kept_for, passed_through
 from schemagate.core.verdict import Verdict, names
 
 #: The operator could not look at the schema at all: nothing is known about it.
@@ -118,9 +118,27 @@ def _tri(outcome: Outcome) -> bool | None:
     return None if not outcome.looked else outcome.verified
 
 
+def revision_history(previous: DatabaseSchemaStatus, verdict: Verdict,
+                     graph: Graph | None = None) -> tuple[str | None, list[str]]:
+    """`status.revision.historyOf` and `history` after a check: the previous history goes
+    on only when it was kept for the database `verdict` was read from, and none is kept
+    for a database that cannot be told from another."""
+    fp = verdict.fingerprint
+    identity = None if fp is None else database_identity(fp.system_identifier, fp.database)
+    revision = previous.revision or RevisionStatus()
+    if identity is None:
+        # What was recorded stays (a merge patch cannot remove it, and a value that
+        # differs from the stored one would be written on every check): with no history
+        # it vouches for nothing.
+        return revision.history_of, []
+    kept = history_kept_for(identity, revision.history or [], revision.history_of)
+    return identity, passed_through(kept, verdict.current_revisions, graph)
+
+
 def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation: int,
-                gate: GateStatus, now: datetime,
-                migration: MigrationStatus | None = None) -> DatabaseSchemaStatus:
+                gate: GateStatus, now: datetime, migration: MigrationStatus | None = None,
+                graph: Graph | None = None) -> DatabaseSchemaStatus:
+    """`graph`: run: Alembic's scripts, which order a head set never seen before."""
     c = previous.conditions
     reason, message = outcome.reason.value, outcome.message
     c = cond.set_condition(c, type=cond.SCHEMA_VERIFIED, status=_tri(outcome), reason=reason,
@@ -147,8 +165,9 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
     if verdict is None or not outcome.looked:
         return status  # keep what was last seen; lastVerifiedTime says when
     fp = verdict.fingerprint
-    seen = previous.revision.history if previous.revision else None
-    history = passed_through(seen or [], verdict.current_revisions)
+    # Written even when empty: the status is merge-patched, so an absent list would keep
+    # the previous database's history in the object.
+    history_of, history = revision_history(previous, verdict, graph)
     return fit(status.model_copy(update={
         "missing_tables": list(verdict.missing_tables[:MISSING_IN_STATUS]),
         "found_elsewhere": [TablePlace(table=p.table, schema=p.schema, database=p.database)
@@ -157,7 +176,7 @@ def next_status(previous: DatabaseSchemaStatus, *, outcome: Outcome, generation:
                               verdict.column_mismatches[:MISMATCHES_IN_STATUS]],
         "revision": RevisionStatus(current=sorted(verdict.current_revisions or ())[:REVISIONS],
                                    expected=sorted(verdict.expected_revisions or ())[:REVISIONS],
-                                   history=history or None),
+                                   history=history, history_of=history_of),
         "database": None if fp is None else DatabaseStatus(
             host=fp.host, port=fp.port, database=fp.database, user=fp.user,
             search_path=fp.search_path, server_version=fp.server_version,
@@ -194,7 +213,7 @@ def fit(status: DatabaseSchemaStatus, limit: int = STATUS_LIMIT) -> DatabaseSche
         if name == "revision":
             assert status.revision is not None
             status = status.model_copy(update={"revision": status.revision.model_copy(
-                update={"history": kept or None})})
+                update={"history": kept})})  # an empty list, not None: see next_status
         else:
             status = status.model_copy(update={name: kept})
     return status

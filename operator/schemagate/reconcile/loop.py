@@ -30,8 +30,15 @@ from schemagate.core.models import (
 )
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions import Knowledge, parse_history, passed_through
-from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.core.revisions import Knowledge, parse_history
+from schemagate.core.status import (
+    Outcome,
+    from_verdict,
+    next_status,
+    revision_history,
+    scrubbed,
+    transition,
+)
 from schemagate.core.verify_pod import local_only, loopback_message
 from schemagate.reconcile import migrate
 from schemagate.reconcile.context import JSON, Context
@@ -232,7 +239,7 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     ctx.registry.gates[key] = Published(check, spec, pods.templates)
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
-                         now=ctx.clock(), migration=step.record)
+                         now=ctx.clock(), migration=step.record, graph=step.graph)
     every = heartbeat(len(ctx.registry.wakeups)) if ctx.economy else None
     if worth_writing(previous, status, spec, every):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
@@ -259,11 +266,11 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
 def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,
               spec: DatabaseSchemaSpec | None) -> Knowledge:
     """What this check learned of the database's revisions, for pods that name one."""
-    verdict = outcome.verdict
-    seen = previous.revision.history if previous.revision else None
-    current = verdict.current_revisions if verdict is not None and outcome.looked else None
+    verdict = outcome.verdict if outcome.looked else None
+    current = None if verdict is None else verdict.current_revisions
+    history = [] if verdict is None else revision_history(previous, verdict, step.graph)[1]
     return Knowledge(current=current, graph=step.graph, graph_source=step.graph_source,
-                     history=parse_history(passed_through(seen or [], current)),
+                     history=parse_history(history),
                      revision_check=spec.migrations.revision_check if spec else True)
 
 
