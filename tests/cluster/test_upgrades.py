@@ -211,7 +211,7 @@ def test_pods_of_a_release_wait_for_its_migration_job_to_end(
         assert status["revision"]["current"] == [V2_REVISION]
 
 
-def test_a_rollback_opens_on_a_database_seen_passing_its_revision(
+def test_a_rollback_without_the_scripts_stays_closed_and_says_what_to_do(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     serving_v1(backend, db, revision=V1_REVISION)
     db.migrate_v2()
@@ -219,11 +219,16 @@ def test_a_rollback_opens_on_a_database_seen_passing_its_revision(
              .get("status", {}).get("revision", {}).get("current") == [V2_REVISION])
     backend.deployment(version="v2", revision=V2_REVISION)
     rolled_out(backend, "v2")
-    history = backend.get("dbschema", "backend-schema")["status"]["revision"]["history"]
-    assert history == [V1_REVISION, V2_REVISION]
+    # Seen at 3f2a9c, then at 4b5c6d: a database downgraded from ahead of both to
+    # 4b5c6d looks the same, so without the scripts nothing before it is trusted.
+    revision = backend.get("dbschema", "backend-schema")["status"]["revision"]
+    assert revision["history"] == [V2_REVISION]
+    assert revision["historyOf"].endswith(f"/{db.name}")
 
     backend.deployment(version="v1", revision=V1_REVISION)  # the previous image, DB ahead
-    rolled_out(backend, "v1")
+    gates = held(backend, "v1", {"RevisionNotApplied"})
+    assert "cannot tell" in gates[0]["message"]
+    assert "migrations.run: Alembic" in gates[0]["message"]
 
 
 def test_a_revision_the_operator_cannot_order_stays_closed_and_says_what_to_do(
