@@ -10,6 +10,7 @@ from typing import Any
 
 from schemagate import kube
 from schemagate.bulkhead import Bulkheads
+from schemagate.core.allowed_hosts import AllowedHosts
 from schemagate.core.pods import IndexedPod, Key
 from schemagate.metrics import Metrics
 from schemagate.reconcile.batch import Batches
@@ -47,6 +48,8 @@ class Context:
     #: Secret values may be kept between checks: a watch on Secrets tells when one changes.
     keep_secrets: bool = False
     batches: Batches = field(default_factory=Batches)
+    #: The database hosts each namespace's URLs may name (--allowed-hosts-file).
+    allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     #: The wait after credentials are refused (the unit tests shorten it).
     backoff: Backoff = field(default_factory=Backoff)
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from schemagate import database, kube, verify_in_pod
 from schemagate.bulkhead import NoAnswer
-from schemagate.core import gate, migration
+from schemagate.core import allowed_hosts, gate, migration
 from schemagate.core.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
@@ -117,6 +117,12 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     local = [why for host in hosts if (why := local_only(host)) is not None]
     if len(local) == len(hosts):  # no connection attempt: it would reach the operator
         return Outcome(Reason.INVALID_SPEC, loopback_message(local[0], ref.name, ref.key))
+    namespace = body["metadata"]["namespace"]
+    allowed = ctx.allowed_hosts.for_namespace(namespace)
+    if allowed is not None and (outside := [h for h in hosts if not allowed.allows(h)]):
+        # No connection attempt: the operator's pod may reach what the tenant's may not.
+        return Outcome(Reason.INVALID_SPEC, allowed_hosts.refusal(outside[0], namespace,
+                                                                  allowed, ref.name, ref.key))
     try:
         with ctx.metrics.verification_timer():
             if ctx.economy:
