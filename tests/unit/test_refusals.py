@@ -148,3 +148,20 @@ def test_after_a_successful_check_a_secret_write_is_checked_at_once() -> None:
 
 def logger() -> logging.Logger:
     return logging.getLogger("test")
+
+
+def test_a_schema_deleted_while_it_waits_after_a_refusal_stops_at_once() -> None:
+    server, kube = Server(Reason.AUTHENTICATION_FAILED), OneSchema()
+    ctx = context(server, kube)
+    ctx.backoff = Backoff(first=60, cap=60)
+
+    async def main() -> None:
+        stopped: list[bool] = []
+        loop = asyncio.create_task(keep_verified(BODY, stopped, ctx, logger()))
+        await until(lambda: KEY in ctx.registry.held)
+        stopped.append(True)
+        ctx.registry.forget(KEY)  # what releasing its gates does
+        await asyncio.wait_for(loop, timeout=5)
+
+    asyncio.run(main())
+    assert len(server.attempts) == 1

@@ -149,12 +149,14 @@ class Registry:
                 return woken
 
     def forget(self, key: Key) -> None:
+        held, event = key in self.held, self.wakeups.pop(key, None)
+        self.held.discard(key)
+        if held and event is not None:
+            event.set()  # a refused schema is not kept asleep past its deletion
         self.gates.pop(key, None)
         self.references.pop(key, None)
-        self.wakeups.pop(key, None)
         self.versions.pop(key, None)
         self.elsewhere.pop(key, None)
         self.settled.pop(key, None)
         self.checking.pop(key, None)
         self.refusals.pop(key, None)
-        self.held.discard(key)
