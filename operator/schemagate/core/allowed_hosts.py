@@ -55,7 +55,9 @@ class HostPatterns:
     exact: frozenset[str] = frozenset()
     #: `*.suffix` patterns, kept as `.suffix`.
     suffixes: frozenset[str] = frozenset()
-    networks: tuple[Network, ...] = ()
+    #: Networks by (IP version, prefix length), each as its address's leading bits: an
+    #: address is looked up once per prefix length, however many networks are listed.
+    networks: Mapping[tuple[int, int], frozenset[int]] = field(default_factory=dict)
 
     def allows(self, host: str | None) -> bool:
         """Whether `host`, as the URL writes it (None: the local socket), is allowed."""
@@ -71,7 +73,9 @@ class HostPatterns:
                 name[i:] in self.suffixes for i, c in enumerate(name) if c == "." and i)
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # what the connection reaches
-        return any(address in network for network in self.networks)
+        return any(int(address) >> (address.max_prefixlen - length) in prefixes
+                   for (version, length), prefixes in self.networks.items()
+                   if version == address.version)
 
     def describe(self) -> str:
         return names(self.written, limit=QUOTED) if self.written else "none"
@@ -133,7 +137,7 @@ def host_patterns(patterns: Iterable[object], where: str = "") -> HostPatterns:
     written: list[str] = []
     exact: set[str] = set()
     suffixes: set[str] = set()
-    networks: list[Network] = []
+    networks: dict[tuple[int, int], set[int]] = {}
     any_host = False
     for pattern in patterns:
         if not isinstance(pattern, str) or not 0 < len(pattern) <= LONGEST_NAME + 2:
@@ -145,11 +149,12 @@ def host_patterns(patterns: Iterable[object], where: str = "") -> HostPatterns:
         elif text.startswith("*."):
             suffixes.add(_name(text[1:].rstrip("."), pattern, where))
         elif (network := _network(text, where)) is not None:
-            networks.append(network)
+            networks.setdefault((network.version, network.prefixlen), set()).add(
+                int(network.network_address) >> (network.max_prefixlen - network.prefixlen))
         else:
             exact.add(_name(text.rstrip("."), pattern, where))
     return HostPatterns(tuple(written), any_host, frozenset(exact), frozenset(suffixes),
-                        tuple(networks))
+                        {length: frozenset(prefixes) for length, prefixes in networks.items()})
 
 
 def _network(text: str, where: str) -> Network | None:
