@@ -64,7 +64,8 @@ images: $(VENV)/.installed node
 # helm lint and helm template over the chart in each mode, with the pinned helm built once
 # from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
 CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true" \
-  "--set metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,metrics.podMonitoring.enabled=true"
+  "--set metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,metrics.podMonitoring.enabled=true" \
+  "--set tenancy.allowedHosts.team-a={db.team-a.svc,10.20.0.0/16}"
 chart:
 	@helm=$$(bash hack/build-control-plane.sh helm) && for values in $(CHART_VALUES); do \
 	  $$helm lint --strict --quiet charts/schemagate $$values && \

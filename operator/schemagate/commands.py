@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from schemagate.core import allowed_hosts
 from schemagate.core.alembic_job import EXIT_RETRY
 from schemagate.core.leader import LeaseSettings, LeaseTiming
 from schemagate.settings import Settings
@@ -51,6 +52,11 @@ def add_run(commands: Subparsers) -> None:
                           "index, pod conditions and status written only on change, one "
                           "connection per database per pass. --no-economy checks each "
                           "schema on its own, as before (for make bench-scale)")
+    run.add_argument("--allowed-hosts-file", metavar="FILE", type=Path,
+                     help="YAML mapping each namespace (or * for the others) to the "
+                          "database hosts its URLs may name: host names, *.suffix, IP "
+                          "networks; a URL naming another host is its schema's InvalidSpec, "
+                          "with no connection attempted (default: any host)")
     _add_leader_election(run)
     run.set_defaults(handler=run_operator)
 
@@ -91,9 +97,21 @@ def _lease(args: argparse.Namespace) -> LeaseSettings | None:
                          name=args.leader_election_id, identity=identity, timing=timing)
 
 
+def _allowed_hosts(path: Path | None) -> allowed_hosts.AllowedHosts:
+    if path is None:
+        return allowed_hosts.AllowedHosts()
+    try:
+        with path.open(encoding="utf-8") as file:  # no more than the loader would accept
+            text = file.read(allowed_hosts.LARGEST_FILE + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read --allowed-hosts-file {path}: {exc}") from None
+    return allowed_hosts.load(text, str(path))
+
+
 def run_operator(args: argparse.Namespace) -> int:
     try:
         lease = _lease(args)
+        allowed = _allowed_hosts(args.allowed_hosts_file)
     except ValueError as exc:
         print(f"schemagate run: error: {exc}", file=sys.stderr)
         return 2
@@ -109,6 +127,7 @@ def run_operator(args: argparse.Namespace) -> int:
         verify_image=args.verify_image or None,
         economy=args.economy,
         lease=lease,
+        allowed_hosts=allowed,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs
 

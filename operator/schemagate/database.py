@@ -283,14 +283,18 @@ def parse_url(url: str) -> URL:
 
 
 def url_hosts(url: str) -> list[str | None]:
-    """The hosts the URL connects to, as libpq reads them: the URL's host, else its
-    `host=` query option (comma-separated for several), else None (the local socket).
-    Raises `InvalidDatabaseUrl` as `parse_url` does."""
-    target = parse_url(url)
-    if target.host:
-        return [target.host]
-    hosts = _query_value(target, "host")
-    return [h.strip() or None for h in hosts.split(",")] if hosts else [None]
+    """The hosts the URL connects to, as libpq reads what psycopg is given: each `host`
+    (the URL's, or its `host=` option, which wins; comma-separated for several), or its
+    `hostaddr` where one is given (libpq then connects to that address, and the name only
+    serves authentication); None: the local socket. Raises `InvalidDatabaseUrl` as
+    `parse_url` does."""
+    params = _connect_params(parse_url(url), 2)
+    hosts, addresses = _listed(params.get("host")), _listed(params.get("hostaddr"))
+    return [address or host for host, address in itertools.zip_longest(hosts, addresses)]
+
+
+def _listed(value: object) -> list[str | None]:
+    return [h.strip() or None for h in str(value).split(",")] if value else [None]
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
         verify_image=operator_settings.verify_image,
         pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
         economy=operator_settings.economy,
-        keep_secrets=operator_settings.economy and operator_settings.watch_secrets)
+        keep_secrets=operator_settings.economy and operator_settings.watch_secrets,
+        allowed_hosts=operator_settings.allowed_hosts)
 
 
 @kopf.on.probe(id="progress")

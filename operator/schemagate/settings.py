@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from schemagate.core.allowed_hosts import AllowedHosts
 from schemagate.core.leader import LeaseSettings
 
 
@@ -30,6 +31,9 @@ class Settings:
     economy: bool = True
     #: Set: act only while holding this Lease (more than one replica). None: always act.
     lease: LeaseSettings | None = None
+    #: The database hosts each namespace's URLs may name (--allowed-hosts-file); empty:
+    #: any host, as for a namespace the file does not list (with no `*` entry).
+    allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
 
     @property
     def liveness_endpoint(self) -> str | None:

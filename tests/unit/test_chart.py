@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from schemagate.cli import build_parser
-from schemagate.core import models
+from schemagate.core import allowed_hosts, models
 from tests.chart import (
     CHART,
     ROOT,
@@ -411,3 +411,53 @@ def test_gate_injection_is_on_by_default_and_bound_where_the_operator_watches() 
 def test_gate_injection_takes_only_a_boolean() -> None:
     refused = helm("template", "x", str(CHART), "--set", "gateInjection.enabled=maybe")
     assert refused.returncode != 0 and "gateInjection" in refused.stderr
+
+
+ALLOWED_HOSTS = {"team-a": ["db.team-a.svc.cluster.local", "10.20.0.0/16"],
+                 "*": ["*.shared.internal"]}
+
+
+def render_file(tmp_path: Path, values: dict[str, object]) -> list[Manifest]:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm("template", "schemagate", str(CHART), "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_allowed_hosts_reach_the_operator_as_a_mounted_file(tmp_path: Path) -> None:
+    manifests = render_file(tmp_path, {"tenancy": {"allowedHosts": ALLOWED_HOSTS}})
+    config_map = one(manifests, "ConfigMap")
+    (text,) = config_map["data"].values()
+    allowed = allowed_hosts.load(text)  # what the operator reads at start-up
+    team_a, other = allowed.for_namespace("team-a"), allowed.for_namespace("team-b")
+    assert team_a is not None and team_a.allows("10.20.0.9") and not team_a.allows("x.io")
+    assert other is not None and other.allows("pg.shared.internal")
+    pod = one(manifests, "Deployment")["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    path = Path(build_parser().parse_args(["run", *container["args"]]).allowed_hosts_file)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert path.name in config_map["data"]
+    # Read at start-up only: a change of the value rolls the operator.
+    changed = render_file(tmp_path, {"tenancy": {"allowedHosts": {"team-a": ["db"]}}})
+    annotation = "schemagate.io/allowed-hosts-sha256"
+    assert pod["metadata"]["annotations"][annotation] != one(changed, "Deployment")[
+        "spec"]["template"]["metadata"]["annotations"][annotation]
+
+
+def test_without_allowed_hosts_any_host_and_no_config_map() -> None:
+    manifests = render()
+    assert not [m for m in of_kind(manifests, "ConfigMap") if "allowed-hosts" in str(m)]
+    (container,) = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).allowed_hosts_file is None
+
+
+def test_allowed_hosts_must_be_lists_of_patterns(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump({"tenancy": {"allowedHosts": {"team-a": "db"}}}))
+    result = helm("template", "schemagate", str(CHART), "-f", str(path))
+    assert result.returncode != 0
+    assert "/tenancy/allowedHosts/team-a" in result.stderr

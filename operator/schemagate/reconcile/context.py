@@ -10,11 +10,13 @@ from typing import Any
 
 from schemagate import kube
 from schemagate.bulkhead import Bulkheads
+from schemagate.core.allowed_hosts import AllowedHosts
 from schemagate.core.pods import IndexedPod, Key
 from schemagate.metrics import Metrics
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
+from schemagate.reconcile.schedule import Backoff
 
 JSON = Mapping[str, Any]
 
@@ -46,6 +48,10 @@ class Context:
     #: Secret values may be kept between checks: a watch on Secrets tells when one changes.
     keep_secrets: bool = False
     batches: Batches = field(default_factory=Batches)
+    #: The database hosts each namespace's URLs may name (--allowed-hosts-file).
+    allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
+    #: The wait after credentials are refused (the unit tests shorten it).
+    backoff: Backoff = field(default_factory=Backoff)
 
     def __post_init__(self) -> None:
         if self.batches.databases is None:  # the shared passes run in the bulkheads too

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from schemagate import database, kube, verify_in_pod
 from schemagate.bulkhead import NoAnswer
-from schemagate.core import gate, migration
+from schemagate.core import allowed_hosts, gate, migration
 from schemagate.core.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
@@ -51,6 +52,8 @@ from schemagate.reconcile.schedule import (
     aligned,
     heartbeat,
     next_delay,
+    refusals_after,
+    refused_message,
     until_served,
     worth_writing,
 )
@@ -121,6 +124,12 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     local = [why for host in hosts if (why := local_only(host)) is not None]
     if len(local) == len(hosts):  # no connection attempt: it would reach the operator
         return Outcome(Reason.INVALID_SPEC, loopback_message(local[0], ref.name, ref.key))
+    namespace = body["metadata"]["namespace"]
+    allowed = ctx.allowed_hosts.for_namespace(namespace)
+    if allowed is not None and (outside := [h for h in hosts if not allowed.allows(h)]):
+        # No connection attempt: the operator's pod may reach what the tenant's may not.
+        return Outcome(Reason.INVALID_SPEC, allowed_hosts.refusal(outside[0], namespace,
+                                                                  allowed, ref.name, ref.key))
     try:
         with ctx.metrics.verification_timer():
             if ctx.economy:
@@ -185,6 +194,7 @@ async def reconcile(body: JSON, ctx: Context, logger: logging.Logger | logging.L
     # which spares one GET per schema per interval.
     started = ctx.clock()
     ctx.registry.checking[key] = started
+    ctx.registry.held.discard(key)
     try:
         return await _pass(body, key, started, ctx, logger, idle, stopped)
     finally:
@@ -213,6 +223,7 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
         if stopped:
             return RETRY_UNREACHABLE
     outcome = scrubbed(step.outcome, ctx.kube.scrubber.scrub)  # before pods, status, Events, logs
+    outcome, hold = held_after_refusal(ctx, key, outcome)
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
                             message=outcome.message, on_drift=on_drift,
@@ -260,7 +271,21 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
                                  and step.migrating is None)
     if ctx.economy and spec is not None:
         delay = aligned(delay, float(spec.verify_interval_seconds), time.time())
+    if hold:  # no pod waiting, no tick, no wake-up brings a refused attempt sooner
+        ctx.registry.held.add(key)
+        return hold
     return delay
+
+
+def held_after_refusal(ctx: Context, key: Key, outcome: Outcome) -> tuple[Outcome, float]:
+    """The outcome as the status tells it, and how long the schema now waits whatever
+    wakes it (0: not held): after credentials are refused, the wait of `ctx.backoff`."""
+    refusals = refusals_after(ctx.registry.refusals.get(key, 0), outcome)
+    ctx.registry.refusals[key] = refusals
+    if outcome.reason is not Reason.AUTHENTICATION_FAILED:
+        return outcome, 0.0
+    wait = ctx.backoff.after(refusals)
+    return replace(outcome, message=refused_message(outcome.message, wait)), wait
 
 
 def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,

@@ -60,6 +60,11 @@ class Registry:
     #: The generation last seen of each Deployment (namespace, name) of the watched
     #: namespaces: one small entry each.
     deployments: dict[Key, object] = field(default_factory=dict)
+    #: Each schema's credentials refused in a row (`schedule.refusals_after`).
+    refusals: dict[Key, int] = field(default_factory=dict)
+    #: The schemas whose last check was refused: until their next pass, nothing wakes
+    #: them (`schedule.Backoff`).
+    held: set[Key] = field(default_factory=set)
 
     def first_seen(self, uid: str, now: datetime) -> datetime:
         if uid not in self.seen and len(self.seen) >= SEEN_PODS_LIMIT:
@@ -128,21 +133,30 @@ class Registry:
             self.wake_users_of("Deployment", namespace, name)
 
     async def sleep(self, key: Key, seconds: float) -> bool:
-        """Sleep `seconds` or until woken; True when woken."""
+        """Sleep `seconds` or until woken; True when woken. A schema held after a
+        refusal sleeps the whole `seconds`, whatever wakes it."""
         event = self.wakeups.setdefault(key, asyncio.Event())
-        woken = True
-        try:
-            await asyncio.wait_for(event.wait(), timeout=seconds)
-        except TimeoutError:
-            woken = event.is_set()
-        event.clear()
-        return woken
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while True:
+            woken = True
+            try:
+                await asyncio.wait_for(event.wait(), timeout=max(0.0, end - loop.time()))
+            except TimeoutError:
+                woken = event.is_set()
+            event.clear()
+            if not (woken and key in self.held) or loop.time() >= end:
+                return woken
 
     def forget(self, key: Key) -> None:
+        held, event = key in self.held, self.wakeups.pop(key, None)
+        self.held.discard(key)
+        if held and event is not None:
+            event.set()  # a refused schema is not kept asleep past its deletion
         self.gates.pop(key, None)
         self.references.pop(key, None)
-        self.wakeups.pop(key, None)
         self.versions.pop(key, None)
         self.elsewhere.pop(key, None)
         self.settled.pop(key, None)
         self.checking.pop(key, None)
+        self.refusals.pop(key, None)

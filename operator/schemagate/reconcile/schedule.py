@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from schemagate.core import conditions as cond
@@ -115,3 +116,41 @@ def until_served(delay: float, serve_at: datetime | None, now: datetime) -> floa
     if serve_at is None:
         return delay
     return min(delay, max(MIN_DELAY, (serve_at - now).total_seconds()))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a schema whose credentials were refused waits before the next attempt.
+
+    From the operator's pod, a refusal answers a question a tenant may not be allowed to
+    ask (is this the password of a database only the operator reaches?), and a write of
+    the Secret would ask it again at once. After each refusal in a row the wait doubles,
+    from `first` up to `cap`, and nothing shortens it: not a change of the Secret, the
+    spec or the Deployment, nor a new pod. The cap is not the schema's interval, which
+    its author may set to 5 s; it is short enough that a password fixed is picked up
+    within minutes."""
+
+    first: float = 10.0
+    cap: float = 300.0
+
+    def after(self, refusals: int) -> float:
+        """The wait after `refusals` refusals in a row (0: none)."""
+        if refusals <= 0:
+            return 0.0
+        return min(self.cap, self.first * 2.0 ** min(refusals - 1, 32))
+
+
+def refusals_after(refusals: int, outcome: Outcome) -> int:
+    """Refusals in a row once `outcome` is known: one more for a refusal, none once a
+    check got past the credentials (it read the database); an outcome that never reached
+    the database (unreachable, no Secret, an invalid spec) leaves the count as it was, so
+    that pointing the Secret elsewhere in between does not start the doubling over."""
+    if outcome.reason is Reason.AUTHENTICATION_FAILED:
+        return refusals + 1
+    return 0 if outcome.looked else refusals
+
+
+def refused_message(message: str, wait: float) -> str:
+    """The refusal's message, saying when the next attempt is (whole seconds)."""
+    return (f"{message}; credentials refused: next attempt in {wait:g} s, not sooner "
+            "even if the Secret changes")
