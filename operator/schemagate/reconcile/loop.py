@@ -114,14 +114,16 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     local = [why for host in hosts if (why := local_only(host)) is not None]
     if len(local) == len(hosts):  # no connection attempt: it would reach the operator
         return Outcome(Reason.INVALID_SPEC, loopback_message(local[0], ref.name, ref.key))
+    namespace = body["metadata"]["namespace"]  # its share of the database slots
     try:
         with ctx.metrics.verification_timer():
             if ctx.economy:
                 known = ctx.registry.elsewhere.get(key) if key else None
-                verdict = await ctx.batches.verify(url, requirement, timeout, known)
+                verdict = await ctx.batches.verify(url, requirement, timeout, known,
+                                                   namespace=namespace)
             else:
                 verdict = await ctx.databases.run(
-                    database.server_of(url), database.check_deadline(timeout),
+                    namespace, database.server_of(url), database.check_deadline(timeout),
                     database.verify, url, requirement, connect_timeout=timeout)
     except NoAnswer as exc:
         return Outcome(Reason.DATABASE_UNREACHABLE, f"{exc}; the check was abandoned")
