@@ -105,7 +105,7 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     if spec.database.verify_from is VerifyFrom.POD:
         with ctx.metrics.verification_timer():
             return await verify_in_pod.check(body, spec, requirement, ctx.kube,
-                                             ctx.verify_image, ctx.clock)
+                                             ctx.verify_image, ctx.clock, ctx.verify_pods)
     try:
         hosts = database.url_hosts(url)
     except database.InvalidDatabaseUrl as exc:
