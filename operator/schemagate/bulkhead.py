@@ -10,8 +10,9 @@ flight from the moment it gets its slot until its thread ends, abandoned or not.
   has a slot another namespace can take.
 - At most `workers` calls in all, one thread each: no call waits in the pool's queue.
 
-Waiting calls are served the namespace with the fewest calls on that server first, then
-the one with the fewest in all, then the oldest call. A namespace whose calls hang thus
+Waiting calls are served in turns by namespace: the one with the fewest calls in flight
+first, the one served longest ago among equals; within a namespace, its servers in turn,
+each server's calls oldest first. A namespace whose calls hang thus
 waits for its own slots and hears "no answer" naming its own backlog, while another
 namespace's call starts at once. A call past its deadline is abandoned, not cancelled
 (a thread cannot be): it keeps its slots until its thread ends, which the database
@@ -25,6 +26,7 @@ import contextlib
 import functools
 import itertools
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ PER_SERVER = 4
 #: Calls in flight of one namespace, over every server: a quarter of the threads.
 PER_NAMESPACE = WORKERS // 4
 
-_order = itertools.count()
+_turn = itertools.count()
 
 
 class NoAnswer(Exception):
@@ -54,7 +56,15 @@ class _Waiting:
     namespaces: tuple[str, ...]
     server: str
     granted: asyncio.Future[str]  # the namespace whose slot it got
-    order: int = field(default_factory=lambda: next(_order))
+
+
+@dataclass
+class _Queue:
+    """One namespace's waiting calls, by server (in turn), each server's oldest first."""
+
+    servers: OrderedDict[str, OrderedDict[_Waiting, None]] = field(default_factory=OrderedDict)
+    #: When it was last served, for turns among namespaces with as many calls in flight.
+    served: int = -1
 
 
 def _add(counts: dict[Any, int], key: Any, by: int) -> None:
@@ -77,7 +87,7 @@ class Bulkheads:
         self.in_flight_of: dict[str, int] = {}
         self._pairs: dict[tuple[str, str], int] = {}
         self._busy = 0
-        self._waiting: dict[_Waiting, None] = {}  # in arrival order
+        self._queues: dict[str, _Queue] = {}
         #: When a call last returned in time (monotonic), for the liveness probe.
         self.last_return = time.monotonic()
 
@@ -112,7 +122,9 @@ class Bulkheads:
 
     async def _slot(self, names: tuple[str, ...], server: str, deadline: float) -> str:
         waiting = _Waiting(names, server, asyncio.get_running_loop().create_future())
-        self._waiting[waiting] = None
+        for namespace in names:
+            queue = self._queues.setdefault(namespace, _Queue())
+            queue.servers.setdefault(server, OrderedDict())[waiting] = None
         self._serve()
         try:
             await asyncio.wait((waiting.granted,), timeout=deadline)
@@ -132,23 +144,45 @@ class Bulkheads:
                 and self._pairs.get((server, namespace), 0) < self.per_server_namespace)
 
     def _serve(self) -> None:
-        """Give free slots to waiting calls, fewest calls on that server first, then
-        fewest in all, then the oldest call."""
-        while self._waiting and self._busy < self.workers:
-            candidates = ((self._pairs.get((w.server, ns), 0), self.in_flight_of.get(ns, 0),
-                           w.order, ns, w)
-                          for w in self._waiting for ns in w.namespaces if self._fits(ns, w.server))
-            chosen = min(candidates, default=None, key=lambda c: c[:3])
+        """Give free slots to waiting calls, in turns by namespace. Each turn costs the
+        number of namespaces waiting, not of calls: a namespace at its share is passed
+        over at once, and one below it finds a server with room among the few it
+        cannot use (full, or holding its most there)."""
+        while self._queues and self._busy < self.workers:
+            turns = sorted((self.in_flight_of.get(ns, 0), queue.served, ns)
+                           for ns, queue in self._queues.items()
+                           if self.in_flight_of.get(ns, 0) < self.per_namespace)
+            chosen = next(((ns, server, calls) for _, _, ns in turns
+                           for server, calls in self._queues[ns].servers.items()
+                           if self._fits(ns, server)), None)
             if chosen is None:
                 return
-            namespace, waiting = chosen[3], chosen[4]
-            del self._waiting[waiting]
-            self._count(namespace, waiting.server, 1)
+            namespace, server, calls = chosen
+            waiting = next(iter(calls))
+            self._dequeue(waiting)
+            self._count(namespace, server, 1)
             waiting.granted.set_result(namespace)
+            if (queue := self._queues.get(namespace)) is not None:
+                queue.served = next(_turn)
+                if server in queue.servers:
+                    queue.servers.move_to_end(server)
 
     def _withdraw(self, waiting: _Waiting) -> None:
-        self._waiting.pop(waiting, None)
+        """The caller gave up (its deadline) or was cancelled."""
+        self._dequeue(waiting)
         waiting.granted.cancel()
+
+    def _dequeue(self, waiting: _Waiting) -> None:
+        for namespace in waiting.namespaces:
+            queue = self._queues.get(namespace)
+            calls = queue.servers.get(waiting.server) if queue else None
+            if queue is None or calls is None:
+                continue
+            calls.pop(waiting, None)
+            if not calls:
+                del queue.servers[waiting.server]
+            if not queue.servers:
+                del self._queues[namespace]
 
     def _count(self, namespace: str, server: str, by: int) -> None:
         self._busy += by

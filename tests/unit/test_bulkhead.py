@@ -113,6 +113,30 @@ def test_waiting_namespaces_take_turns_on_a_shared_server() -> None:
     assert started[0] == "b" and started.count("a") == 5
 
 
+def test_a_namespace_with_a_huge_backlog_costs_the_others_nothing_per_call() -> None:
+    release = threading.Event()
+
+    async def scenario() -> float:
+        pools = Bulkheads()
+        backlog = [asyncio.create_task(pools.run("hostile", f"10.0.{i // 250}.{i % 250}:5432",
+                                                 60.0, release.wait))
+                   for i in range(10_000)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await asyncio.gather(*(pools.run("victim", f"db{i % 20}:5432", 5.0, lambda: None)
+                               for i in range(1_000)))
+        took = time.monotonic() - started
+        for task in backlog:
+            task.cancel()
+        release.set()
+        await asyncio.gather(*backlog, return_exceptions=True)
+        return took
+
+    # Every slot given scans the namespaces waiting, not their calls: 1,000 calls beside
+    # 10,000 waiting ones take well under a second (a scan of every call: about a minute).
+    assert asyncio.run(scenario()) < 1.0
+
+
 def test_an_abandoned_call_counts_against_its_namespace_until_its_thread_ends() -> None:
     release = threading.Event()
 
