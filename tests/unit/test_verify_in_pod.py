@@ -17,6 +17,9 @@ from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.scrub import Scrubber
 from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.metrics import Metrics
+from schemagate.reconcile import Context, Registry
+from schemagate.reconcile.pods import release
 from tests.unit.test_verify_pod import SCHEMA_LABEL, deployment, spec
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
@@ -323,3 +326,15 @@ def test_a_missing_deployment_is_an_invalid_spec() -> None:
     outcome = check(kube)
     assert outcome.reason is Reason.INVALID_SPEC and "Deployment backend not found" in \
         outcome.message
+
+
+def test_deleting_the_schema_deletes_its_verify_pods_but_not_a_lookalike() -> None:
+    kube = FakeKube([terminated(VERIFIED)])
+    pods = verify_in_pod.VerifyPods(sleep=kube.time.sleep)
+    check(kube, pods=pods)
+    lookalike(kube, "someone-elses", [RUNNING])
+    fake: Any = kube
+    ctx = Context(kube=fake, registry=Registry(), metrics=Metrics(), announce=lambda *_: None,
+                  pods={}, verify_pods=pods)
+    asyncio.run(release(BODY, ctx))
+    assert kube.deleted == kube.created and list(kube.pods) == ["someone-elses"]
