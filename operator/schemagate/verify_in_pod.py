@@ -29,8 +29,8 @@ from schemagate.core.status import Outcome, from_verdict
 from schemagate.core.verdict import Requirement
 
 #: How often a verify pod under way is looked at (one `list` by name): a check takes a
-#: few seconds, so a verdict comes at most this much later, for a 30th of the requests
-#: of a look every 0.25 s.
+#: few seconds, a verdict comes at most this much later, and a namespace's verify pods
+#: cost the API server at most PER_NAMESPACE / POLL requests a second.
 POLL = 2.0
 #: Verify pods of one namespace under way at once; a check beyond waits its turn.
 PER_NAMESPACE = 4

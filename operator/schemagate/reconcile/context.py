@@ -36,7 +36,7 @@ class Context:
     verify_image: str | None = None
     #: The verify pods this process created (the only ones it trusts), and their turns.
     verify_pods: VerifyPods = field(default_factory=VerifyPods)
-    #: Where database work runs: a pool of our own, bounded per server.
+    #: Where database work runs: a pool of our own, bounded per server and per namespace.
     databases: Bulkheads = field(default_factory=Bulkheads)
     #: Passes in flight, for the liveness probe.
     progress: Progress = field(default_factory=Progress)
