@@ -201,7 +201,8 @@ class Kube:
             if exc.status != 409:
                 raise
 
-    # verifyFrom: Pod - the verify pods, created, followed and deleted by their label.
+    # verifyFrom: Pod - the verify pods, listed by their label, followed and deleted by
+    # the uid their create answered.
 
     def create_pod(self, namespace: str, manifest: JSON) -> JSON:
         """Creates the pod (named by the API server from `generateName`); returns it."""
@@ -224,12 +225,16 @@ class Kube:
         items: list[JSON] = json.loads(response.data)["items"]
         return items[0] if items else None
 
-    def delete_pod(self, namespace: str, name: str) -> None:
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Deletes the pod `name` only while it is the one with `uid` (the one we created):
+        a pod of that name made by someone else since is left alone."""
+        options = client.V1DeleteOptions(grace_period_seconds=0,
+                                          preconditions=client.V1Preconditions(uid=uid))
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
+            self.core.delete_namespaced_pod(name, namespace, body=options,
                                             _preload_content=False)
         except ApiException as exc:
-            if exc.status != 404:  # gone already
+            if exc.status not in (404, 409):  # gone already, or not the pod we created
                 raise
 
     def read_secret_value(self, namespace: str, ref: models.SecretKeyRef) -> str:

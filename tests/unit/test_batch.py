@@ -1,11 +1,13 @@
 """Schemas on one database URL share a pass: one connection answers them all."""
 
 import asyncio
+import threading
 from collections.abc import Sequence
 
 import pytest
 
 from schemagate import database
+from schemagate.bulkhead import Bulkheads, NoAnswer
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Requirement, Verdict
 from schemagate.reconcile.batch import Batches
@@ -32,7 +34,8 @@ def test_asks_that_arrive_together_share_one_pass_per_url() -> None:
     batches = Batches(run=recorder)
 
     async def main() -> list[Verdict]:
-        asks = [batches.verify(url, Requirement(schema=f"s{i}", tables=("t",)), 5.0)
+        asks = [batches.verify(url, Requirement(schema=f"s{i}", tables=("t",)), 5.0,
+                                namespace="team")
                 for i, url in enumerate(["a"] * 200 + ["b"] * 100)]
         return await asyncio.gather(*asks)
 
@@ -46,9 +49,10 @@ def test_an_ask_during_a_pass_goes_in_the_next_one() -> None:
     batches = Batches(run=recorder)
 
     async def main() -> None:
-        first = asyncio.create_task(batches.verify("a", Requirement(tables=("t",)), 5.0))
+        first = asyncio.create_task(batches.verify("a", Requirement(tables=("t",)), 5.0,
+                                                   namespace="team"))
         await asyncio.sleep(0.1)
-        await batches.verify("a", Requirement(tables=("t",)), 5.0)
+        await batches.verify("a", Requirement(tables=("t",)), 5.0, namespace="team")
         await first
 
     asyncio.run(main())
@@ -59,7 +63,8 @@ def test_an_unusable_url_is_told_to_every_ask_of_the_pass() -> None:
     batches = Batches(run=Recorder(fail=database.InvalidDatabaseUrl("not a URL")))
 
     async def main() -> list[BaseException | Verdict]:
-        return await asyncio.gather(*(batches.verify("x", Requirement(tables=("t",)), 5.0)
+        return await asyncio.gather(*(batches.verify("x", Requirement(tables=("t",)), 5.0,
+                                                     namespace="team")
                                       for _ in range(3)), return_exceptions=True)
 
     results = asyncio.run(main())
@@ -72,8 +77,25 @@ def test_another_connect_timeout_is_another_pass(timeouts: tuple[float, float]) 
     batches = Batches(run=recorder)
 
     async def main() -> None:
-        await asyncio.gather(*(batches.verify("a", Requirement(tables=("t",)), t)
+        await asyncio.gather(*(batches.verify("a", Requirement(tables=("t",)), t, namespace="team")
                                for t in timeouts))
 
     asyncio.run(main())
     assert len(recorder.passes) == 2
+
+
+def test_a_pass_shared_by_two_namespaces_runs_on_the_share_of_either() -> None:
+    release = threading.Event()
+    recorder = Recorder()
+    pools = Bulkheads(workers=8, per_namespace=1)
+    batches = Batches(run=recorder, databases=pools)
+
+    async def main() -> list[Verdict]:
+        with pytest.raises(NoAnswer):  # namespace a's one slot: a call that hangs
+            await pools.run("a", "elsewhere:5432", 0.05, release.wait)
+        return await asyncio.gather(*(batches.verify("postgresql://db/app", Requirement(
+            schema=ns, tables=("t",)), 5.0, namespace=ns) for ns in ("a", "b")))
+
+    verdicts = asyncio.run(main())
+    release.set()
+    assert [v.message for v in verdicts] == ["a", "b"] and len(recorder.passes) == 1

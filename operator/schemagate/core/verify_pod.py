@@ -439,9 +439,24 @@ def to_delete(pods: Sequence[Mapping[str, Any]], keep: int = KEEP_FINISHED,
     return unfinished + finished[keep:]
 
 
+def created_here(pods: Sequence[Mapping[str, Any]], created: Mapping[str, str]
+                 ) -> list[Mapping[str, Any]]:
+    """The verify pods among `pods` that this process created: `created` holds the name
+    and uid of each, as the API server answered its create. Whoever may create pods in
+    the namespace can copy a verify pod's labels and annotations, never its uid: a pod
+    not created here is neither read, followed nor deleted."""
+    return [p for p in pods if is_created(p, created.get(p["metadata"]["name"]))]
+
+
+def is_created(pod: Mapping[str, Any], uid: str | None) -> bool:
+    """`pod` is the one whose create answered `uid` (a pod of the same name made since
+    is not)."""
+    return uid is not None and pod["metadata"].get("uid") == uid
+
+
 def adoptable(pods: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any]) -> str | None:
-    """An unfinished verify pod of an earlier life of the operator that runs exactly this
-    check: followed instead of starting a second one."""
+    """An unfinished verify pod that runs exactly this check (one an earlier pass left
+    behind when the API failed it): followed instead of starting a second one."""
     wanted = manifest["metadata"]["annotations"][HASH_ANNOTATION]
     for pod in pods:
         meta = pod["metadata"]

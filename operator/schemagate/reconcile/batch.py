@@ -5,7 +5,9 @@ that arrive together are answered by one pass: one fresh connection, one catalog
 statement per distinct requirement (`database.verify_many`). Idle loops wake on the same
 tick (`schedule.aligned`), so at idle a database sees one connection per interval, not
 one per schema. A pass collects asks until none has come for `QUIET` seconds, for at
-most `GATHER_AT_MOST`; asks that arrive while a pass runs go in the next.
+most `GATHER_AT_MOST`; asks that arrive while a pass runs go in the next. Schemas of
+several namespaces that share a URL share its pass too; it takes a database slot of any
+of those namespaces (`bulkhead`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ GATHER_AT_MOST = 0.5
 
 #: (url, asked, connect_timeout) -> one verdict per ask; blocking, run in a thread.
 RunPass = Callable[[str, Sequence[database.Asked], float], list[Verdict]]
+#: One schema's ask: its question, its namespace, where its verdict goes.
+_Ask = tuple[database.Asked, str, asyncio.Future[Verdict]]
 
 
 def _verify_many(url: str, asked: Sequence[database.Asked], timeout: float) -> list[Verdict]:
@@ -41,26 +45,29 @@ class Batches:
     databases: Bulkheads | None = None
     #: Passes run so far (each one connection, when the database answers).
     passes: int = 0
-    _pending: dict[tuple[str, float], list[tuple[database.Asked, asyncio.Future[Verdict]]]] = \
-        field(default_factory=dict)
+    _pending: dict[tuple[str, float], list[_Ask]] = field(default_factory=dict)
     _draining: dict[tuple[str, float], asyncio.Task[None]] = field(default_factory=dict)
 
     async def verify(self, url: str, requirement: Requirement, connect_timeout: float,
-                     known: database.OtherDatabases | None = None) -> Verdict:
-        """The verdict of the next pass over `url` for `requirement`; raises what
-        `database.verify_many` raises (`InvalidDatabaseUrl`)."""
+                     known: database.OtherDatabases | None = None, *, namespace: str
+                     ) -> Verdict:
+        """The verdict of the next pass over `url` for `requirement` of a schema in
+        `namespace`; raises what `database.verify_many` raises (`InvalidDatabaseUrl`),
+        and `NoAnswer`."""
         key = (url, connect_timeout)
         answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append(((requirement, known), answer))
+        self._pending.setdefault(key, []).append(((requirement, known), namespace, answer))
         if key not in self._draining:
             self._draining[key] = asyncio.create_task(self._drain(key))
         return await answer
 
-    async def _run(self, key: tuple[str, float], asked: list[database.Asked]) -> list[Verdict]:
+    async def _run(self, key: tuple[str, float], batch: list[_Ask]) -> list[Verdict]:
         url, timeout = key
+        asked = [a for a, _, _ in batch]
         if self.databases is None:
             return await asyncio.to_thread(self.run, url, asked, timeout)
-        return await self.databases.run(database.server_of(url), database.check_deadline(timeout),
+        return await self.databases.run({namespace for _, namespace, _ in batch},
+                                        database.server_of(url), database.check_deadline(timeout),
                                         self.run, url, asked, timeout)
 
     async def _drain(self, key: tuple[str, float]) -> None:
@@ -77,20 +84,20 @@ class Batches:
                 batch = self._pending.pop(key)
                 self.passes += 1
                 try:
-                    verdicts = await self._run(key, [a for a, _ in batch])
+                    verdicts = await self._run(key, batch)
                 except Exception as exc:  # noqa: BLE001 - every ask hears it
-                    for _, answer in batch:
+                    for _, _, answer in batch:
                         if not answer.done():
                             answer.set_exception(exc)
                     continue
                 except BaseException:  # cancelled while the pass ran
-                    for _, answer in batch:
+                    for _, _, answer in batch:
                         answer.cancel()
                     raise
-                for (_, answer), verdict in zip(batch, verdicts, strict=True):
+                for (_, _, answer), verdict in zip(batch, verdicts, strict=True):
                     if not answer.done():
                         answer.set_result(verdict)
         finally:
             del self._draining[key]
-            for _, answer in self._pending.pop(key, []):  # cancelled midway: nobody waits
+            for _, _, answer in self._pending.pop(key, []):  # cancelled midway: nobody waits
                 answer.cancel()

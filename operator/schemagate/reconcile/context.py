@@ -17,6 +17,7 @@ from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
 from schemagate.reconcile.schedule import Backoff
+from schemagate.verify_in_pod import VerifyPods
 
 JSON = Mapping[str, Any]
 
@@ -35,7 +36,9 @@ class Context:
     #: The operator's own image (--verify-image): what `run: Alembic` Jobs and the verify
     #: pods of `verifyFrom: Pod` run.
     verify_image: str | None = None
-    #: Where database work runs: a pool of our own, bounded per server.
+    #: The verify pods this process created (the only ones it trusts), and their turns.
+    verify_pods: VerifyPods = field(default_factory=VerifyPods)
+    #: Where database work runs: a pool of our own, bounded per server and per namespace.
     databases: Bulkheads = field(default_factory=Bulkheads)
     #: Passes in flight, for the liveness probe.
     progress: Progress = field(default_factory=Progress)

@@ -115,7 +115,7 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     if spec.database.verify_from is VerifyFrom.POD:
         with ctx.metrics.verification_timer():
             return await verify_in_pod.check(body, spec, requirement, ctx.kube,
-                                             ctx.verify_image, ctx.clock)
+                                             ctx.verify_image, ctx.clock, ctx.verify_pods)
     try:
         hosts = database.url_hosts(url)
     except database.InvalidDatabaseUrl as exc:
@@ -124,7 +124,7 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     local = [why for host in hosts if (why := local_only(host)) is not None]
     if len(local) == len(hosts):  # no connection attempt: it would reach the operator
         return Outcome(Reason.INVALID_SPEC, loopback_message(local[0], ref.name, ref.key))
-    namespace = body["metadata"]["namespace"]
+    namespace = body["metadata"]["namespace"]  # its share of the database slots
     allowed = ctx.allowed_hosts.for_namespace(namespace)
     if allowed is not None and (outside := [h for h in hosts if not allowed.allows(h)]):
         # No connection attempt: the operator's pod may reach what the tenant's may not.
@@ -134,10 +134,11 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
         with ctx.metrics.verification_timer():
             if ctx.economy:
                 known = ctx.registry.elsewhere.get(key) if key else None
-                verdict = await ctx.batches.verify(url, requirement, timeout, known)
+                verdict = await ctx.batches.verify(url, requirement, timeout, known,
+                                                   namespace=namespace)
             else:
                 verdict = await ctx.databases.run(
-                    database.server_of(url), database.check_deadline(timeout),
+                    namespace, database.server_of(url), database.check_deadline(timeout),
                     database.verify, url, requirement, connect_timeout=timeout)
     except NoAnswer as exc:
         return Outcome(Reason.DATABASE_UNREACHABLE, f"{exc}; the check was abandoned")

@@ -194,10 +194,10 @@ async def release(body: JSON, ctx: Context) -> int:
     """The DatabaseSchema is being deleted: open its gates for good. Returns pods released."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     ctx.registry.forget((namespace, name))
-    # verifyFrom: Pod - no verify pod outlives its schema (the garbage collector would
-    # follow their owner reference, later).
-    for verifier in await asyncio.to_thread(ctx.kube.verify_pods, namespace, name):
-        await asyncio.to_thread(ctx.kube.delete_pod, namespace, verifier["metadata"]["name"])
+    # verifyFrom: Pod - no verify pod of ours outlives its schema (the garbage collector
+    # follows their owner reference, later); a pod we did not create is not ours to delete.
+    for verifier, uid in ctx.verify_pods.forget(namespace, name).items():
+        await asyncio.to_thread(ctx.kube.delete_pod, namespace, verifier, uid)
     state = gate.released(name)
     condition_type = gate.gate_condition_type(name)
     if ctx.pods is None:
