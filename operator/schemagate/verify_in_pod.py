@@ -18,6 +18,7 @@ from schemagate import kube
 from schemagate.core import verify_pod as vp
 from schemagate.core.models import DatabaseSchemaSpec
 from schemagate.core.reasons import Reason
+from schemagate.core.scrub import PATTERNS, Scrubber
 from schemagate.core.status import Outcome, from_verdict
 from schemagate.core.verdict import Requirement
 
@@ -30,9 +31,10 @@ def _failed(message: str, pod: str | None = None) -> Outcome:
 
 
 async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: Requirement,
-                kube_api: kube.Kube, image: str | None, clock: Callable[[], datetime]
-                ) -> Outcome:
-    """Run `schemagate verify` in a verify pod and return what it found."""
+                kube_api: kube.Kube, image: str | None, clock: Callable[[], datetime],
+                scrubber: Scrubber = PATTERNS) -> Outcome:
+    """Run `schemagate verify` in a verify pod and return what it found; what the pod
+    says passes the schema's `scrubber`."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if image is None:
@@ -47,7 +49,7 @@ async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: 
     try:
         manifest = vp.verify_pod(schema=name, uid=meta["uid"], spec=spec,
                                  deployment=deployment, image=image,
-                                 clean=lambda v: kube_api.scrubber.scrub(v) == v)
+                                 clean=lambda v: scrubber.scrub(v) == v)
     except vp.InvalidVerifyPod as exc:
         return Outcome(Reason.INVALID_SPEC, f"database.verifyPod.fromDeployment: {exc}")
 
@@ -59,14 +61,15 @@ async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: 
         created = await asyncio.to_thread(kube_api.create_pod, namespace, manifest)
         current = str(created["metadata"]["name"])
     try:
-        return await _follow(namespace, current, requirement, kube_api, clock)
+        return await _follow(namespace, current, requirement, kube_api, clock, scrubber)
     except asyncio.CancelledError:  # the schema is being deleted, or the operator stops
         await asyncio.shield(asyncio.to_thread(kube_api.delete_pod, namespace, current))
         raise
 
 
 async def _follow(namespace: str, pod_name: str, requirement: Requirement,
-                  kube_api: kube.Kube, clock: Callable[[], datetime]) -> Outcome:
+                  kube_api: kube.Kube, clock: Callable[[], datetime], scrubber: Scrubber
+                  ) -> Outcome:
     while True:
         pod = await asyncio.to_thread(kube_api.verify_pod, namespace, pod_name)
         if pod is None or pod["metadata"].get("deletionTimestamp"):
@@ -79,10 +82,10 @@ async def _follow(namespace: str, pod_name: str, requirement: Requirement,
             # A pod that cannot start would go on pulling or waiting: it goes now, its
             # reason is in the condition.
             await asyncio.to_thread(kube_api.delete_pod, namespace, pod_name)
-            return _failed(kube_api.scrubber.scrub(where.failed), pod_name)
-        verdict, why = vp.outcome_of(pod_name, where, requirement, kube_api.scrubber.scrub)
+            return _failed(scrubber.message(where.failed), pod_name)
+        verdict, why = vp.outcome_of(pod_name, where, requirement, scrubber.scrub_tail)
         if verdict is None:
             return _failed(why, pod_name)
         outcome = from_verdict(verdict)
-        return Outcome(outcome.reason, kube_api.scrubber.scrub(outcome.message), verdict,
+        return Outcome(outcome.reason, scrubber.message(outcome.message), verdict,
                        verify_pod=pod_name)

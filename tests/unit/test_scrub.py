@@ -34,8 +34,23 @@ from schemagate.core.models import (
     MigrationStatus,
 )
 from schemagate.core.reasons import Reason
-from schemagate.core.scrub import MASK, Scrubber, ScrubbingFilter, scrub, scrub_patterns
-from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.core.scrub import (
+    MASK,
+    MAX_SECRETS,
+    Scrubber,
+    ScrubbingFilter,
+    escape_controls,
+    scrub,
+    scrub_patterns,
+)
+from schemagate.core.status import (
+    Outcome,
+    for_people,
+    from_verdict,
+    next_status,
+    scrubbed,
+    transition,
+)
 from schemagate.core.verdict import Verdict
 from tests.unit.test_gate import check, decide, pod
 
@@ -89,11 +104,11 @@ def traced(*lines: str) -> str:
 
 def sinks(scrubber: Scrubber, reason: Reason, message: str) -> list[str]:
     """Status as written, the pod condition, the Event and the INFO log line."""
-    outcome = scrubbed(Outcome(reason, message), scrubber.scrub)
+    outcome = scrubbed(Outcome(reason, message), scrubber.message)
     status = next_status(DatabaseSchemaStatus(), outcome=outcome, generation=1, now=T0,
                          gate=GateStatus(condition_type="schemagate.io/s", pods=1))
-    written = scrubber.scrub_json(status.model_dump(by_alias=True, mode="json",
-                                                    exclude_none=True))
+    written = for_people(status.model_dump(by_alias=True, mode="json", exclude_none=True),
+                         scrubber.message, escape_controls)
     state = gate.gate_state(verified=False, reason=reason.value, message=outcome.message,
                             on_drift=DriftPolicy.HOLD)
     condition = decide(check(state), pod(open_=False))
@@ -107,7 +122,7 @@ def logged(scrubber: Scrubber, fmt: str, *args: object, error: Exception | None 
     handler = logging.StreamHandler(out)
     logger = logging.Logger("tests.scrub")  # no parent: nothing propagates elsewhere
     logger.addHandler(handler)
-    logger.addFilter(ScrubbingFilter(scrubber))
+    logger.addFilter(ScrubbingFilter(lambda _: scrubber))
     if error is None:
         logger.warning(fmt, *args)
     else:
@@ -163,7 +178,7 @@ def alembic_job_failure(scrubber: Scrubber, url: str, payload: str) -> list[str]
     verdict = database_verdict()
     messages = []
     for said in (json.dumps({"outcome": "Failed", "message": payload}), traced(payload)):
-        words = last_words([failed_pod(said)], scrubber.scrub)
+        words = last_words([failed_pod(said)], scrubber)
         decision = migration_run.decide(migration_run.Situation(
             job="j", outcome=verdict, previous=MigrationStatus(
                 job="j", outcome=MigrationOutcome.RUNNING), declared=1, now="t",
@@ -186,12 +201,12 @@ def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason,
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
             # kube.Kube.job_termination_message: the tenant's output
             (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],
-                                                          scrubber.scrub))]
+                                                          scrubber.scrub_tail))]
 
 
 def through_everything(url: str, payload: str) -> list[str]:
     scrubber = Scrubber()
-    scrubber.learn(url)  # as kube.read_secret_value does
+    scrubber.learn(url)  # as the loop does with the URL of the schema's Secret
     outputs: list[str] = []
     for reason, message in every_edge(scrubber, url, payload):
         outputs += [message, *sinks(scrubber, reason, message)]
@@ -297,12 +312,12 @@ def test_dsn_fragments_are_masked(text: str, expected: str) -> None:
     assert scrub_patterns(text) == expected
 
 
-def test_the_scrubber_remembers_a_bounded_number_of_secrets() -> None:
+def test_a_schemas_scrubber_remembers_a_bounded_number_of_secrets() -> None:
     scrubber = Scrubber()
-    for n in range(5000):
+    for n in range(500):
         scrubber.learn(f"postgresql://u:password-number-{n:05d}@h/db")
-    assert "password-number-04999" not in scrubber.scrub("password-number-04999")
-    assert len(scrubber._known) <= 4096
+    assert "password-number-00499" not in scrubber.scrub("password-number-00499")
+    assert len(scrubber._known) <= MAX_SECRETS
     assert "password-number-00000" in scrubber.scrub("password-number-00000"), "forgotten"
 
 

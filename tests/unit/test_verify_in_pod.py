@@ -34,7 +34,7 @@ class FakeKube:
     per look)."""
 
     def __init__(self, script: list[dict[str, Any]]) -> None:
-        self.scrubber = Scrubber()
+        self.scrubber = Scrubber()  # the schema's, as the loop passes it
         self.pods: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
@@ -84,7 +84,7 @@ def check(kube: FakeKube, image: str | None = "schemagate:0.1.0",
           clock: Any = lambda: NOW) -> Any:
     s = spec()
     return asyncio.run(verify_in_pod.check(BODY, s, requirement_for(s), kube,  # type: ignore[arg-type]
-                                           image, clock))
+                                           image, clock, kube.scrubber))
 
 
 @pytest.fixture(autouse=True)

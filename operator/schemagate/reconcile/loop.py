@@ -105,7 +105,8 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     if spec.database.verify_from is VerifyFrom.POD:
         with ctx.metrics.verification_timer():
             return await verify_in_pod.check(body, spec, requirement, ctx.kube,
-                                             ctx.verify_image, ctx.clock)
+                                             ctx.verify_image, ctx.clock,
+                                             ctx.registry.scrubbers.of(_key(body)))
     try:
         hosts = database.url_hosts(url)
     except database.InvalidDatabaseUrl as exc:
@@ -142,6 +143,7 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
         return migration.Step(url)
+    ctx.registry.scrubbers.learn(key, url)
     if previous.outcome == migration.RUNNING:
         # A migration ran since the last look: where its tables went (another database?)
         # must be searched again, even if the same tables are still missing.
@@ -153,11 +155,12 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
             return migration.Step(scripts)
         outcome = await verify(body, spec, url, ctx, scripts.heads, key)
         return await migrate.alembic_step(body, spec, scripts, outcome, previous, ctx.kube,
-                                          ctx.verify_image, ctx.clock())
+                                          ctx.verify_image, ctx.clock(),
+                                          ctx.registry.scrubbers.of(key))
     outcome = await verify(body, spec, url, ctx, key=key)
     if run.run is MigrationRun.JOB and run.job is not None:
         return await migrate.job_step(body, spec, run.job, outcome, previous, ctx.kube,
-                                      ctx.clock())
+                                      ctx.clock(), ctx.registry.scrubbers.of(key))
     return migration.Step(outcome)
 
 
@@ -205,7 +208,8 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
         step = await check_and_migrate(body, spec, previous.migration or MigrationStatus(), ctx)
         if stopped:
             return RETRY_UNREACHABLE
-    outcome = scrubbed(step.outcome, ctx.kube.scrubber.scrub)  # before pods, status, Events, logs
+    scrubber = ctx.registry.scrubbers.of(key)
+    outcome = scrubbed(step.outcome, scrubber.message)  # before pods, status, Events, logs
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
                             message=outcome.message, on_drift=on_drift,
@@ -236,7 +240,8 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     every = heartbeat(len(ctx.registry.wakeups)) if ctx.economy else None
     if worth_writing(previous, status, spec, every):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
-                                status.model_dump(by_alias=True, mode="json", exclude_none=True))
+                                status.model_dump(by_alias=True, mode="json", exclude_none=True),
+                                scrubber)
     if (change := transition(previous, status)) is not None:
         logger.info("%s", change)
         ctx.announce(body, outcome.reason.value, change, not outcome.verified)
@@ -254,6 +259,10 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     if ctx.economy and spec is not None:
         delay = aligned(delay, float(spec.verify_interval_seconds), time.time())
     return delay
+
+
+def _key(body: JSON) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
 def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,
