@@ -333,3 +333,79 @@ def test_a_wrongly_written_urls_password_is_still_a_secret(url: str) -> None:
     scrubber = Scrubber([url])
     for text in (url, f"+ echo {url}", f"password is {password}", f"DSN password={password}"):
         assert password not in scrubber.scrub(text), text
+
+
+# The shapes a secret also comes in: YAML, SQL, CI tokens under `sh -x`, another
+# percent-encoding, and a log's tail cut inside a URL.
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("database:\n  user: app\n  password: hunter2 two\n  host: db",
+     f"database:\n  user: app\n  password: {MASK}\n  host: db"),
+    ("- PGPASSWORD: hunter2  # from the vault", f"- PGPASSWORD: {MASK} # from the vault"),
+    ("secret: s3cr3t", f"secret: {MASK}"),
+    ("ALTER ROLE app PASSWORD 'it''s'; GRANT", f"ALTER ROLE app PASSWORD {MASK}; GRANT"),
+    ('CREATE USER app PASSWORD "x y" VALID', f"CREATE USER app PASSWORD {MASK} VALID"),
+    ("+ export GITHUB_TOKEN=ghp_abc123", f"+ export GITHUB_TOKEN={MASK}"),
+    ("+ AWS_SECRET_ACCESS_KEY=wJalr/K7MDENG aws s3", f"+ AWS_SECRET_ACCESS_KEY={MASK} aws s3"),
+    ("+ export CLIENT_SECRET='a b'", f"+ export CLIENT_SECRET={MASK}"),
+    ("+ NPM_TOKEN=xyz npm publish", f"+ NPM_TOKEN={MASK} npm publish"),
+    ('{"client_secret": "abc", "token": "def"}', f'{{"client_secret": {MASK}, "token": {MASK}}}'),
+])
+def test_more_shapes_of_a_secret_are_masked(text: str, expected: str) -> None:
+    assert scrub_patterns(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "3 checks passed: all tables present",
+    "SecretNotFound: Secret backend-db not found in namespace team-a",
+    'FATAL:  password authentication failed for user "app"',
+    "token: an unexpected token in revision a1",
+])
+def test_what_looks_like_a_key_only_in_passing_stays(text: str) -> None:
+    assert scrub_patterns(text) == text
+
+
+@pytest.mark.parametrize("spelled", [
+    "p%40ss%2fword",          # lower-case hex
+    "%70%40%73%73%2F%77ord",  # letters encoded that need not be
+    "p@ss%2Fword",            # the @ left bare
+    "p%40ss/word",
+])
+def test_a_password_in_another_percent_encoding_is_masked(spelled: str) -> None:
+    scrubber = Scrubber(["postgresql://app:p%40ss%2Fword@10.0.0.5:5432/app"])
+    assert scrubber.scrub(f"connecting with {spelled} now") == f"connecting with {MASK} now"
+
+
+def test_a_non_ascii_password_in_any_encoding_is_masked() -> None:
+    scrubber = Scrubber([f"postgresql://app:{quote('pässwörd', safe='')}@db/app"])
+    for spelled in ("pässwörd", "p%C3%A4ssw%c3%b6rd", "p%c3%a4%73sw%C3%B6rd"):
+        assert "ssw" not in scrubber.scrub(f"[{spelled}]"), spelled
+
+
+@pytest.mark.parametrize("cut_at", range(1, 21))
+def test_a_tail_that_begins_inside_the_url_leaves_no_piece_of_the_password(cut_at: int) -> None:
+    """A termination message is the log's last 2 KiB: it may begin anywhere in a URL."""
+    url = "postgresql://app:hunter2-Secret@db.internal:5432/app"
+    log = f"+ psql {url}\nERROR: relation missing\n"
+    tail = log[log.index("hunter2") + cut_at - 1:] if cut_at <= 14 else log[cut_at + 3:]
+    scrubbed = Scrubber([url]).scrub_tail(tail)
+    password = "hunter2-Secret"
+    assert not any(password[i:] in scrubbed for i in range(len(password) - 2)), scrubbed
+    assert "ERROR: relation missing" in scrubbed
+
+
+def test_a_tail_cut_inside_a_url_with_a_password_never_learnt_is_masked_to_its_at() -> None:
+    assert Scrubber().scrub_tail("ther-secret@db:5432/app failed") == f"{MASK}@db:5432/app failed"
+
+
+def test_a_tail_that_is_a_whole_message_keeps_its_words() -> None:
+    text = '{"outcome": "Failed", "message": "relation accounts does not exist"}'
+    assert Scrubber(["postgresql://app:hunter2@db/app"]).scrub_tail(text) == text
+
+
+def test_a_job_log_tail_is_scrubbed_as_a_tail() -> None:
+    """kube.Kube.job_last_words: a raw log tail (no report) from a revision that crashed."""
+    url = "postgresql://app:hunter2-Secret@db.internal:5432/app"
+    tail = "er2-Secret@db.internal:5432/app\nTraceback: boom"
+    words = last_words([failed_pod(tail)], Scrubber([url]))
+    assert words is not None and "Secret@" not in words.message and "boom" in words.message

@@ -174,6 +174,8 @@ def _value_end(text: str, i: int) -> int:
         c = text[i]
         if c in _IN_QUOTES:
             i = _closing_quote(text, i + 1, c)
+            if text[i:i + 1] in ("}", "]", ")"):  # the end of a JSON object or a list
+                break
         elif c == "\\":
             i += 2
         elif (bare := _BARE.match(text, i)) is not None:
