@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import pytest
 from kubernetes import client
 
@@ -198,3 +199,24 @@ def test_schemagate_verify_prints_control_characters_escaped() -> None:
                         "verified (Verified): forged")
     assert not any(line.startswith("verified") for line in lines)
     assert "\x1b" not in out.getvalue()
+
+
+def test_an_event_about_a_schema_is_scrubbed_with_that_schemas_secrets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's own Events (`Context.announce`), as the handlers install it."""
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append(message))
+    scrubbers = Scrubbers()
+    scrubbers.learn(("team-a", "backend"), "postgresql://app:hunter2@db/app")
+    memo = kopf.Memo(settings=SimpleNamespace(verify_image=None, economy=True,
+                                              watch_secrets=False),
+                     metrics=Metrics(), scrubbers=scrubbers, kube=None)
+
+    async def start() -> None:
+        await handlers.configure(settings=kopf.OperatorSettings(), memo=memo, gated_pods={})
+
+    asyncio.run(start())
+    for namespace in ("team-a", "team-b"):
+        memo["context"].announce(schema(namespace, "db"), "MigrationFailed",
+                                 "said hunter2\nINFO forged", True)
+    assert posted == [f"said {MASK}\\nINFO forged", "said hunter2\\nINFO forged"]
