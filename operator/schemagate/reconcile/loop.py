@@ -31,6 +31,7 @@ from schemagate.core.models import (
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.revisions import Knowledge, parse_history, passed_through
+from schemagate.core.scrub import Scrubber
 from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
 from schemagate.core.verify_pod import local_only, loopback_message
 from schemagate.reconcile import migrate
@@ -236,7 +237,7 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     ctx.registry.gates[key] = Published(check, spec, pods.templates)
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
-                         now=ctx.clock(), migration=step.record)
+                         now=ctx.clock(), migration=scrubbed_record(step.record, scrubber))
     every = heartbeat(len(ctx.registry.wakeups)) if ctx.economy else None
     if worth_writing(previous, status, spec, every):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
@@ -259,6 +260,14 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     if ctx.economy and spec is not None:
         delay = aligned(delay, float(spec.verify_interval_seconds), time.time())
     return delay
+
+
+def scrubbed_record(record: MigrationStatus | None, scrubber: Scrubber
+                    ) -> MigrationStatus | None:
+    """The migration record with its message as status shows it, before its size counts."""
+    if record is None or not record.message:
+        return record
+    return record.model_copy(update={"message": scrubber.message(record.message)})
 
 
 def _key(body: JSON) -> Key:
