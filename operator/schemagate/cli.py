@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ from schemagate.core import verify_pod
 from schemagate.core.columns import describe_mismatch
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import column_requirements
-from schemagate.core.scrub import Scrubber
+from schemagate.core.scrub import Scrubber, escape_controls
 from schemagate.core.verdict import Requirement, Verdict, names
 
 EXIT_VERIFIED = 0
@@ -144,20 +143,20 @@ def run_verify(args: argparse.Namespace) -> int:
         requirement = _requirement(args)
         verdict = database.verify(url, requirement, connect_timeout=args.connect_timeout)
     except UsageError as exc:
-        return _usage_error(scrubber.scrub(str(exc)), as_json=args.json,
+        return _usage_error(scrubber.message(str(exc)), as_json=args.json,
                             termination=args.termination_message_path)
     except database.InvalidDatabaseUrl as exc:
-        return _usage_error(scrubber.scrub(f"the URL in {args.url_env} cannot be used: {exc}"),
+        return _usage_error(scrubber.message(f"the URL in {args.url_env} cannot be used: {exc}"),
                             as_json=args.json, termination=args.termination_message_path)
-    verdict = dataclasses.replace(verdict, message=scrubber.scrub(verdict.message))
+    # The message is the free text; the rest of the verdict (names, revisions, counts) is
+    # printed as it is, with control characters escaped in the text form.
+    verdict = dataclasses.replace(verdict, message=scrubber.message(verdict.message))
     if args.termination_message_path is not None:
         _write_termination_message(args.termination_message_path, verdict)
     if args.json:
-        print(json.dumps(scrubber.scrub_json(verdict.to_json()), indent=2))
+        print(json.dumps(verdict.to_json(), indent=2))
     else:
-        text = io.StringIO()
-        print_verdict(verdict, text)
-        sys.stdout.write(scrubber.scrub(text.getvalue()))
+        print_verdict(verdict, sys.stdout)
     return exit_code(verdict.reason)
 
 
@@ -243,7 +242,7 @@ def _write_termination_message(path: Path, verdict: Verdict) -> None:
 def print_verdict(verdict: Verdict, out: TextIO) -> None:
     """The human form: the reason and message first, then what was seen."""
     head = "verified" if verdict.verified else "NOT verified"
-    out.write(f"{head} ({verdict.reason.value}): {verdict.message}\n")
+    out.write(f"{head} ({verdict.reason.value}): {escape_controls(verdict.message)}\n")
     rows: list[tuple[str, str]] = []
     fp = verdict.fingerprint
     if fp is not None:
@@ -275,7 +274,7 @@ def print_verdict(verdict: Verdict, out: TextIO) -> None:
                               "(--json lists them all)"))
     rows.append(("took", f"{verdict.duration_ms:.1f} ms"))
     for label, value in rows:
-        out.write(f"  {label:<12}{value}\n")
+        out.write(f"  {label:<12}{escape_controls(value)}\n")
 
 
 # schemagate snapshot

@@ -24,7 +24,7 @@ from schemagate import kube, leader, process, reconcile
 from schemagate.core import gate, migration_job, models
 from schemagate.core.pods import index_entries
 from schemagate.core.revisions import SCHEMA_LABEL
-from schemagate.core.scrub import Scrubber, ScrubbingFilter
+from schemagate.core.scrub import PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
 
@@ -84,14 +84,17 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
     settings.networking.request_timeout = 30
     operator_settings: Settings = memo["settings"]
     metrics: Metrics = memo["metrics"]
-    scrubber: Scrubber = memo["scrubber"]
+    scrubbers: Scrubbers = memo["scrubbers"]
 
     def announce(body: Any, reason: str, message: str, warning: bool) -> None:
+        meta = body["metadata"]
+        scrubber = scrubbers.of((meta["namespace"], meta["name"]))
         (kopf.warn if warning else kopf.info)(body, reason=reason,
-                                              message=scrubber.scrub(message))
+                                              message=scrubber.message(message))
 
     memo["context"] = reconcile.Context(
-        kube=memo["kube"], registry=reconcile.Registry(), metrics=metrics, announce=announce,
+        kube=memo["kube"], registry=reconcile.Registry(scrubbers=scrubbers), metrics=metrics,
+        announce=announce,
         verify_image=operator_settings.verify_image,
         pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
         economy=operator_settings.economy,
@@ -235,6 +238,15 @@ class _QuietWatchers(logging.Filter):
         return True
 
 
+def _scrubber_of(record: logging.LogRecord, scrubbers: Scrubbers) -> Scrubber:
+    """The scrubber of the DatabaseSchema a record of Kopf's object logger is about;
+    other objects' records have no secrets of their own."""
+    ref = getattr(record, "k8s_ref", None) or {}
+    if ref.get("kind") != models.KIND or not ref.get("namespace") or not ref.get("name"):
+        return PATTERNS
+    return scrubbers.of((ref["namespace"], ref["name"]))
+
+
 def run(settings: Settings) -> None:
     if settings.economy:
         process.keep_memory_small()  # before any thread starts
@@ -250,18 +262,19 @@ def run(settings: Settings) -> None:
     logging.getLogger("kopf.objects").addFilter(_QuietWatchers())
     if settings.watch_secrets:
         kopf.on.event("", "v1", "secrets")(secret_changed)
-    # Every secret the operator reads is learnt by one scrubber; every log record passes
-    # it, on Kopf's object logger before it becomes an Event, and at every root handler.
-    scrubber = Scrubber()
-    scrubbing = ScrubbingFilter(scrubber)
-    logging.getLogger("kopf.objects").addFilter(scrubbing)
+    # Each schema's secrets are learnt by its own scrubber; a record Kopf's object logger
+    # writes about a schema passes that one before it becomes an Event, and every record
+    # passes the patterns at every root handler.
+    scrubbers = Scrubbers()
+    logging.getLogger("kopf.objects").addFilter(
+        ScrubbingFilter(lambda record: _scrubber_of(record, scrubbers)))
     for handler in logging.getLogger().handlers:
-        handler.addFilter(scrubbing)
+        handler.addFilter(ScrubbingFilter())
     # Alembic announces its context at INFO on every read of the version table.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     metrics = Metrics()
     # One client, one connection pool, for the whole process (the Lease included).
-    api = kube.Kube(kube.connect(settings.kubeconfig, on_request=metrics.api_request), scrubber)
+    api = kube.Kube(kube.connect(settings.kubeconfig, on_request=metrics.api_request))
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)  # a standby is scraped too (schemagate_leader 0)
     elector = None
@@ -284,7 +297,7 @@ def run(settings: Settings) -> None:
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint,
-            memo=kopf.Memo(settings=settings, metrics=metrics, scrubber=scrubber, kube=api),
+            memo=kopf.Memo(settings=settings, metrics=metrics, scrubbers=scrubbers, kube=api),
         )
     finally:
         _exit_after(STOP_GRACE)  # what follows, and the interpreter's exit, in bounded time

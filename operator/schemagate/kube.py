@@ -21,7 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.core import models
 from schemagate.core.gate import PodCondition, PodView
 from schemagate.core.migration_job import LastWords, last_words, termination_message
-from schemagate.core.scrub import Scrubber
+from schemagate.core.scrub import Scrubber, escape_controls
+from schemagate.core.status import for_people
 from schemagate.core.verify_pod import VERIFY_LABEL
 
 JSON = dict[str, Any]
@@ -136,12 +137,11 @@ def connect(kubeconfig: str | None = None, on_request: OnRequest | None = None
 
 
 class Kube:
-    """The API as the operator uses it. Secrets read here are learnt by `scrubber`, and
-    everything written back (status, pod conditions) or read from tenants' pods (Job
-    termination messages) passes it: the last line of defence for what leaves."""
+    """The API as the operator uses it. The free text written back (status messages, pod
+    condition messages) or read from tenants' pods (Job termination messages) passes the
+    scrubber of the schema it is about: the last line of defence for what leaves."""
 
-    def __init__(self, api: client.ApiClient, scrubber: Scrubber | None = None) -> None:
-        self.scrubber = scrubber or Scrubber()
+    def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
@@ -176,20 +176,23 @@ class Kube:
             if exc.status != 409:  # created by our previous life: the same Job, by name
                 raise
 
-    def job_termination_message(self, namespace: str, job: str) -> str:
+    def job_termination_message(self, namespace: str, job: str,
+                                scrubber: Scrubber) -> str:
         """The last words of the Job's newest failed container, for the condition,
-        scrubbed: the tenant's output may print the URL (`sh -x`, an echo)."""
+        scrubbed: the tenant's output may print the URL (`sh -x`, an echo), and its log's
+        tail may begin inside it."""
         response: Any = self.core.list_namespaced_pod(
             namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
             _preload_content=False)
-        return termination_message(json.loads(response.data)["items"], self.scrubber.scrub)
+        return termination_message(json.loads(response.data)["items"], scrubber.scrub_tail)
 
-    def job_last_words(self, namespace: str, job: str) -> LastWords | None:
+    def job_last_words(self, namespace: str, job: str, scrubber: Scrubber
+                       ) -> LastWords | None:
         """How the Job's newest ended container ended, its message scrubbed."""
         response: Any = self.core.list_namespaced_pod(
             namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
             _preload_content=False)
-        return last_words(json.loads(response.data)["items"], self.scrubber.scrub)
+        return last_words(json.loads(response.data)["items"], scrubber)
 
     def ensure_service_account(self, namespace: str, manifest: JSON) -> None:
         """Create the ServiceAccount unless it exists (create only: no get, no update)."""
@@ -250,9 +253,7 @@ class Kube:
             keys = ", ".join(sorted(data)) or "none"
             raise SecretNotFound(f"Secret {ref.name} in namespace {namespace} has no key "
                                  f"{ref.key} (its keys: {keys})")
-        value = base64.b64decode(data[ref.key]).decode("utf-8").strip()
-        self.scrubber.learn(value)
-        return value
+        return base64.b64decode(data[ref.key]).decode("utf-8").strip()
 
     def pods(self, namespace: str, condition_type: str) -> list[PodView]:
         """Every pod of the namespace not being deleted, as seen by one gate: those that
@@ -263,12 +264,13 @@ class Kube:
                 if not pod["metadata"].get("deletionTimestamp")]
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
-                          wanted: PodCondition, transition_time: str) -> None:
+                          wanted: PodCondition, transition_time: str,
+                          scrubber: Scrubber) -> None:
         body = {"status": {"conditions": [{
             "type": condition_type,
             "status": "True" if wanted.status else "False",
             "reason": wanted.reason,
-            "message": self.scrubber.scrub(wanted.message),
+            "message": scrubber.message(wanted.message),
             "lastTransitionTime": transition_time,
         }]}}
         try:
@@ -292,11 +294,14 @@ class Kube:
             raise
         return dict(obj)
 
-    def patch_status(self, namespace: str, name: str, status: JSON) -> None:
+    def patch_status(self, namespace: str, name: str, status: JSON,
+                     scrubber: Scrubber) -> None:
+        """Writes `status`, its free text through the schema's `scrubber` (keys, reasons,
+        names and timestamps as they are)."""
         try:
             self.custom.patch_namespaced_custom_object_status(
                 models.GROUP, models.VERSION, namespace, models.PLURAL, name,
-                {"status": self.scrubber.scrub_json(status)})
+                {"status": for_people(status, scrubber.message, escape_controls)})
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise

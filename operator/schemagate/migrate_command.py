@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout = _Scrubbed(sys.stdout, scrubber)
     sys.stderr = _Scrubbed(sys.stderr, scrubber)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(ScrubbingFilter(scrubber))
+    handler.addFilter(ScrubbingFilter(lambda _: scrubber))
     logging.basicConfig(level=logging.INFO, handlers=[handler],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = os.environ.get(args.url_env, "").strip()
@@ -115,7 +115,7 @@ def _migrate(args: argparse.Namespace, url: str, workdir: Path, scrubber: Scrubb
 
 def _report(args: argparse.Namespace, scrubber: Scrubber, outcome: MigrationOutcome,
             message: str, status: int) -> int:
-    text = scrubber.scrub(message)[:REPORT_LIMIT]
+    text = scrubber.message(message)[:REPORT_LIMIT]  # cut after scrubbing
     line = json.dumps({"outcome": outcome.value, "message": text})
     print(line, flush=True)
     try:

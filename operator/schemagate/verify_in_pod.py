@@ -25,6 +25,7 @@ from schemagate import kube
 from schemagate.core import verify_pod as vp
 from schemagate.core.models import DatabaseSchemaSpec
 from schemagate.core.reasons import Reason
+from schemagate.core.scrub import PATTERNS, Scrubber
 from schemagate.core.status import Outcome, from_verdict
 from schemagate.core.verdict import Requirement
 
@@ -66,8 +67,9 @@ def _failed(message: str, pod: str | None = None) -> Outcome:
 
 async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: Requirement,
                 kube_api: kube.Kube, image: str | None, clock: Callable[[], datetime],
-                pods: VerifyPods) -> Outcome:
-    """Run `schemagate verify` in a verify pod and return what it found."""
+                pods: VerifyPods, scrubber: Scrubber = PATTERNS) -> Outcome:
+    """Run `schemagate verify` in a verify pod and return what it found; what the pod
+    says passes the schema's `scrubber`."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if image is None:
@@ -82,7 +84,7 @@ async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: 
     try:
         manifest = vp.verify_pod(schema=name, uid=meta["uid"], spec=spec,
                                  deployment=deployment, image=image,
-                                 clean=lambda v: kube_api.scrubber.scrub(v) == v)
+                                 clean=lambda v: scrubber.scrub(v) == v)
     except vp.InvalidVerifyPod as exc:
         return Outcome(Reason.INVALID_SPEC, f"database.verifyPod.fromDeployment: {exc}")
     turns = pods.turns(namespace)
@@ -94,14 +96,16 @@ async def check(body: Mapping[str, Any], spec: DatabaseSchemaSpec, requirement: 
                        f"waited {pods.turn_wait:g} s for one of them to end, and is tried "
                        "again at its next interval")
     try:
-        return await _run(namespace, name, manifest, requirement, kube_api, clock, pods)
+        return await _run(namespace, name, manifest, requirement, kube_api, clock, pods,
+                          scrubber)
     finally:
         turns.release()
 
 
 async def _run(namespace: str, name: str, manifest: vp.JSON,
                requirement: Requirement, kube_api: kube.Kube,
-               clock: Callable[[], datetime], pods: VerifyPods) -> Outcome:
+               clock: Callable[[], datetime], pods: VerifyPods,
+               scrubber: Scrubber) -> Outcome:
     listed = await asyncio.to_thread(kube_api.verify_pods, namespace, name)
     ours = vp.created_here(listed, pods.created.get((namespace, name), {}))
     known = pods.created[(namespace, name)] = {
@@ -115,7 +119,8 @@ async def _run(namespace: str, name: str, manifest: vp.JSON,
         known[current] = str(created["metadata"]["uid"])
     uid = known[current]
     try:
-        return await _follow(namespace, current, uid, requirement, kube_api, clock, pods.sleep)
+        return await _follow(namespace, current, uid, requirement, kube_api, clock, pods.sleep,
+                             scrubber)
     except asyncio.CancelledError:  # the schema is being deleted, or the operator stops
         await asyncio.shield(asyncio.to_thread(kube_api.delete_pod, namespace, current, uid))
         known.pop(current, None)
@@ -124,7 +129,8 @@ async def _run(namespace: str, name: str, manifest: vp.JSON,
 
 async def _follow(namespace: str, pod_name: str, uid: str, requirement: Requirement,
                   kube_api: kube.Kube, clock: Callable[[], datetime],
-                  sleep: Callable[[float], Awaitable[None]]) -> Outcome:
+                  sleep: Callable[[float], Awaitable[None]],
+                  scrubber: Scrubber) -> Outcome:
     while True:
         await sleep(POLL)  # a pod just created has not finished either
         pod = await asyncio.to_thread(kube_api.verify_pod, namespace, pod_name)
@@ -140,10 +146,10 @@ async def _follow(namespace: str, pod_name: str, uid: str, requirement: Requirem
             # A pod that cannot start would go on pulling or waiting: it goes now, its
             # reason is in the condition.
             await asyncio.to_thread(kube_api.delete_pod, namespace, pod_name, uid)
-            return _failed(kube_api.scrubber.scrub(where.failed), pod_name)
-        verdict, why = vp.outcome_of(pod_name, where, requirement, kube_api.scrubber.scrub)
+            return _failed(scrubber.message(where.failed), pod_name)
+        verdict, why = vp.outcome_of(pod_name, where, requirement, scrubber.scrub_tail)
         if verdict is None:
             return _failed(why, pod_name)
         outcome = from_verdict(verdict)
-        return Outcome(outcome.reason, kube_api.scrubber.scrub(outcome.message), verdict,
+        return Outcome(outcome.reason, scrubber.message(outcome.message), verdict,
                        verify_pod=pod_name)

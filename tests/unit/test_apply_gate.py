@@ -22,11 +22,11 @@ class PodStatusOnly:
     """The project's `kube.Kube` as far as pod conditions go: it records each patch."""
 
     def __init__(self) -> None:
-        self.scrubber = Scrubber()
         self.patched: list[tuple[str, bool, str]] = []
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
-                          wanted: gate.PodCondition, transition_time: str) -> None:
+                          wanted: gate.PodCondition, transition_time: str,
+                          scrubber: Scrubber) -> None:
         self.patched.append((pod, wanted.status, wanted.reason))
 
 

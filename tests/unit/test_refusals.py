@@ -42,7 +42,8 @@ class OneSchema:
     def read_secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
         return "postgresql://app:guess@10.0.0.5/app"
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     scrubber: object = None) -> None:
         self.statuses.append(status)
 
 

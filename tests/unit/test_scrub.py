@@ -34,8 +34,23 @@ from schemagate.core.models import (
     MigrationStatus,
 )
 from schemagate.core.reasons import Reason
-from schemagate.core.scrub import MASK, Scrubber, ScrubbingFilter, scrub, scrub_patterns
-from schemagate.core.status import Outcome, from_verdict, next_status, scrubbed, transition
+from schemagate.core.scrub import (
+    MASK,
+    MAX_SECRETS,
+    Scrubber,
+    ScrubbingFilter,
+    escape_controls,
+    scrub,
+    scrub_patterns,
+)
+from schemagate.core.status import (
+    Outcome,
+    for_people,
+    from_verdict,
+    next_status,
+    scrubbed,
+    transition,
+)
 from schemagate.core.verdict import Verdict
 from tests.unit.test_gate import check, decide, pod
 
@@ -89,11 +104,11 @@ def traced(*lines: str) -> str:
 
 def sinks(scrubber: Scrubber, reason: Reason, message: str) -> list[str]:
     """Status as written, the pod condition, the Event and the INFO log line."""
-    outcome = scrubbed(Outcome(reason, message), scrubber.scrub)
+    outcome = scrubbed(Outcome(reason, message), scrubber.message)
     status = next_status(DatabaseSchemaStatus(), outcome=outcome, generation=1, now=T0,
                          gate=GateStatus(condition_type="schemagate.io/s", pods=1))
-    written = scrubber.scrub_json(status.model_dump(by_alias=True, mode="json",
-                                                    exclude_none=True))
+    written = for_people(status.model_dump(by_alias=True, mode="json", exclude_none=True),
+                         scrubber.message, escape_controls)
     state = gate.gate_state(verified=False, reason=reason.value, message=outcome.message,
                             on_drift=DriftPolicy.HOLD)
     condition = decide(check(state), pod(open_=False))
@@ -107,7 +122,7 @@ def logged(scrubber: Scrubber, fmt: str, *args: object, error: Exception | None 
     handler = logging.StreamHandler(out)
     logger = logging.Logger("tests.scrub")  # no parent: nothing propagates elsewhere
     logger.addHandler(handler)
-    logger.addFilter(ScrubbingFilter(scrubber))
+    logger.addFilter(ScrubbingFilter(lambda _: scrubber))
     if error is None:
         logger.warning(fmt, *args)
     else:
@@ -163,7 +178,7 @@ def alembic_job_failure(scrubber: Scrubber, url: str, payload: str) -> list[str]
     verdict = database_verdict()
     messages = []
     for said in (json.dumps({"outcome": "Failed", "message": payload}), traced(payload)):
-        words = last_words([failed_pod(said)], scrubber.scrub)
+        words = last_words([failed_pod(said)], scrubber)
         decision = migration_run.decide(migration_run.Situation(
             job="j", outcome=verdict, previous=MigrationStatus(
                 job="j", outcome=MigrationOutcome.RUNNING), declared=1, now="t",
@@ -186,12 +201,12 @@ def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason,
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
             # kube.Kube.job_termination_message: the tenant's output
             (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],
-                                                          scrubber.scrub))]
+                                                          scrubber.scrub_tail))]
 
 
 def through_everything(url: str, payload: str) -> list[str]:
     scrubber = Scrubber()
-    scrubber.learn(url)  # as kube.read_secret_value does
+    scrubber.learn(url)  # as the loop does with the URL of the schema's Secret
     outputs: list[str] = []
     for reason, message in every_edge(scrubber, url, payload):
         outputs += [message, *sinks(scrubber, reason, message)]
@@ -297,12 +312,12 @@ def test_dsn_fragments_are_masked(text: str, expected: str) -> None:
     assert scrub_patterns(text) == expected
 
 
-def test_the_scrubber_remembers_a_bounded_number_of_secrets() -> None:
+def test_a_schemas_scrubber_remembers_a_bounded_number_of_secrets() -> None:
     scrubber = Scrubber()
-    for n in range(5000):
+    for n in range(500):
         scrubber.learn(f"postgresql://u:password-number-{n:05d}@h/db")
-    assert "password-number-04999" not in scrubber.scrub("password-number-04999")
-    assert len(scrubber._known) <= 4096
+    assert "password-number-00499" not in scrubber.scrub("password-number-00499")
+    assert len(scrubber._known) <= MAX_SECRETS
     assert "password-number-00000" in scrubber.scrub("password-number-00000"), "forgotten"
 
 
@@ -318,3 +333,79 @@ def test_a_wrongly_written_urls_password_is_still_a_secret(url: str) -> None:
     scrubber = Scrubber([url])
     for text in (url, f"+ echo {url}", f"password is {password}", f"DSN password={password}"):
         assert password not in scrubber.scrub(text), text
+
+
+# The shapes a secret also comes in: YAML, SQL, CI tokens under `sh -x`, another
+# percent-encoding, and a log's tail cut inside a URL.
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("database:\n  user: app\n  password: hunter2 two\n  host: db",
+     f"database:\n  user: app\n  password: {MASK}\n  host: db"),
+    ("- PGPASSWORD: hunter2  # from the vault", f"- PGPASSWORD: {MASK} # from the vault"),
+    ("secret: s3cr3t", f"secret: {MASK}"),
+    ("ALTER ROLE app PASSWORD 'it''s'; GRANT", f"ALTER ROLE app PASSWORD {MASK}; GRANT"),
+    ('CREATE USER app PASSWORD "x y" VALID', f"CREATE USER app PASSWORD {MASK} VALID"),
+    ("+ export GITHUB_TOKEN=ghp_abc123", f"+ export GITHUB_TOKEN={MASK}"),
+    ("+ AWS_SECRET_ACCESS_KEY=wJalr/K7MDENG aws s3", f"+ AWS_SECRET_ACCESS_KEY={MASK} aws s3"),
+    ("+ export CLIENT_SECRET='a b'", f"+ export CLIENT_SECRET={MASK}"),
+    ("+ NPM_TOKEN=xyz npm publish", f"+ NPM_TOKEN={MASK} npm publish"),
+    ('{"client_secret": "abc", "token": "def"}', f'{{"client_secret": {MASK}, "token": {MASK}}}'),
+])
+def test_more_shapes_of_a_secret_are_masked(text: str, expected: str) -> None:
+    assert scrub_patterns(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "3 checks passed: all tables present",
+    "SecretNotFound: Secret backend-db not found in namespace team-a",
+    'FATAL:  password authentication failed for user "app"',
+    "token: an unexpected token in revision a1",
+])
+def test_what_looks_like_a_key_only_in_passing_stays(text: str) -> None:
+    assert scrub_patterns(text) == text
+
+
+@pytest.mark.parametrize("spelled", [
+    "p%40ss%2fword",          # lower-case hex
+    "%70%40%73%73%2F%77ord",  # letters encoded that need not be
+    "p@ss%2Fword",            # the @ left bare
+    "p%40ss/word",
+])
+def test_a_password_in_another_percent_encoding_is_masked(spelled: str) -> None:
+    scrubber = Scrubber(["postgresql://app:p%40ss%2Fword@10.0.0.5:5432/app"])
+    assert scrubber.scrub(f"connecting with {spelled} now") == f"connecting with {MASK} now"
+
+
+def test_a_non_ascii_password_in_any_encoding_is_masked() -> None:
+    scrubber = Scrubber([f"postgresql://app:{quote('pässwörd', safe='')}@db/app"])
+    for spelled in ("pässwörd", "p%C3%A4ssw%c3%b6rd", "p%c3%a4%73sw%C3%B6rd"):
+        assert "ssw" not in scrubber.scrub(f"[{spelled}]"), spelled
+
+
+@pytest.mark.parametrize("cut_at", range(1, 21))
+def test_a_tail_that_begins_inside_the_url_leaves_no_piece_of_the_password(cut_at: int) -> None:
+    """A termination message is the log's last 2 KiB: it may begin anywhere in a URL."""
+    url = "postgresql://app:hunter2-Secret@db.internal:5432/app"
+    log = f"+ psql {url}\nERROR: relation missing\n"
+    tail = log[log.index("hunter2") + cut_at - 1:] if cut_at <= 14 else log[cut_at + 3:]
+    scrubbed = Scrubber([url]).scrub_tail(tail)
+    password = "hunter2-Secret"
+    assert not any(password[i:] in scrubbed for i in range(len(password) - 2)), scrubbed
+    assert "ERROR: relation missing" in scrubbed
+
+
+def test_a_tail_cut_inside_a_url_with_a_password_never_learnt_is_masked_to_its_at() -> None:
+    assert Scrubber().scrub_tail("ther-secret@db:5432/app failed") == f"{MASK}@db:5432/app failed"
+
+
+def test_a_tail_that_is_a_whole_message_keeps_its_words() -> None:
+    text = '{"outcome": "Failed", "message": "relation accounts does not exist"}'
+    assert Scrubber(["postgresql://app:hunter2@db/app"]).scrub_tail(text) == text
+
+
+def test_a_job_log_tail_is_scrubbed_as_a_tail() -> None:
+    """kube.Kube.job_last_words: a raw log tail (no report) from a revision that crashed."""
+    url = "postgresql://app:hunter2-Secret@db.internal:5432/app"
+    tail = "er2-Secret@db.internal:5432/app\nTraceback: boom"
+    words = last_words([failed_pod(tail)], Scrubber([url]))
+    assert words is not None and "Secret@" not in words.message and "boom" in words.message

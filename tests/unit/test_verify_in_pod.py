@@ -52,7 +52,7 @@ class FakeKube:
     from `scripts`, or keeps its status."""
 
     def __init__(self, script: list[dict[str, Any]], time: FakeTime | None = None) -> None:
-        self.scrubber = Scrubber()
+        self.scrubber = Scrubber()  # the schema's, as the loop passes it
         self.pods: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
@@ -120,7 +120,8 @@ def check(kube: FakeKube, image: str | None = "schemagate:0.1.0", clock: Any = N
     s = spec()
     known = pods or verify_in_pod.VerifyPods(sleep=kube.time.sleep)
     return asyncio.run(verify_in_pod.check(BODY, s, requirement_for(s), kube,  # type: ignore[arg-type]
-                                           image, clock or kube.time.clock, known))
+                                           image, clock or kube.time.clock, known,
+                                           kube.scrubber))
 
 
 def test_one_pod_per_check_and_its_verdict_with_where_it_ran() -> None:

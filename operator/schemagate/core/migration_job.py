@@ -17,6 +17,7 @@ from schemagate.core import pod_template as template
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
 from schemagate.core.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
 from schemagate.core.revisions import SCHEMA_LABEL  # noqa: F401 (callers read it here)
+from schemagate.core.scrub import Scrubber
 
 JSON = dict[str, Any]
 #: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
@@ -169,28 +170,30 @@ class LastWords:
     message: str  # the termination message, through the scrubber
 
 
-def last_words(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> LastWords | None:
-    """The newest ended container among a Job's `pods`; its message passes `scrub`:
-    it is the tenant's output."""
+def last_words(pods: list[Mapping[str, Any]], scrubber: Scrubber) -> LastWords | None:
+    """The newest ended container among a Job's `pods`; its message passes the schema's
+    `scrubber`: it is the tenant's output."""
     for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
         for status in (pod.get("status") or {}).get("containerStatuses") or ():
             terminated = (status.get("state") or {}).get("terminated")
             if terminated is not None:
                 return LastWords(int(terminated.get("exitCode") or 0),
-                                 _scrubbed((terminated.get("message") or "").strip(), scrub))
+                                 _scrubbed((terminated.get("message") or "").strip(), scrubber))
     return None
 
 
-def _scrubbed(text: str, scrub: Callable[[str], str]) -> str:
-    """`text` through `scrub`; a JSON object (the migrator's report) field by field as
-    well, since its encoding (`\u00a0`, `\"`) would hide a password from a scrubber
-    reading the raw text and show it again once decoded."""
+def _scrubbed(text: str, scrubber: Scrubber) -> str:
+    """`text` scrubbed: the migrator's report (a JSON object) field by field as well,
+    since its encoding (`\u00a0`, `\"`) would hide a password from a scrubber reading
+    the raw text and show it again once decoded; anything else as the tail of a log,
+    which may begin inside a URL."""
+    scrub = scrubber.scrub
     try:
         data = json.loads(text)
     except ValueError:
-        return scrub(text)
+        return scrubber.scrub_tail(text)
     if not isinstance(data, dict):
-        return scrub(text)
+        return scrubber.scrub_tail(text)
     fields = {key: scrub(value) if isinstance(value, str) else value
               for key, value in data.items()}
     return scrub(json.dumps(fields, ensure_ascii=False))

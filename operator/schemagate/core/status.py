@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -74,6 +74,32 @@ def scrubbed(outcome: Outcome, scrub: Callable[[str], str]) -> Outcome:
     if migrations is not None:
         migrations = (migrations[0], migrations[1], scrub(migrations[2]))
     return replace(outcome, message=scrub(outcome.message), migrations=migrations)
+
+
+#: The status fields a person reads as sentences (the rest are keys, names, reasons,
+#: enums and timestamps, written as they are).
+SUMMARIES = ("missingSummary", "revisionSummary", "gateSummary")
+
+
+def for_people(status: Mapping[str, Any], message: Callable[[str], str],
+               line: Callable[[str], str]) -> dict[str, Any]:
+    """`status` (as written, camelCase) with its free text passed through `message` (the
+    condition and migration messages: scrubbed, escaped) and its one-line summaries
+    through `line` (escaped); nothing else is touched."""
+    written = dict(status)
+    if isinstance(conditions := written.get("conditions"), list):
+        written["conditions"] = [_with_text(c, "message", message) for c in conditions]
+    if isinstance(run := written.get("migration"), Mapping):
+        written["migration"] = _with_text(run, "message", message)
+    for field in SUMMARIES:
+        written = _with_text(written, field, line)
+    return written
+
+
+def _with_text(obj: Any, field: str, rewrite: Callable[[str], str]) -> Any:
+    if not isinstance(obj, Mapping) or not isinstance(obj.get(field), str):
+        return obj
+    return {**obj, field: rewrite(obj[field])}
 
 
 def from_verdict(verdict: Verdict) -> Outcome:

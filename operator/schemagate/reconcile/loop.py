@@ -32,6 +32,7 @@ from schemagate.core.models import (
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.revisions import Knowledge, parse_history
+from schemagate.core.scrub import Scrubber
 from schemagate.core.status import (
     Outcome,
     from_verdict,
@@ -115,7 +116,8 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
     if spec.database.verify_from is VerifyFrom.POD:
         with ctx.metrics.verification_timer():
             return await verify_in_pod.check(body, spec, requirement, ctx.kube,
-                                             ctx.verify_image, ctx.clock, ctx.verify_pods)
+                                             ctx.verify_image, ctx.clock, ctx.verify_pods,
+                                             ctx.registry.scrubbers.of(_key(body)))
     try:
         hosts = database.url_hosts(url)
     except database.InvalidDatabaseUrl as exc:
@@ -159,6 +161,7 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
         return migration.Step(url)
+    ctx.registry.scrubbers.learn(key, url)
     if previous.outcome == migration.RUNNING:
         # A migration ran since the last look: where its tables went (another database?)
         # must be searched again, even if the same tables are still missing.
@@ -170,11 +173,12 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
             return migration.Step(scripts)
         outcome = await verify(body, spec, url, ctx, scripts.heads, key)
         return await migrate.alembic_step(body, spec, scripts, outcome, previous, ctx.kube,
-                                          ctx.verify_image, ctx.clock())
+                                          ctx.verify_image, ctx.clock(),
+                                          ctx.registry.scrubbers.of(key))
     outcome = await verify(body, spec, url, ctx, key=key)
     if run.run is MigrationRun.JOB and run.job is not None:
         return await migrate.job_step(body, spec, run.job, outcome, previous, ctx.kube,
-                                      ctx.clock())
+                                      ctx.clock(), ctx.registry.scrubbers.of(key))
     return migration.Step(outcome)
 
 
@@ -223,7 +227,8 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
         step = await check_and_migrate(body, spec, previous.migration or MigrationStatus(), ctx)
         if stopped:
             return RETRY_UNREACHABLE
-    outcome = scrubbed(step.outcome, ctx.kube.scrubber.scrub)  # before pods, status, Events, logs
+    scrubber = ctx.registry.scrubbers.of(key)
+    outcome = scrubbed(step.outcome, scrubber.message)  # before pods, status, Events, logs
     outcome, hold = held_after_refusal(ctx, key, outcome)
     on_drift = spec.gate.on_drift if spec else DriftPolicy.HOLD
     state = gate.gate_state(verified=outcome.verified, reason=outcome.reason.value,
@@ -251,11 +256,13 @@ async def _pass(body: JSON, key: tuple[str, str], started: datetime, ctx: Contex
     ctx.registry.gates[key] = Published(check, spec, pods.templates)
     ctx.metrics.observe_outcome(namespace, name, outcome, gate_status)
     status = next_status(previous, outcome=outcome, generation=generation, gate=gate_status,
-                         now=ctx.clock(), migration=step.record, graph=step.graph)
+                         now=ctx.clock(), migration=scrubbed_record(step.record, scrubber),
+                         graph=step.graph)
     every = heartbeat(len(ctx.registry.wakeups)) if ctx.economy else None
     if worth_writing(previous, status, spec, every):
         await asyncio.to_thread(ctx.kube.patch_status, namespace, name,
-                                status.model_dump(by_alias=True, mode="json", exclude_none=True))
+                                status.model_dump(by_alias=True, mode="json", exclude_none=True),
+                                scrubber)
     if (change := transition(previous, status)) is not None:
         logger.info("%s", change)
         ctx.announce(body, outcome.reason.value, change, not outcome.verified)
@@ -287,6 +294,18 @@ def held_after_refusal(ctx: Context, key: Key, outcome: Outcome) -> tuple[Outcom
         return outcome, 0.0
     wait = ctx.backoff.after(refusals)
     return replace(outcome, message=refused_message(outcome.message, wait)), wait
+
+
+def scrubbed_record(record: MigrationStatus | None, scrubber: Scrubber
+                    ) -> MigrationStatus | None:
+    """The migration record with its message as status shows it, before its size counts."""
+    if record is None or not record.message:
+        return record
+    return record.model_copy(update={"message": scrubber.message(record.message)})
+
+
+def _key(body: JSON) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
 def knowledge(outcome: Outcome, step: migration.Step, previous: DatabaseSchemaStatus,

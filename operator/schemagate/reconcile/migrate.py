@@ -23,6 +23,7 @@ from schemagate.core.migration_run import Decision, ObservedJob, Situation, deci
 from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec, JobSpec, MigrationStatus
 from schemagate.core.reasons import Reason
 from schemagate.core.revision_graph import InvalidScripts, NoScripts, ScriptGraph, read_graph
+from schemagate.core.scrub import PATTERNS, Scrubber
 from schemagate.core.status import Outcome
 
 JSON = dict[str, Any]
@@ -60,7 +61,7 @@ async def read_scripts(namespace: str, alembic: AlembicSpec, kube_api: kube.Kube
 
 async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSpec,
                    outcome: Outcome, previous: MigrationStatus, kube_api: kube.Kube,
-                   now: datetime) -> Step:
+                   now: datetime, scrubber: Scrubber = PATTERNS) -> Step:
     """`run: Job`: start, follow or judge the Job cloned from the backend's Deployment.
     `previous` is the status.migration last written (never a body the watch may not
     have refreshed)."""
@@ -79,7 +80,8 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
             job=job, deployment=deployment, rerun=_rerun(meta))
     except jobs.InvalidJobSource as exc:
         return Step(Outcome(Reason.INVALID_SPEC, f"migrations.job.fromDeployment: {exc}"))
-    decision = await _decide(kube_api, namespace, manifest, outcome, previous, spec, now)
+    decision = await _decide(kube_api, namespace, manifest, outcome, previous, spec, now,
+                             scrubber=scrubber)
     if decision.create is not None and \
             (refused := await _create(kube_api, namespace, manifest, decision)) is not None:
         return Step(refused)
@@ -88,7 +90,8 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
 
 async def alembic_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec,
                        scripts: AlembicScripts, outcome: Outcome, previous: MigrationStatus,
-                       kube_api: kube.Kube, image: str | None, now: datetime) -> Step:
+                       kube_api: kube.Kube, image: str | None, now: datetime,
+                       scrubber: Scrubber = PATTERNS) -> Step:
     """`run: Alembic`: the same, for a Job of the operator's image (`image`) that runs
     the ConfigMap's revision files; `outcome` was verified against their heads."""
     meta = body["metadata"]
@@ -101,7 +104,7 @@ async def alembic_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec,
         schema=name, uid=meta["uid"], generation=int(meta.get("generation") or 0), spec=spec,
         config_map=scripts.config_map, files=scripts.files, image=image or "", rerun=_rerun(meta))
     decision = await _decide(kube_api, namespace, manifest, outcome, previous, spec, now,
-                             heads=sorted(scripts.heads))
+                             heads=sorted(scripts.heads), scrubber=scrubber)
     if decision.create is not None:
         if not image:
             return Step(Outcome(Reason.INVALID_SPEC, NO_IMAGE), graph=graph,
@@ -124,24 +127,25 @@ def _rerun(meta: Mapping[str, Any]) -> str | None:
 
 async def _decide(kube_api: kube.Kube, namespace: str, manifest: JSON, outcome: Outcome,
                   previous: MigrationStatus, spec: DatabaseSchemaSpec, now: datetime,
-                  heads: list[str] | None = None) -> Decision:
+                  heads: list[str] | None = None, scrubber: Scrubber = PATTERNS
+                  ) -> Decision:
     name = manifest["metadata"]["name"]
     # A run judged for good needs no more of its pods' words: one list call less a pass.
     judged = previous.job == name and previous.outcome in FINAL
-    observed = await _observe(kube_api, namespace, name, words=not judged)
+    observed = await _observe(kube_api, namespace, name, scrubber, words=not judged)
     return decide(Situation(job=name, outcome=outcome, previous=previous, observed=observed,
                             declared=len(spec.tables), now=timestamp(now), heads=heads))
 
 
-async def _observe(kube_api: kube.Kube, namespace: str, name: str, *, words: bool
-                   ) -> ObservedJob | None:
+async def _observe(kube_api: kube.Kube, namespace: str, name: str, scrubber: Scrubber, *,
+                   words: bool) -> ObservedJob | None:
     job = await asyncio.to_thread(kube_api.job, namespace, name)
     if job is None:
         return None
     state = jobs.job_state(job)
     # While it runs, an attempt that ended says why it is tried again (the lock busy).
     ended = (job.get("status") or {}).get("failed") or state is not jobs.JobState.RUNNING
-    said = await asyncio.to_thread(kube_api.job_last_words, namespace, name) \
+    said = await asyncio.to_thread(kube_api.job_last_words, namespace, name, scrubber) \
         if words and ended else None
     return ObservedJob(state, jobs.snapshot_of(job), said, jobs.job_failure(job))
 

@@ -78,7 +78,7 @@ async def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
     if patches and read_only:
         return None
     if patches:
-        await asyncio.to_thread(patch_all, ctx, namespace, condition_type, patches)
+        await asyncio.to_thread(patch_all, ctx, namespace, name, patches)
     ready = sum(w.status and chosen for w, chosen in zip(wanted, selected, strict=True))
     waiting = [gate.served_after(p, templates) or check.started or ctx.clock()
                for p, w in zip(pods, wanted, strict=True)
@@ -117,26 +117,29 @@ def believed_condition(ctx: Context, pod: gate.PodView, condition_type: str,
     return believed(pod.condition, ctx.registry.last_written(pod.uid, condition_type), now)
 
 
-def patch_all(ctx: Context, namespace: str, condition_type: str,
+def patch_all(ctx: Context, namespace: str, schema: str,
               patches: list[tuple[gate.PodView, gate.PodCondition, Mapping[str, Any] | None]]
               ) -> None:
-    """Patch each pod's condition (blocking); many at once in parallel."""
+    """Patch each pod's condition for `schema`'s gate (blocking); many at once in
+    parallel."""
     if len(patches) == 1:
-        patch_one(ctx, namespace, condition_type, *patches[0])
+        patch_one(ctx, namespace, schema, *patches[0])
         return
     # A rollout of a hundred pods should open in one round of patches, not a hundred.
     with ThreadPoolExecutor(max_workers=min(PATCH_WORKERS, len(patches))) as pool:
-        list(pool.map(lambda p: patch_one(ctx, namespace, condition_type, *p), patches))
+        list(pool.map(lambda p: patch_one(ctx, namespace, schema, *p), patches))
 
 
-def patch_one(ctx: Context, namespace: str, condition_type: str, pod: gate.PodView,
+def patch_one(ctx: Context, namespace: str, schema: str, pod: gate.PodView,
               wanted: gate.PodCondition, current: Mapping[str, Any] | None) -> None:
     now = ctx.clock()
+    condition_type = gate.gate_condition_type(schema)
     when = transition_time(current, wanted, cond.timestamp(now))
-    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when)
+    scrubber = ctx.registry.scrubbers.of((namespace, schema))
+    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when, scrubber)
     if pod.uid:
         ctx.registry.wrote(pod.uid, condition_type, Written(
-            wanted.status, wanted.reason, ctx.kube.scrubber.scrub(wanted.message), when, now))
+            wanted.status, wanted.reason, scrubber.message(wanted.message), when, now))
 
 
 async def gate_new_pod(pod: JSON, ctx: Context) -> None:
@@ -177,7 +180,7 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
                 ctx.registry.wake(key)
             continue
         if patch_needed(view.condition, wanted):
-            await asyncio.to_thread(patch_one, ctx, namespace, condition_type, view, wanted,
+            await asyncio.to_thread(patch_one, ctx, namespace, schema_name, view, wanted,
                                     view.condition)
         if view.condition is None and not wanted.status:
             ctx.registry.wake(key)  # a new pod waits: its schema's loop looks more often
@@ -211,5 +214,5 @@ async def release(body: JSON, ctx: Context) -> int:
                if patch_needed(current := believed_condition(ctx, pod, condition_type, now),
                                wanted)]
     if patches:
-        await asyncio.to_thread(patch_all, ctx, namespace, condition_type, patches)
+        await asyncio.to_thread(patch_all, ctx, namespace, name, patches)
     return len(pods)

@@ -10,6 +10,7 @@ from datetime import datetime
 from schemagate.core import gate
 from schemagate.core.models import DatabaseSchemaSpec
 from schemagate.core.pods import Written
+from schemagate.core.scrub import Scrubbers
 from schemagate.core.status import Outcome
 from schemagate.database import OtherDatabases
 
@@ -65,6 +66,9 @@ class Registry:
     #: The schemas whose last check was refused: until their next pass, nothing wakes
     #: them (`schedule.Backoff`).
     held: set[Key] = field(default_factory=set)
+    #: Each schema's secrets (the URLs read from its Secret), removed from the text about
+    #: that schema alone: its messages, status, pod conditions, Events and log records.
+    scrubbers: Scrubbers = field(default_factory=Scrubbers)
 
     def first_seen(self, uid: str, now: datetime) -> datetime:
         if uid not in self.seen and len(self.seen) >= SEEN_PODS_LIMIT:
@@ -160,3 +164,4 @@ class Registry:
         self.settled.pop(key, None)
         self.checking.pop(key, None)
         self.refusals.pop(key, None)
+        self.scrubbers.forget(key)
