@@ -91,6 +91,8 @@ async def _read_secret(namespace: str, ref: SecretKeyRef, ctx: Context) -> str |
         return await asyncio.to_thread(ctx.kube.read_secret_value, namespace, ref)
     except kube.SecretNotFound as exc:
         return Outcome(Reason.SECRET_NOT_FOUND, str(exc))
+    except kube.ValueTooLarge as exc:
+        return Outcome(Reason.INVALID_SPEC, str(exc))
 
 
 async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
