@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kubernetes.client import ApiClient
 
-from schemagate import kube
+from schemagate import database, kube
 from schemagate.core import limits
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec
 from schemagate.core.reasons import Reason
+from schemagate.core.revision_graph import ScriptGraph
 from schemagate.metrics import Metrics
-from schemagate.reconcile import Context, Registry
+from schemagate.reconcile import Context, Registry, migrate
 from schemagate.reconcile.loop import Outcome, read_url
 
 SPEC = DatabaseSchemaSpec.model_validate({
@@ -68,3 +72,60 @@ def test_a_url_of_the_limit_is_read() -> None:
     url = "postgresql://app:pw@db/app?application_name=" + "x" * 4000
     url = url[:limits.MAX_URL_BYTES]
     assert read(context(url)) == url
+
+
+class OneConfigMap:
+    def __init__(self, data: dict[str, str]) -> None:
+        self.data = data
+
+    def config_map(self, namespace: str, name: str) -> dict[str, Any]:
+        return {"data": self.data}
+
+
+def test_revision_files_are_read_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ConfigMap holds up to 1 MiB of them: the loop keeps answering meanwhile."""
+    hostile = "revision = 'a1'\n" + "x = [" + "0," * 500_000 + "]\n"
+    fake: Any = OneConfigMap({"a1.py": hostile})
+    alembic = AlembicSpec.model_validate({"configMapRef": {"name": "scripts"}})
+    read_in: list[threading.Thread] = []
+    read_graph = migrate.read_graph
+
+    def spy(files: Mapping[str, str]) -> ScriptGraph:
+        read_in.append(threading.current_thread())
+        return read_graph(files)
+
+    monkeypatch.setattr(migrate, "read_graph", spy)
+    scripts = asyncio.run(migrate.read_scripts("team-a", alembic, fake))
+
+    assert isinstance(scripts, migrate.AlembicScripts) and scripts.heads == {"a1"}
+    assert read_in and read_in[0] is not threading.main_thread()
+
+
+def test_a_revision_file_that_cannot_be_followed_is_the_schemas_invalid_spec() -> None:
+    fake: Any = OneConfigMap({"a1.py": "revision = 'a1'\nx = '''" + "0" * 900_000})
+    alembic = AlembicSpec.model_validate({"configMapRef": {"name": "scripts"}})
+    outcome = asyncio.run(migrate.read_scripts("team-a", alembic, fake))
+
+    assert isinstance(outcome, Outcome) and outcome.reason is Reason.INVALID_SPEC
+    assert outcome.message == ("ConfigMap scripts: a1.py, line 2: unterminated "
+                               "triple-quoted string literal")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:pw@/app?host=a,b,c,d,e&port=1,2,3,4,5",
+    "postgresql://app:pw@/app?host=a:1&host=b:2&host=c&host=d&host=e",
+    "postgresql://app:pw@/app?hostaddr=10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5",
+])
+def test_a_url_naming_more_than_four_hosts_cannot_be_used(url: str) -> None:
+    with pytest.raises(database.InvalidDatabaseUrl,
+                       match="^the URL names 5 hosts, over the limit of 4; each is tried "
+                             "within the same deadline$"):
+        database.parse_url(url)
+
+
+def test_every_host_of_a_url_counts_however_it_is_spelt() -> None:
+    """The loopback check reads them all: `host=` repeated reached it as its last only."""
+    url = "postgresql://app:pw@/app?host=127.0.0.1:5432&host=db.example:5432"
+    assert database.url_hosts(url) == ["127.0.0.1", "db.example"]
+    assert database.url_hosts("postgresql://app:pw@db/app") == ["db"]
+    assert database.url_hosts("postgresql://app:pw@/app") == [None]
