@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient
+from pydantic import ValidationError
 
 from schemagate import database, kube
 from schemagate.core import limits
@@ -21,7 +22,7 @@ from schemagate.core.reasons import Reason
 from schemagate.core.revision_graph import ScriptGraph
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry, migrate
-from schemagate.reconcile.loop import Outcome, read_url
+from schemagate.reconcile.loop import Outcome, explain_invalid, read_url
 
 SPEC = DatabaseSchemaSpec.model_validate({
     "database": {"urlSecretRef": {"name": "db", "key": "url"}}, "tables": ["t"]})
@@ -129,3 +130,35 @@ def test_every_host_of_a_url_counts_however_it_is_spelt() -> None:
     assert database.url_hosts(url) == ["127.0.0.1", "db.example"]
     assert database.url_hosts("postgresql://app:pw@db/app") == ["db"]
     assert database.url_hosts("postgresql://app:pw@/app") == [None]
+
+
+def spec_with_selector(selector: dict[str, Any]) -> dict[str, Any]:
+    return {"database": {"urlSecretRef": {"name": "db", "key": "url"}}, "tables": ["t"],
+            "gate": {"podSelector": selector}}
+
+
+@pytest.mark.parametrize(("selector", "says"), [
+    ({"matchLabels": {"app": "a" * 64}},
+     "spec.gate.podSelector.matchLabels.app: String should have at most 63 characters"),
+    ({"matchLabels": {"k" * 318: "v"}}, f"spec.gate.podSelector.matchLabels.{'k' * 64}.[key]: "
+                                        "String should have at most 317 characters"),
+    ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a" * 64]}]},
+     "spec.gate.podSelector.matchExpressions.0.values.0: String should have at most 63 "
+     "characters"),
+    ({"matchLabels": {f"k{i}": "v" for i in range(65)}},
+     "spec.gate.podSelector.matchLabels: Dictionary should have at most 64 items after "
+     "validation, not more"),
+])
+def test_a_selector_over_the_label_limits_is_an_invalid_spec(selector: dict[str, Any],
+                                                             says: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        DatabaseSchemaSpec.model_validate(spec_with_selector(selector))
+    assert explain_invalid(caught.value) == says
+
+
+def test_a_selector_at_the_label_limits_is_valid() -> None:
+    key = "p" * 253 + "/" + "n" * 63
+    spec = DatabaseSchemaSpec.model_validate(spec_with_selector({
+        "matchLabels": {key: "v" * 63, **{f"k{i}": "" for i in range(63)}},
+        "matchExpressions": [{"key": key, "operator": "In", "values": ["v" * 63] * 64}]}))
+    assert spec.gate.pod_selector.match_labels[key] == "v" * 63

@@ -56,7 +56,8 @@ class Stopped(Protocol):
 def explain_invalid(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        # A map's key is part of the place, and a tenant wrote it: quoted short.
+        where = ".".join(str(p)[:64] for p in err["loc"]) or "spec"
         parts.append(f"spec.{where}: {err['msg']}")
     return "; ".join(parts)
 
