@@ -204,13 +204,17 @@ READ_SYSTEM_IDENTIFIER = "(SELECT system_identifier::text FROM pg_catalog.pg_con
 SYSTEM_IDENTIFIER_QUERY = f"SELECT {READ_SYSTEM_IDENTIFIER}"  # noqa: S608 (a constant)
 
 ELSEWHERE_QUERY = f"""
-SELECT n.nspname::text, d.name
+SELECT e.nspname::text, d.name
 FROM pg_catalog.unnest(pg_catalog.string_to_array(%(names)s, %(separator)s))
   WITH ORDINALITY AS d(name, position)
-JOIN pg_catalog.pg_class c ON c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-ORDER BY d.position, n.nspname
+JOIN LATERAL (
+  SELECT n.nspname FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+    AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  ORDER BY n.nspname LIMIT {limits.MAX_PLACES}
+) e ON true
+ORDER BY d.position, e.nspname
 """  # noqa: S608 (only module constants are formatted in)
 
 # `schemagate snapshot`: the named tables' live columns in order, and which are missing.
@@ -843,8 +847,10 @@ def _guarded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any
     """SQLAlchemy's connect, within one deadline for all the URL's hosts, with the
     connection handed to the session's `_Silence` before the dialect's first queries
     run on it."""
-    options = {key: cparams.pop(key) for key in list(cparams) if key in _CONNECTION_OPTIONS}
-    connection = _connect_within(make_conninfo(*cargs, **cparams), **options)
+    # SQLAlchemy hands the same dict to every connect: read, never changed.
+    options = {key: value for key, value in cparams.items() if key in _CONNECTION_OPTIONS}
+    params = {key: value for key, value in cparams.items() if key not in _CONNECTION_OPTIONS}
+    connection = _connect_within(make_conninfo(*cargs, **params), **options)
     silence = _Silence.current()
     if silence is not None:
         silence.attach(connection)

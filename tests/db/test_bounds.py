@@ -142,3 +142,13 @@ def test_long_settings_of_the_database_are_cut_by_the_server(tenant: Tenant) -> 
     assert verdict.fingerprint.search_path == (", ".join(f"s{i:06d}" for i in range(40))[:256]
                                                + "... (cut)")
     assert verdict.reason is Reason.VERIFIED
+
+
+def test_a_missing_table_found_in_many_schemas_reports_a_bounded_number(
+        tenant: Tenant) -> None:
+    tenant.admin("; ".join(f"CREATE SCHEMA s{i:02d}; CREATE TABLE s{i:02d}.t (id int)"
+                           for i in range(40)))
+    verdict = database.verify(tenant.url(), Requirement(tables=("t",)))
+
+    assert verdict.reason is Reason.TABLES_ELSEWHERE
+    assert [p.schema for p in verdict.found_elsewhere] == [f"s{i:02d}" for i in range(16)]

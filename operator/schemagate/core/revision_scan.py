@@ -28,8 +28,8 @@ NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
 # even in a raw string.
 _QUOTES = ("'''", '"""', "'", '"')
 _STRINGS_BRACKETS = r"""'''|\"\"\"|'[^'\\\n]*'|"[^"\\\n]*"|'|"|[()\[\]{}]+|\\"""
-_HIDING = re.compile(r"#[^\n]*(?:\n[ \t]*#[^\n]*)*|"  # a run of comment lines
-                     + _STRINGS_BRACKETS)
+# A run of comment lines is one match; possessive, so the engine keeps no state per line.
+_HIDING = re.compile(r"#[^\n]*(?:\n[ \t]*#[^\n]*)*+|" + _STRINGS_BRACKETS)
 # Inside a string: an escaped character, the closing quote, or, for a one-line string,
 # the end of the line.
 _IN_STRING = {quote: re.compile(r"\\[\s\S]|" + re.escape(quote) + ("" if len(quote) == 3
@@ -130,7 +130,9 @@ class _Scan:
 
     def _brackets(self, run: str, at: int) -> None:
         opens = sum(map(run.count, _OPENING))
-        if opens == len(run) and self.depth:  # deeper only: count them
+        if opens == len(run):  # deeper only: count them
+            if self.depth == 0:
+                self.opened_at = at
             self.depth += opens
             return
         if opens == 0 and self.depth >= len(run):  # shallower, never below zero
@@ -157,8 +159,12 @@ def _statement_end(text: str, start: int, name: str) -> int:
         token, pos = match.group(), match.end()
         if token in _QUOTES:
             pos = _string_end(text, match.start(), token)
-        elif token in ("\n", ";") and depth == 0:
+        elif token in ("\n", ";") and depth <= 0:  # below zero: no literal, said later
             return match.start()
+        elif token[0] == "#":  # the rest of the line, however long
+            pos = _line_end(text, match.start())
+            if depth <= 0:
+                return pos
         elif token[0] in _OPENING or token[0] in _CLOSING:
             depth += 2 * sum(map(token.count, _OPENING)) - len(token)
         elif token == "\\":
