@@ -837,6 +837,32 @@ class _Silence:
                 self._sock = None
 
 
+def _attempts_within(params: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+    """The connection attempts of `params` (each host's addresses), its host names looked
+    up within `seconds`: a name server that never answers would otherwise hold the worker
+    for the resolver's own timeouts, once per host. A lookup not done by then goes on in
+    its own thread until the resolver gives up; nothing waits for it."""
+    done = threading.Event()
+    found: list[list[dict[str, Any]] | psycopg.Error] = []
+
+    def look_up() -> None:
+        try:
+            found.append(conninfo_attempts(params))
+        except psycopg.Error as exc:
+            found.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="schemagate-resolve", daemon=True).start()
+    if not done.wait(seconds):
+        raise psycopg.errors.ConnectionTimeout(
+            f"connection timeout expired: the URL's host names were not resolved within "
+            f"{seconds:g} s")
+    if isinstance(found[0], psycopg.Error):
+        raise found[0]
+    return found[0]
+
+
 #: What `psycopg.connect` takes besides the connection string.
 _CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory",
                                  "cursor_factory"})
@@ -868,7 +894,7 @@ def _connect_within(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
     seconds = timeout_from_conninfo(params)
     deadline = time.monotonic() + seconds
     failed: psycopg.OperationalError | None = None
-    attempts = conninfo_attempts(params)
+    attempts = _attempts_within(params, seconds)
     for index, attempt in enumerate(attempts):
         # A quarter second of slack: setting up an attempt costs a little of its budget.
         left = math.floor(deadline - time.monotonic() + 0.25)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import threading
 import time
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from kubernetes.client import ApiClient
 from pydantic import ValidationError
@@ -162,3 +164,25 @@ def test_a_selector_at_the_label_limits_is_valid() -> None:
         "matchLabels": {key: "v" * 63, **{f"k{i}": "" for i in range(63)}},
         "matchExpressions": [{"key": key, "operator": "In", "values": ["v" * 63] * 64}]}))
     assert spec.gate.pod_selector.match_labels[key] == "v" * 63
+
+
+def test_a_host_name_that_never_resolves_ends_within_the_connect_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant's name server that never answers held a worker for the resolver's own
+    timeouts, once per host."""
+    released = threading.Event()
+
+    def never_answers(*_: object, **__: object) -> list[Any]:
+        released.wait(30)
+        raise OSError("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", never_answers)
+    started = time.monotonic()
+    try:
+        with pytest.raises(psycopg.errors.ConnectionTimeout,
+                           match="host names were not resolved within 2 s"):
+            database._connect_within("host=a.example,b.example port=5432,5432 "
+                                     "connect_timeout=2")
+        assert time.monotonic() - started < 2.5
+    finally:
+        released.set()
