@@ -2,7 +2,8 @@
 
 pydantic emits JSON Schema; Kubernetes wants a structural OpenAPI v3 schema: no
 `$ref`, no `anyOf` with null, no `additionalProperties: false` beside `properties`,
-no titles. The conversion below is small and total over what our models use.
+no titles, no `propertyNames` (a validation rule bounds a map's keys). The conversion
+below is small and total over what our models use.
 """
 
 from __future__ import annotations
@@ -41,12 +42,22 @@ def _structural(node: Any, defs: JSON) -> Any:
     for key, value in node.items():
         if key in _DROPPED_KEYS:
             continue
+        if key == "propertyNames":  # not in a structural schema: a rule says it instead
+            out["x-kubernetes-validations"] = [_key_rule(value)]
+            continue
         if key == "additionalProperties" and value is False:
             continue
         if key == "default" and value is None:
             continue
         out[key] = _structural(value, defs)
     return out
+
+
+def _key_rule(names: JSON) -> JSON:
+    """The bounds of a map's keys (`dict[LabelKey, ...]`) as a validation rule."""
+    low, high = names.get("minLength", 0), names["maxLength"]
+    return {"rule": f"self.all(k, size(k) >= {low} && size(k) <= {high})",
+            "message": f"each key is {low} to {high} characters"}
 
 
 def _schema_of(model: type[BaseModel]) -> JSON:

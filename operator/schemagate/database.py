@@ -1,4 +1,4 @@
-"""The one module that talks to PostgreSQL (SQLAlchemy, psycopg, Alembic's runtime).
+"""The one module that talks to PostgreSQL (SQLAlchemy and psycopg).
 
 `observe` reads what a `Requirement` asks about, through the backend's own URL: its
 host, role, database and query options (`options=-csearch_path=...` included) are
@@ -13,7 +13,7 @@ seen. `verify_many` answers several requirements on one URL in one such connecti
 with one statement. The declared tables, the fingerprint and the version table's existence come
 from one catalog statement with the names bound as one parameter; it returns only the
 missing names, so a healthy database sends back one short row.
-Alembic then reads the version table (`MigrationContext.get_current_heads`).
+The version table is then read as Alembic reads it, at most a few short rows of it.
 Only when tables are missing do we search further: other schemas come with the same
 query, other databases (at most `MAX_DATABASES`) with one short connection each, and
 not again while the same tables are missing when the caller passes what was found
@@ -42,13 +42,19 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from alembic.runtime.migration import MigrationContext
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
+from psycopg.conninfo import (
+    conninfo_attempts,
+    conninfo_to_dict,
+    make_conninfo,
+    timeout_from_conninfo,
+)
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core import limits
 from schemagate.core import scrub as scrubbing
 from schemagate.core.columns import ColumnFinding, ColumnRequirement, FoundColumn
 from schemagate.core.reasons import Reason
@@ -110,9 +116,11 @@ COLUMN_FINDINGS = f"""  CASE WHEN %(column_count)s = 0 OR (
     SELECT ARRAY[d.tbl, d.col, pg_catalog.format_type(a.atttypid, a.atttypmod),
                  (NOT a.attnotnull)::text, (
       SELECT pg_catalog.string_agg(s.attname::text, %(separator)s ORDER BY s.attnum)
-      FROM pg_catalog.pg_attribute s
-      WHERE a.attname IS NULL AND s.attrelid = c.oid AND s.attnum > 0 AND NOT s.attisdropped
-        AND pg_catalog.lower(s.attname::text) = pg_catalog.lower(d.col))]
+      FROM (SELECT s.attname, s.attnum FROM pg_catalog.pg_attribute s
+            WHERE a.attname IS NULL AND s.attrelid = c.oid AND s.attnum > 0
+              AND NOT s.attisdropped
+              AND pg_catalog.lower(s.attname::text) = pg_catalog.lower(d.col)
+            ORDER BY s.attnum LIMIT {limits.MAX_SIMILAR}) s)]
     FROM {COLUMNS_DECLARED}
     JOIN pg_catalog.pg_class c ON c.relnamespace = (SELECT oid FROM target)
       AND c.relname = d.tbl::name AND c.relkind IN {TABLE_KINDS}
@@ -121,6 +129,20 @@ COLUMN_FINDINGS = f"""  CASE WHEN %(column_count)s = 0 OR (
     WHERE a.attname IS NULL OR NOT ({COLUMN_MATCHES})
     ORDER BY d.position
   ) END AS column_findings,"""  # noqa: S608 (only module constants are formatted in)
+
+# Who and where the session is, every text cut by the server one character over the limit
+# (the setting a role or database was given can be as long as it was written), so a longer
+# one is never transferred and can still be told apart.
+_CUT = limits.MAX_DATABASE_TEXT + 1
+SERVER_TEXTS = f"""  pg_catalog.left(pg_catalog.current_database()::text, {_CUT}) AS database,
+  pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
+  pg_catalog.inet_server_port() AS port,
+  pg_catalog.left(CURRENT_USER::text, {_CUT}) AS "user",
+  pg_catalog.left(pg_catalog.current_setting('search_path'), {_CUT}) AS search_path,
+  ARRAY(SELECT pg_catalog.left(s.name, {_CUT})
+        FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(name, i)
+        ORDER BY s.i LIMIT {limits.MAX_SEARCH_PATH}) AS effective_search_path,
+  pg_catalog.left(pg_catalog.current_setting('server_version'), {_CUT}) AS server_version,"""  # noqa: S608 (only module constants are formatted in)
 
 # One round trip answers the whole requirement. The names travel as one bound text
 # parameter, split on a separator that occurs in none of them (a 10,000-element array
@@ -137,13 +159,7 @@ CATALOG_QUERY = f"""
 WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
 declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names)
 SELECT
-  pg_catalog.current_database()::text AS database,
-  pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
-  pg_catalog.inet_server_port() AS port,
-  CURRENT_USER::text AS "user",
-  pg_catalog.current_setting('search_path') AS search_path,
-  pg_catalog.current_schemas(true)::text[] AS effective_search_path,
-  pg_catalog.current_setting('server_version') AS server_version,
+{SERVER_TEXTS}
   pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
     AS may_read_control,
   {{system_identifier}} AS system_identifier,
@@ -165,6 +181,7 @@ SELECT
       WHERE c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
         AND n.nspname <> %(schema)s AND n.nspname <> 'information_schema'
         AND n.nspname !~ '^pg_'
+      ORDER BY n.nspname LIMIT {limits.MAX_PLACES}
     ) e ON true
     WHERE NOT EXISTS (
       SELECT FROM pg_catalog.pg_class p
@@ -180,17 +197,24 @@ SELECT
     ORDER BY datname LIMIT {MAX_DATABASES}
   ) AS other_databases
 """  # noqa: S608 (only module constants are formatted in; every value is bound)
+# The version table as Alembic reads it (`SELECT version_num`), bounded. The numbers are
+# module constants; the table is quoted by the driver.
+VERSION_QUERY = "SELECT pg_catalog.left(version_num::text, {cut}) FROM {table} LIMIT {rows}"
 READ_SYSTEM_IDENTIFIER = "(SELECT system_identifier::text FROM pg_catalog.pg_control_system())"
 SYSTEM_IDENTIFIER_QUERY = f"SELECT {READ_SYSTEM_IDENTIFIER}"  # noqa: S608 (a constant)
 
 ELSEWHERE_QUERY = f"""
-SELECT n.nspname::text, d.name
+SELECT e.nspname::text, d.name
 FROM pg_catalog.unnest(pg_catalog.string_to_array(%(names)s, %(separator)s))
   WITH ORDINALITY AS d(name, position)
-JOIN pg_catalog.pg_class c ON c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-ORDER BY d.position, n.nspname
+JOIN LATERAL (
+  SELECT n.nspname FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+    AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  ORDER BY n.nspname LIMIT {limits.MAX_PLACES}
+) e ON true
+ORDER BY d.position, e.nspname
 """  # noqa: S608 (only module constants are formatted in)
 
 # `schemagate snapshot`: the named tables' live columns in order, and which are missing.
@@ -202,13 +226,7 @@ declared AS (
     WITH ORDINALITY AS d(name, position)
 )
 SELECT
-  pg_catalog.current_database()::text AS database,
-  pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
-  pg_catalog.inet_server_port() AS port,
-  CURRENT_USER::text AS "user",
-  pg_catalog.current_setting('search_path') AS search_path,
-  pg_catalog.current_schemas(true)::text[] AS effective_search_path,
-  pg_catalog.current_setting('server_version') AS server_version,
+{SERVER_TEXTS}
   EXISTS (SELECT FROM target) AS schema_exists,
   ARRAY(
     SELECT d.name FROM declared d
@@ -276,10 +294,19 @@ def parse_url(url: str) -> URL:
             "the host part contains '@'; percent-encode '@' in the password as %40") from None
     parsed = parsed.set(drivername=DRIVER)
     try:
-        make_conninfo("", **_connect_params(parsed, 2))
+        params = _connect_params(parsed, 2)
+        make_conninfo("", **params)
     except psycopg.ProgrammingError as exc:
         raise InvalidDatabaseUrl(scrub(_one_line(exc), text, parsed)) from None
+    if (too_many := limits.too_many_hosts(_host_count(params))) is not None:
+        raise InvalidDatabaseUrl(f"{too_many}; each is tried within the same deadline")
     return parsed
+
+
+def _host_count(params: dict[str, Any]) -> int:
+    """The hosts libpq would try, as the driver's parameters list them (comma-separated
+    `host` or `hostaddr`, however the URL spelt them)."""
+    return max(len(str(params.get(key) or "").split(",")) for key in ("host", "hostaddr"))
 
 
 def url_hosts(url: str) -> list[str | None]:
@@ -354,12 +381,12 @@ def observe_many(url: str, asked: Sequence[Asked], *,
     started = time.perf_counter()
     target = parse_url(url)
     server = _server(target, _whole_seconds(connect_timeout))
-    seen: dict[Requirement, tuple[dict[str, Any], frozenset[str] | None]] = {}
+    seen: dict[Requirement, tuple[dict[str, Any], tuple[frozenset[str] | None, str | None]]] = {}
     with _session(server, url, target, connect_timeout) as conn:
         distinct = list(dict.fromkeys(requirement for requirement, _ in asked))
         for requirement, row in zip(distinct, _read_catalogs(conn, server, distinct),
                                     strict=True):
-            current = None
+            current: tuple[frozenset[str] | None, str | None] = (None, None)
             if requirement.revision_check and row["has_version_table"]:
                 current = _current_revisions(conn, requirement)
             seen[requirement] = (row, current)
@@ -380,7 +407,8 @@ def observe_many(url: str, asked: Sequence[Asked], *,
             found_elsewhere += searched[names]
         observations.append(Observation(
             present_tables=frozenset(requirement.tables).difference(missing),
-            current_revisions=current,
+            current_revisions=current[0],
+            version_table_refused=current[1],
             found_elsewhere=tuple(found_elsewhere),
             fingerprint=_fingerprint(row, target),
             schema_exists=row["schema_exists"],
@@ -490,15 +518,16 @@ def _silent(silence: _Silence, target: URL) -> ConnectionFailed:
 
 
 def _fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:
+    text = limits.database_text
     return Fingerprint(
         host=row["host"] or target.host or _query_value(target, "host"),
         port=row["port"] or target.port,
         database=row["database"],
         user=row["user"],
-        search_path=row["search_path"],
-        server_version=row["server_version"],
+        search_path=text(row["search_path"]) or "",
+        server_version=text(row["server_version"]) or "",
         system_identifier=row["system_identifier"],
-        effective_search_path=tuple(row["effective_search_path"]),
+        effective_search_path=tuple(text(name) or "" for name in row["effective_search_path"]),
     )
 
 
@@ -633,12 +662,26 @@ def _query_value(url: URL, key: str) -> str | None:
     return value
 
 
-def _current_revisions(conn: Connection, requirement: Requirement) -> frozenset[str]:
-    context = MigrationContext.configure(conn, opts={
-        "version_table": requirement.version_table,
-        "version_table_schema": requirement.version_table_schema,
-    })
-    return frozenset(context.get_current_heads())
+def _current_revisions(conn: Connection, requirement: Requirement
+                       ) -> tuple[frozenset[str] | None, str | None]:
+    """The revisions in the version table, or None and why it was not read as such."""
+    schema = requirement.version_table_schema or requirement.schema
+    rows = read_version_table(conn, schema, requirement.version_table)
+    refused = limits.version_rows_refused(f"{schema}.{requirement.version_table}", rows)
+    return (None, refused) if refused else (frozenset(rows), None)
+
+
+def read_version_table(conn: Connection, schema: str, table: str) -> list[str]:
+    """The version table's first rows, at most one more than `limits.MAX_VERSION_ROWS`,
+    each cut by the server one character over `limits.MAX_REVISION`: a view that returns
+    a 300 MB row or ten million rows sends back a few bytes."""
+    query = sql.SQL(VERSION_QUERY).format(
+        table=sql.Identifier(schema, table), cut=limits.MAX_REVISION + 1,
+        rows=limits.MAX_VERSION_ROWS + 1)
+    pg: Any = conn.connection.driver_connection
+    # Run without parameters, so nothing in the quoted names is read as a placeholder.
+    rows = conn.exec_driver_sql(query.as_string(pg)).all()
+    return [row[0] for row in rows if row[0] is not None]
 
 
 def _search_databases(databases: list[str], names: list[str], url: str,
@@ -653,7 +696,8 @@ def _search_databases(databases: list[str], names: list[str], url: str,
                                  _whole_seconds(OTHER_DATABASE_TIMEOUT))
         try:
             with _Silence(_session_budget(OTHER_DATABASE_TIMEOUT, OTHER_DATABASE_TIMEOUT)
-                          ) as silence, psycopg.connect(**params, autocommit=True) as conn:
+                          ) as silence, _connect_within(make_conninfo("", **params),
+                                                        autocommit=True) as conn:
                 silence.attach(conn)
                 conn.execute("BEGIN READ ONLY")
                 conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, true)",
@@ -799,15 +843,80 @@ class _Silence:
                 self._sock = None
 
 
+def _attempts_within(params: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+    """The connection attempts of `params` (each host's addresses), its host names looked
+    up within `seconds`: a name server that never answers would otherwise hold the worker
+    for the resolver's own timeouts, once per host. A lookup not done by then goes on in
+    its own thread until the resolver gives up; nothing waits for it."""
+    done = threading.Event()
+    found: list[list[dict[str, Any]] | psycopg.Error] = []
+
+    def look_up() -> None:
+        try:
+            found.append(conninfo_attempts(params))
+        except psycopg.Error as exc:
+            found.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="schemagate-resolve", daemon=True).start()
+    if not done.wait(seconds):
+        raise psycopg.errors.ConnectionTimeout(
+            f"connection timeout expired: the URL's host names were not resolved within "
+            f"{seconds:g} s")
+    if isinstance(found[0], psycopg.Error):
+        raise found[0]
+    return found[0]
+
+
+#: What `psycopg.connect` takes besides the connection string.
+_CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory",
+                                 "cursor_factory"})
+
+
 def _guarded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any
                      ) -> psycopg.Connection[Any]:
-    """SQLAlchemy's connect, with the connection handed to the session's `_Silence` before
-    the dialect's first queries run on it."""
-    connection = psycopg.connect(*cargs, **cparams)
+    """SQLAlchemy's connect, within one deadline for all the URL's hosts, with the
+    connection handed to the session's `_Silence` before the dialect's first queries
+    run on it."""
+    # SQLAlchemy hands the same dict to every connect: read, never changed.
+    options = {key: value for key, value in cparams.items() if key in _CONNECTION_OPTIONS}
+    params = {key: value for key, value in cparams.items() if key not in _CONNECTION_OPTIONS}
+    connection = _connect_within(make_conninfo(*cargs, **params), **options)
     silence = _Silence.current()
     if silence is not None:
         silence.attach(connection)
     return connection
+
+
+def _connect_within(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A connection to the first of the conninfo's hosts that answers, all of them tried
+    within its `connect_timeout` in total. libpq, and psycopg after it, wait the whole
+    `connect_timeout` for each host (and each address a name resolves to), so a URL
+    naming several hosts that never answer would hold a worker that many times over:
+    here the attempts share the one deadline, in whole seconds (libpq's unit), and none
+    starts with less than libpq's minimum of 2 s left."""
+    params = conninfo_to_dict(conninfo)
+    seconds = timeout_from_conninfo(params)
+    deadline = time.monotonic() + seconds
+    failed: psycopg.OperationalError | None = None
+    attempts = _attempts_within(params, seconds)
+    for index, attempt in enumerate(attempts):
+        # A quarter second of slack: setting up an attempt costs a little of its budget.
+        left = math.floor(deadline - time.monotonic() + 0.25)
+        if left < 2:
+            raise psycopg.errors.ConnectionTimeout(
+                f"connection timeout expired: {seconds} s for all the URL's hosts")
+        # An equal share for each attempt still to make: a first host that never answers
+        # leaves the next ones their turn.
+        share = min(left, max(2, left // (len(attempts) - index)))
+        try:
+            return psycopg.connect(make_conninfo("", **{**attempt, "connect_timeout": share}),
+                                   **kwargs)
+        except psycopg.OperationalError as exc:
+            failed = exc
+    assert failed is not None  # conninfo_attempts raises rather than return no attempt
+    raise failed
 
 
 def _begin(conn: Connection, statement_timeout: float) -> None:

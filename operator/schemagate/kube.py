@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.core import models
+from schemagate.core import limits, models
 from schemagate.core.gate import PodCondition, PodView
 from schemagate.core.migration_job import LastWords, last_words, termination_message
 from schemagate.core.scrub import Scrubber, escape_controls
@@ -33,6 +33,10 @@ ApiError = ApiException
 
 class SecretNotFound(Exception):
     """The Secret or its key is missing; the message names which, never a value."""
+
+
+class ValueTooLarge(Exception):
+    """The Secret's value is over its limit; the message says its size, never its text."""
 
 
 class InvalidSelector(Exception):
@@ -253,7 +257,13 @@ class Kube:
             keys = ", ".join(sorted(data)) or "none"
             raise SecretNotFound(f"Secret {ref.name} in namespace {namespace} has no key "
                                  f"{ref.key} (its keys: {keys})")
-        return base64.b64decode(data[ref.key]).decode("utf-8").strip()
+        raw = base64.b64decode(data[ref.key]).strip()
+        # Measured before anything reads it: the scrubber and the URL parser are linear,
+        # but on a bounded input only.
+        if (too_large := limits.url_too_large(ref.name, ref.key, len(raw))) is not None:
+            raise ValueTooLarge(too_large)
+        value = raw.decode("utf-8").strip()
+        return value
 
     def pods(self, namespace: str, condition_type: str) -> list[PodView]:
         """Every pod of the namespace not being deleted, as seen by one gate: those that

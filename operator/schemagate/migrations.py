@@ -20,7 +20,6 @@ importing this module.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import logging
@@ -40,7 +39,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.runtime.migration import MigrationInfo
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from sqlalchemy import create_engine
@@ -48,6 +47,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from schemagate.core import limits, revision_scan
 from schemagate.core import revision_files as keys
 from schemagate.core.reasons import Reason
 from schemagate.core.scrub import scrub_patterns
@@ -60,6 +60,7 @@ from schemagate.database import (
     _own_params,
     _whole_seconds,
     parse_url,
+    read_version_table,
     scrub,
 )
 
@@ -78,6 +79,11 @@ SELECT pg_catalog.set_config('application_name', %(application_name)s, false),
        pg_catalog.set_config('lock_timeout', %(lock_timeout)s, false),
        pg_catalog.set_config('statement_timeout', %(statement_timeout)s, false),
        pg_catalog.set_config('client_connection_check_interval', %(check)s, false)
+"""
+VERSION_TABLE_EXISTS = """
+SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = %(schema)s AND c.relname = %(table)s::name)
 """
 # A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
 LOCK_HOLDER_QUERY = """
@@ -296,11 +302,16 @@ def _holder(pid: int, application_name: str | None, client: str | None,
 
 
 def _current_heads(conn: Connection, settings: _Settings) -> frozenset[str]:
-    context = MigrationContext.configure(conn, opts={
-        "version_table": settings.version_table,
-        "version_table_schema": settings.version_table_schema,
-    })
-    return frozenset(context.get_current_heads())
+    """The version table's revisions (none while it does not exist), read as the operator
+    reads them: a few short rows at most, whatever the table or a view by its name holds."""
+    schema, table = settings.version_table_schema, settings.version_table
+    if not conn.exec_driver_sql(VERSION_TABLE_EXISTS, {"schema": schema, "table": table}
+                                ).scalar():
+        return frozenset()
+    rows = read_version_table(conn, schema, table)
+    if (refused := limits.version_rows_refused(f"{schema}.{table}", rows)) is not None:
+        raise MigrationFailed(f"{refused}; nothing was run")
+    return frozenset(rows)
 
 
 def _run_alembic(conn: Connection, scripts: Scripts, settings: _Settings) -> list[str]:
@@ -386,18 +397,9 @@ def _files_declaring(text: str, versions: Path) -> list[str]:
 
 def _declared_revision(path: Path) -> str | None:
     """`revision = "..."` (or `revision: str = "..."`) at the top of `path`."""
-    with contextlib.suppress(SyntaxError, ValueError, OSError):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            value: ast.expr | None
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-            elif isinstance(node, ast.AnnAssign):
-                target, value = node.target, node.value
-            else:
-                continue
-            if (isinstance(target, ast.Name) and target.id == "revision"
-                    and isinstance(value, ast.Constant) and isinstance(value.value, str)):
-                return value.value
+    with contextlib.suppress(revision_scan.UnreadableFile, ValueError, OSError):
+        revision = revision_scan.assignments(path.read_text(encoding="utf-8")).get("revision")
+        return revision if isinstance(revision, str) else None
     return None
 
 

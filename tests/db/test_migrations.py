@@ -350,3 +350,18 @@ def wait_for(condition: Any, *, within: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"not within {within} s"
         time.sleep(0.05)
+
+
+def test_a_version_table_no_alembic_wrote_is_read_no_further(trap: Tenant,
+                                                            tmp_path: Path) -> None:
+    """The migrator reads the version table as the operator does: a few short rows."""
+    trap.admin("CREATE VIEW public.schema_version AS SELECT 'r' || "
+               "pg_catalog.generate_series(1, 10000000) AS version_num")
+    trap.admin(f"ALTER VIEW public.schema_version OWNER TO {trap.role}")
+    scripts = migrations.scripts_from_files(TWO_REVISIONS, tmp_path)
+
+    with pytest.raises(migrations.MigrationFailed,
+                       match="^the version table public.schema_version has more than 32 rows "
+                             r"\(Alembic writes one per head\); nothing was run$"):
+        migrations.upgrade(trap.url(), scripts, **OPTIONS)
+    assert tables(trap) == set()

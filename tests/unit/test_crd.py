@@ -73,3 +73,36 @@ def test_kubectl_explain_describes_every_field() -> None:
     assert fields and "spec.gate.onDrift" in dict(fields)
     assert not undescribed, "fields without a description (Field(description=...) in " \
         "core/models.py): " + ", ".join(undescribed)
+
+
+def test_every_string_list_and_map_of_the_spec_is_bounded() -> None:
+    """A tenant writes the spec: nothing in it may grow without a limit the API server
+    enforces before the operator reads it."""
+    version = yaml.safe_load(CRD_FILE.read_text())["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    unbounded = []
+    for path, node in _walk(spec):
+        kind = node.get("type")
+        if kind == "string" and "enum" not in node and "maxLength" not in node:
+            unbounded.append(path)
+        elif kind == "array" and "maxItems" not in node:
+            unbounded.append(path)
+        elif kind == "object" and "additionalProperties" in node and \
+                "maxProperties" not in node:
+            unbounded.append(path)
+    assert unbounded == []
+
+
+def test_a_pod_selector_is_bounded_as_kubernetes_bounds_labels() -> None:
+    version = yaml.safe_load(CRD_FILE.read_text())["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    selector = spec["properties"]["gate"]["properties"]["podSelector"]["properties"]
+    labels, expressions = selector["matchLabels"], selector["matchExpressions"]
+    assert labels["additionalProperties"]["maxLength"] == 63
+    assert labels["x-kubernetes-validations"][0]["rule"] == \
+        "self.all(k, size(k) >= 1 && size(k) <= 317)"
+    assert labels["maxProperties"] == expressions["maxItems"] == 64
+    expression = expressions["items"]["properties"]
+    assert expression["key"]["maxLength"] == 317
+    assert (expression["values"]["maxItems"], expression["values"]["items"]["maxLength"]) == \
+        (64, 63)

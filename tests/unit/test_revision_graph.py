@@ -3,7 +3,12 @@ importing them: the same heads and graph as Alembic, and no code of theirs runs.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import textwrap
+import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,3 +98,89 @@ def test_no_revision_at_all_is_never_a_success(files: dict[str, str]) -> None:
 def test_a_long_chain_needs_no_recursion() -> None:
     files = {f"r{i}.py": revision(f"r{i}", f"r{i - 1}" if i else None) for i in range(1000)}
     assert read_graph(files).heads == {"r999"}
+
+
+def seconds_and_peak(read: Callable[[], object], sample: Callable[[], object]
+                     ) -> tuple[float, int]:
+    """How long `read` takes, and the peak of Python allocations while `sample` (the same
+    on a part of the input: tracing allocations slows them down tenfold) runs."""
+    started = time.perf_counter()
+    with contextlib.suppress(InvalidScripts):
+        read()
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(InvalidScripts):
+            sample()
+        return seconds, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+MIB = 1024 * 1024
+
+
+def test_a_one_mib_literal_costs_little_memory_and_time() -> None:
+    """`x = [0, 0, ...]`: parsing it into a syntax tree peaked at 493 MiB and took 1.3 s
+    (the operator was OOM-killed in a loop)."""
+    hostile = revision("a1", None) + "x = [" + "0," * ((MIB - 300) // 2) + "]\n"
+    files = {"a1.py": hostile}
+    seconds, peak = seconds_and_peak(lambda: read_graph(files), lambda: read_graph(files))
+
+    assert read_graph(files).heads == {"a1"}
+    assert peak < 10 * len(hostile)
+    assert seconds < 0.5
+
+
+@pytest.mark.parametrize("shape", [
+    "x = 1\n", "x;", "'a'", "'a'\n", "()", "#\n", "revision = 'a'\n", ";revision='a'",
+    "'\\a'", "(", " x\n", "rb''",
+])
+def test_no_shape_of_a_one_mib_file_costs_more_than_a_linear_pass(shape: str) -> None:
+    """The densest shapes for the scan: one thing to follow every few characters. (A run
+    of comment lines once kept 90 bytes of the regex engine's state per line.)"""
+    text = shape * ((MIB - 1024) // len(shape))  # within the ConfigMap's 1 MiB
+    part = text[:len(text) // 4]
+    said: list[str] = []
+
+    def read() -> None:
+        try:
+            said.append(",".join(read_graph({"a1.py": text}).heads))
+        except InvalidScripts as exc:
+            said.append(str(exc))
+
+    seconds, peak = seconds_and_peak(read, lambda: read_graph({"a1.py": part}))
+
+    assert peak < 10 * len(part)
+    assert seconds < 2.0  # under 0.6 s here; loose for a loaded machine
+    assert said[0] == "a" or re.match(r"a1\.py(:|, line \d+:) ", said[0])  # read to the end
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("revision = (" + "'a', " * 2000 + ")\n", "a1.py: revision is longer than 4,096 characters "
+                                              "(line 1)"),
+    ("revision = '" + "a" * 65 + "'\n", "a1.py: revision 'aaaa"),
+    ("revision = 'a1'\ndown_revision = '" + "b" * 65 + "'\n", "longer than 64 characters"),
+    ("x = '''\n", "a1.py, line 1: unterminated triple-quoted string literal"),
+    ("revision = 'a1'\nx = 1)\n", "a1.py, line 2: unmatched ')'"),
+])
+def test_what_is_too_large_or_cannot_be_followed_is_named(text: str, says: str) -> None:
+    with pytest.raises(InvalidScripts, match=re.escape(says)):
+        read_graph({"a1.py": text})
+
+
+@pytest.mark.parametrize(("text", "heads"), [
+    # Only the module's own statements count, as at import; the last assignment wins.
+    ('"""\nrevision = "doc"\n"""\nrevision = "a1"\n', {"a1"}),
+    ("if True:\n    revision = 'no'\nrevision = 'a1'\n", {"a1"}),
+    ("x = ('''\nrevision = 'no'\n''')\nrevision = 'a1'  # a comment\n", {"a1"}),
+    ("x = 1 \\\nrevision = 'no'\nrevision = 'a1'\n", {"a1"}),
+    ("revision = 'old'\nrevision = 'a1'\n", {"a1"}),
+    ("import os; revision = 'a1'\n", {"a1"}),
+    ("def f(): x = 1; revision = 'no'\nrevision = 'a1'\n", {"a1"}),
+    ("revision: str = (\n    'a'  # split\n    '1'\n)\n", {"a1"}),
+    ("revision = r'a1'\r\ndown_revision = None\r\n", {"a1"}),
+])
+def test_the_top_level_assignments_are_found_as_python_reads_them(text: str,
+                                                                   heads: set[str]) -> None:
+    assert read_graph({"a1.py": text}).heads == heads

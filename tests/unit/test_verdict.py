@@ -263,3 +263,29 @@ def test_socket_connections_are_described() -> None:
     ipv6 = Fingerprint(host="::1", port=5433, database="app", user="app",
                        search_path="public", server_version="18.1")
     assert ipv6.where == "database app on [::1]:5433"
+
+
+REFUSED = ("the version table app.alembic_version has more than 32 rows (Alembic writes one "
+           "per head)")
+
+
+@pytest.mark.parametrize("present", [TABLES, TABLES[:1]])
+def test_a_version_table_read_no_further_is_a_revision_mismatch_that_says_why(
+        present: tuple[str, ...]) -> None:
+    seen = Observation(present_tables=frozenset(present), current_revisions=None,
+                       found_elsewhere=(), fingerprint=FINGERPRINT,
+                       version_table_refused=REFUSED)
+    verdict = decide(requirement(expected_revisions={"a1"}), seen)
+
+    assert verdict.reason is Reason.REVISION_MISMATCH and not verdict.verified
+    assert verdict.message == (f"{REFUSED}, so which revision database app on 10.0.0.5:5432 "
+                               "is at cannot be told (Alembic writes one row per head, each a "
+                               "short id)")
+    assert verdict.current_revisions is None
+
+
+def test_a_version_table_read_no_further_does_not_count_without_the_revision_check() -> None:
+    seen = Observation(present_tables=frozenset(TABLES), current_revisions=None,
+                       found_elsewhere=(), fingerprint=FINGERPRINT,
+                       version_table_refused=REFUSED)
+    assert decide(requirement(revision_check=False), seen).reason is Reason.VERIFIED

@@ -197,24 +197,36 @@ class SelectorOperator(StrEnum):
     DOES_NOT_EXIST = "DoesNotExist"
 
 
+#: A label's key, as Kubernetes allows it: an optional prefix (a DNS subdomain, 253) and
+#: '/', then a name of 63.
+LabelKey = Annotated[str, Field(min_length=1, max_length=253 + 1 + 63)]
+#: A label's value, as Kubernetes allows it (empty included).
+LabelValue = Annotated[str, Field(max_length=63)]
+#: Entries of a selector (labels, expressions, values of one expression): far more than
+#: any selector needs, few enough that matching and quoting it stay cheap.
+MAX_SELECTOR_ENTRIES = 64
+
+
 class LabelSelectorRequirement(Model):
     """A requirement on a pod's labels."""
 
-    key: K8sName = Field(description="The label's key.")
+    key: LabelKey = Field(description="The label's key.")
     operator: SelectorOperator = Field(
         description="In: the label's value is one of values; NotIn: it is not, or the label "
                     "is absent; Exists: the label is there; DoesNotExist: it is not.")
-    values: list[str] = Field(
-        default_factory=list,
+    values: list[LabelValue] = Field(
+        default_factory=list, max_length=MAX_SELECTOR_ENTRIES,
         description="The values for In and NotIn (at least one); empty for Exists and "
                     "DoesNotExist.")
 
 
 class LabelSelector(Model):
-    match_labels: dict[str, str] = Field(
-        default_factory=dict, description="Labels a pod must carry, each with this value.")
+    match_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, max_length=MAX_SELECTOR_ENTRIES,
+        description="Labels a pod must carry, each with this value.")
     match_expressions: list[LabelSelectorRequirement] = Field(
-        default_factory=list, description="Requirements on a pod's labels; all must hold.")
+        default_factory=list, max_length=MAX_SELECTOR_ENTRIES,
+        description="Requirements on a pod's labels; all must hold.")
 
 
 class DriftPolicy(StrEnum):

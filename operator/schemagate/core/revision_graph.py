@@ -5,19 +5,20 @@ import, and the operator holds rights its authors do not. What the gate and the
 verification need (the scripts' heads, each revision's down revisions and
 dependencies) is read from the files' text: the module-level literals `revision`,
 `down_revision`, `depends_on` and `branch_labels`, as every file `alembic revision`
-writes has them. The migration Job then loads the same files through Alembic; should
-the two ever disagree, the database's verdict says so (`RevisionMismatch`).
+writes has them, found by `revision_scan` in time linear in the files and memory
+constant beyond them; the caller runs it off the event loop all the same. The
+migration Job then loads the same files through Alembic; should the two ever disagree,
+the database's verdict says so (`RevisionMismatch`).
 """
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from schemagate.core import limits, revision_scan
 from schemagate.core import revision_files as keys
 
-_NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
 #: Characters of a revision id shown in a message, at most.
 _SHOWN = 64
 
@@ -104,52 +105,43 @@ def read_graph(files: Mapping[str, str]) -> ScriptGraph:
 def _declared(name: str, text: str) -> _Declared:
     """The identifiers `name` declares."""
     try:
-        tree = ast.parse(text, filename=name)
-    except SyntaxError as exc:
-        raise InvalidScripts(f"{name}, line {exc.lineno}: {exc.msg}") from None
-    except ValueError as exc:  # a NUL in the source
-        raise InvalidScripts(f"{name}: {exc}") from None
-    values: dict[str, object] = {}
-    for node in tree.body:
-        target, value = _assignment(node)
-        if target in _NAMES and value is not None:
-            try:
-                values[target] = ast.literal_eval(value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                raise InvalidScripts(
-                    f"{name}: {target} is not a literal (line {node.lineno}); schemagate reads "
-                    "revision files without running them, so revision, down_revision, "
-                    "depends_on and branch_labels must be written as strings, tuples or "
-                    "None") from None
+        values = revision_scan.assignments(text)
+    except revision_scan.UnreadableFile as exc:
+        where = ", " if str(exc).startswith("line ") else ": "
+        raise InvalidScripts(f"{name}{where}{exc}") from None
     if "revision" not in values:
         raise InvalidScripts(f"{name}: no revision = \"...\" at the top of the file, as "
                              "every revision file Alembic writes declares it")
     revision = values["revision"]
     if not isinstance(revision, str) or not revision:
         raise InvalidScripts(f"{name}: revision must be a non-empty string")
+    _refuse_long(name, "revision", revision)
     return _Declared(file=name, revision=revision,
                      down=_ids(name, "down_revision", values.get("down_revision")),
                      depends_on=_ids(name, "depends_on", values.get("depends_on")),
                      labels=_ids(name, "branch_labels", values.get("branch_labels")))
 
 
-def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
-    if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-            isinstance(node.targets[0], ast.Name):
-        return node.targets[0].id, node.value
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        return node.target.id, node.value
-    return None, None
-
-
 def _ids(file: str, name: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,) if value else ()
-    if isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    raise InvalidScripts(f"{file}: {name} must be None, a string or a tuple of strings")
+        ids: tuple[str, ...] = (value,) if value else ()
+    elif isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value):
+        ids = tuple(value)
+    else:
+        raise InvalidScripts(f"{file}: {name} must be None, a string or a tuple of strings")
+    for revision in ids:
+        _refuse_long(file, name, revision)
+    return ids
+
+
+def _refuse_long(file: str, name: str, revision: str) -> None:
+    """A revision no version table could hold (Alembic's column is varchar(32)), and the
+    operator reads none longer than `limits.MAX_REVISION` from one."""
+    if len(revision) > limits.MAX_REVISION:
+        raise InvalidScripts(f"{file}: {name} {_id(revision)} is longer than "
+                             f"{limits.MAX_REVISION} characters")
 
 
 def _refuse_cycles(graph: Mapping[str, frozenset[str]], by_id: Mapping[str, _Declared]) -> None:

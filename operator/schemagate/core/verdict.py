@@ -166,6 +166,9 @@ class Observation:
     schema_exists: bool = True
     duration_ms: float = 0.0
     column_findings: tuple[ColumnFinding, ...] = ()
+    #: Why the version table was not read as revisions (more rows, or longer ones, than
+    #: any Alembic writes); `current_revisions` is then None.
+    version_table_refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,10 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
     elsewhere = tuple(p for p in observation.found_elsewhere if p.table in missing_set)
     current = observation.current_revisions
     expected = requirement.expected_revisions
-    recorded = bool(current)
-    differs = expected is not None and current != expected
+    # A version table that could not be read says no revision the gate could match.
+    refused = observation.version_table_refused if requirement.revision_check else None
+    recorded = bool(current) or refused is not None
+    differs = (expected is not None and current != expected) or refused is not None
     mismatches = column_mismatches(requirement.columns, observation.column_findings,
                                    observation.present_tables)
 
@@ -242,6 +247,9 @@ def decide(requirement: Requirement, observation: Observation) -> Verdict:
 
     if reason is Reason.COLUMNS_MISMATCH:
         message = _columns_mismatch(requirement, observation, mismatches)
+    elif reason is Reason.REVISION_MISMATCH and refused is not None:
+        message = (f"{refused}, so which revision {observation.fingerprint.where} is at cannot "
+                   "be told (Alembic writes one row per head, each a short id)")
     else:
         message = _MESSAGES[reason](requirement, observation, missing, elsewhere)
         if mismatches:

@@ -67,7 +67,8 @@ class Stopped(Protocol):
 def explain_invalid(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        # A map's key is part of the place, and a tenant wrote it: quoted short.
+        where = ".".join(str(p)[:64] for p in err["loc"]) or "spec"
         parts.append(f"spec.{where}: {err['msg']}")
     return "; ".join(parts)
 
@@ -102,6 +103,8 @@ async def _read_secret(namespace: str, ref: SecretKeyRef, ctx: Context) -> str |
         return await asyncio.to_thread(ctx.kube.read_secret_value, namespace, ref)
     except kube.SecretNotFound as exc:
         return Outcome(Reason.SECRET_NOT_FOUND, str(exc))
+    except kube.ValueTooLarge as exc:
+        return Outcome(Reason.INVALID_SPEC, str(exc))
 
 
 async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
