@@ -36,5 +36,5 @@ def test_a_900_kb_revision_file_costs_the_operator_no_restart(
     wait_for(lambda: (reasons(hostile)[SCHEMA], alive.operator.restarts()),
              lambda seen: bool(seen[0]) or seen[1] != alive.before, timeout=60,
              what="the hostile schema's reason (or the operator's restart)")
-    seen = unharmed(victim, alive)
-    assert reasons(hostile)[SCHEMA], seen
+    unharmed(victim, alive)
+    assert reasons(hostile)[SCHEMA], "the hostile schema has no reason"
