@@ -140,11 +140,6 @@ class Victim:
     def namespace(self) -> str:
         return self.backend.namespace
 
-    def open_pods(self) -> set[str]:
-        return {p["metadata"]["name"] for p in self.backend.pods(VICTIM_SCHEMA)
-                if Backend.pod_condition(p, f"schemagate.io/{VICTIM_SCHEMA}").get("status")
-                == "True"}
-
     def gate_counts(self) -> tuple[int, int]:
         """(pods, ready) as the victim's status last said."""
         gate = self.backend.get("dbschema", VICTIM_SCHEMA).get("status", {}).get("gate") or {}
