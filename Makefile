@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
-.PHONY: test lint types layers test-unit test-db test-cluster test-chaos cluster-up cluster-down demo \
+.PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
         control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
         clean actionlint
 
@@ -41,9 +41,14 @@ test-cluster: $(VENV)/.installed control-plane node images
 test-chaos: $(VENV)/.installed control-plane node images
 	$(PY) -m pytest tests/chaos
 
-# Everything CI runs (.ci/run calls this); tests/ holds the chaos tier too.
+# The tenancy tier: hostile inputs in some namespaces, a victim in another, the operator
+# installed by the chart (its 384Mi limit included).
+test-tenants: $(VENV)/.installed control-plane node images
+	$(PY) -m pytest tests/tenants
+
+# Everything CI runs (.ci/run calls this); tests/ holds the tenancy and chaos tiers too.
 test: lint types layers control-plane chart actionlint node images
-	$(PY) -m pytest tests/unit tests/db tests/image tests/cluster tests/chaos localenv/tests
+	$(PY) -m pytest tests/unit tests/db tests/image tests/cluster tests/tenants tests/chaos localenv/tests
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).

@@ -5,7 +5,9 @@ nothing ever comes back.
 `frozen` stops forwarding on every connection at once (and on new ones, after they have
 authenticated). `Mode.AFTER_AUTH` forwards each connection until the server's first
 ReadyForQuery, then stops: the client is connected and authenticated, and its first query
-never returns. URLs through the proxy must say `sslmode=disable&gssencmode=disable`, so
+never returns. `Mode.SILENT` reaches no server at all: it accepts each connection and
+every byte, and never sends one (an address that swallows the startup packet). URLs
+through the proxy must say `sslmode=disable&gssencmode=disable`, so
 the server's stream is plain protocol messages the proxy can read.
 """
 
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 class Mode(enum.Enum):
     FORWARD = "forward"        # a healthy path, until `freeze()`
     AFTER_AUTH = "after-auth"  # every connection freezes once it is ready for queries
+    SILENT = "silent"          # accepts, reads, never answers (no server behind it)
 
 
 #: What the URL must add so the proxy sees plain protocol messages.
@@ -68,6 +71,9 @@ class StallingProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        if self.mode is Mode.SILENT:
+            self._swallow(client)
+            return
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:
@@ -98,6 +104,19 @@ class StallingProxy:
         finally:
             client.close()
             server.close()
+
+    def _swallow(self, client: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(client)
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([client], [], [], 0.1)
+                if readable and not client.recv(65536):
+                    return
+        except OSError:
+            return
+        finally:
+            client.close()
 
 
 class ReadyForQuery:

@@ -1,0 +1,78 @@
+"""A database that went from A to C in one migration and then back to B (a `downgrade
+-1`, or a backup restored at B), B never seen before: a new pod that names C stays
+closed with the "cannot tell" message, and a pod that names B opens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.cluster.fixtures import wait_for
+from tests.cluster.scenario import BACKEND_IMAGE, V1_REVISION, Backend, Database
+from tests.tenants.tenancy import Alive, Victim, unharmed
+
+pytestmark = pytest.mark.tenants
+SCHEMA = "downgraded"
+B, C = "5d1e0b", "6a9f3c"
+
+
+def gated_pod(name: str, revision: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "labels": {"app": SCHEMA},
+        "annotations": {"schemagate.io/revision": revision}},
+        "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{SCHEMA}"}],
+                 "terminationGracePeriodSeconds": 2,
+                 "containers": [{"name": "app", "image": BACKEND_IMAGE,
+                                 "imagePullPolicy": "Never", "command": ["sleep", "infinity"]}]}}
+
+
+def stamp(db: Database, revision: str) -> None:
+    engine = sa.create_engine(db.pg.url(database=db.name), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :revision"),
+                     {"revision": revision})
+    engine.dispose()
+
+
+def current(backend: Backend) -> list[str]:
+    revision = backend.get("dbschema", SCHEMA).get("status", {}).get("revision") or {}
+    return list(revision.get("current") or [])
+
+
+def gates(backend: Backend) -> dict[str, dict[str, Any]]:
+    return {p["metadata"]["name"]: Backend.pod_condition(p, f"schemagate.io/{SCHEMA}")
+            for p in backend.pods(SCHEMA)}
+
+
+def test_a_pod_naming_a_revision_the_database_went_back_from_stays_closed(
+        hostile: Backend, victim: Victim, alive: Alive) -> None:
+    db = hostile.db
+    db.migrate()  # A, with the declared tables
+    hostile.secret(db.url())
+    hostile.schema(SCHEMA)
+    wait_for(lambda: current(hostile), lambda seen: seen == [V1_REVISION], timeout=60,
+             what=f"the operator to see the database at A ({V1_REVISION})")
+
+    # A to C in one `alembic upgrade head`: B's and C's tables, stamped C.
+    db.execute("CREATE TABLE b_things (id int)")
+    db.execute("CREATE TABLE c_things (id int)")
+    stamp(db, C)
+    wait_for(lambda: current(hostile), lambda seen: seen == [C], timeout=30,
+             what=f"the operator to see the database at C ({C})")
+    # Back to B, which the operator never saw: C's table dropped, stamped B.
+    db.execute("DROP TABLE c_things")
+    stamp(db, B)
+    wait_for(lambda: current(hostile), lambda seen: seen == [B], timeout=30,
+             what=f"the operator to see the database back at B ({B})")
+
+    hostile.apply_all(gated_pod("names-c", C), gated_pod("names-b", B))
+    judged = wait_for(lambda: gates(hostile), lambda seen: seen.get("names-b", {}).get(
+        "status") == "True" and seen.get("names-c", {}).get("status") in ("True", "False"),
+        timeout=60, what="the pod naming B open, the pod naming C judged")
+    assert judged["names-c"]["status"] == "False", \
+        f"a pod naming {C} opened on a database without {C}: {judged['names-c']}"
+    assert "cannot tell" in judged["names-c"].get("message", ""), judged["names-c"]
+    assert hostile.ready_states(SCHEMA).count("True") <= 1
+    unharmed(victim, alive)
