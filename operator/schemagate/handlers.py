@@ -22,8 +22,8 @@ import kopf
 
 from schemagate import kube, leader, process, reconcile
 from schemagate.core import gate, migration_job, models
+from schemagate.core.consent import CLONE_FOR
 from schemagate.core.pods import index_entries
-from schemagate.core.revisions import SCHEMA_LABEL
 from schemagate.core.scrub import Scrubber, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -179,10 +179,12 @@ async def config_map_changed(namespace: str | None, name: str, memo: Any, **_: A
 @kopf.on.event("apps", "v1", "deployments")
 def deployment_changed(type: str, namespace: str | None, name: str, body: kopf.Body,
                        memo: Any, **_: Any) -> None:
-    # Its generation (the spec) and the opt-in label a migration Job's clone needs: adding
-    # that label fixes an InvalidSpec, and moves no generation.
+    # Its generation (the spec) and the consent annotation a clone needs: adding a name
+    # to it fixes an InvalidSpec, and moves no generation. Its hash: the value is the
+    # tenant's, up to 256 KiB, and kept for every Deployment.
+    consent = body.metadata.annotations.get(CLONE_FOR)
     version = None if type == "DELETED" else (body.metadata.get("generation"),
-                                              body.metadata.labels.get(SCHEMA_LABEL))
+                                              None if consent is None else hash(consent))
     _ctx(memo).registry.deployment_seen(namespace or "", name, version, created=type == "ADDED")
 
 

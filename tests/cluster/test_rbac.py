@@ -142,7 +142,8 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
         backend.secret(db.url())
         backend.apply({  # the backend, its URL from its Secret; the Job copies this
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "backend", "labels": {"schemagate.io/schema": "backend-schema"}},
+            "metadata": {"name": "backend",
+                         "annotations": {"schemagate.io/clone-for": "backend-schema"}},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "backend-schema"}},
                      "template": {
                          "metadata": {"labels": {"app": "backend-schema"}},

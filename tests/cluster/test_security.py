@@ -3,7 +3,9 @@
 Attack 1: a `run: Job` migration prints the URL (`sh -x`, echo) and fails; nothing
 secret may reach status, Events, the operator's log, the backend's pod conditions or
 `kubectl describe`. Attack 2, inside the operator: a DatabaseSchema naming a
-Deployment whose owners did not opt in runs no Job and says what to add.
+Deployment whose owners did not consent runs no Job and says what to add: the label every
+gated Deployment carries is no consent, only the annotation schemagate.io/clone-for on
+the Deployment object is.
 """
 
 from __future__ import annotations
@@ -68,26 +70,33 @@ def test_a_migration_that_prints_the_url_leaks_no_password(
     assert db.password not in json.dumps(outputs)  # nor the role's first password
 
 
-def test_a_deployment_whose_owners_did_not_opt_in_runs_no_job(
+def test_a_deployment_whose_owners_did_not_consent_runs_no_job(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     backend.secret(db.url())
-    backend.deployment(replicas=1, env=BACKEND_ENV, opt_in=False)  # another team's
+    # Another team's gated backend: the schema label on it and on its pods, no consent.
+    backend.deployment(replicas=1, env=BACKEND_ENV, opt_in=False)
+    deployment = backend.get("deployment", "backend")
+    assert deployment["metadata"]["labels"]["schemagate.io/schema"] == "backend-schema"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["schemagate.io/schema"] == \
+        "backend-schema"
     backend.schema(migrations={"run": "Job", "job": {
         "fromDeployment": {"name": "backend", "container": "app"},
         "command": ["sh", "-c", "env"]}})
 
     invalid = backend.wait_reason("InvalidSpec", timeout=30)
     assert invalid["message"] == (
-        "migrations.job.fromDeployment: Deployment backend has not opted in to migrations by "
-        "DatabaseSchema backend-schema: its owners add the label "
-        "schemagate.io/schema=backend-schema to it (kubectl label deployment/backend "
-        "schemagate.io/schema=backend-schema); until then no Job runs as that Deployment")
+        "migrations.job.fromDeployment: Deployment backend has not consented to migrations "
+        "by DatabaseSchema backend-schema: its owners add that name to the Deployment's "
+        "annotation schemagate.io/clone-for (kubectl annotate -n "
+        f"{backend.namespace} deployment/backend schemagate.io/clone-for=backend-schema); "
+        "until then no Job runs as that Deployment")
     stalled = backend.condition(type="Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
     assert json.loads(backend.kubectl("get", "jobs", "-o", "json"))["items"] == []
 
-    # Its owners opt in: the Job runs.
-    backend.kubectl("label", "deployment/backend", "schemagate.io/schema=backend-schema")
+    # Its owners consent, this schema among others: the Job runs.
+    backend.kubectl("annotate", "deployment/backend",
+                    "schemagate.io/clone-for=payments-schema, backend-schema")
     wait_for("the migration Job", lambda: json.loads(backend.kubectl(
         "get", "jobs", "-o", "json"))["items"], timeout=30)
 
