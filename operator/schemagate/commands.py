@@ -51,8 +51,23 @@ def add_run(commands: Subparsers) -> None:
                           "index, pod conditions and status written only on change, one "
                           "connection per database per pass. --no-economy checks each "
                           "schema on its own, as before (for make bench-scale)")
+    _add_author_rights(run)
     _add_leader_election(run)
     run.set_defaults(handler=run_operator)
+
+
+def _add_author_rights(run: argparse.ArgumentParser) -> None:
+    rights = run.add_mutually_exclusive_group()
+    rights.add_argument("--author-rights-binding", metavar="NAME",
+                        default="schemagate-author-rights",
+                        help="the ValidatingAdmissionPolicyBinding that refuses a "
+                             "DatabaseSchema whose author lacks the rights it lends (the chart "
+                             "passes its own); run: Job, run: Alembic and verifyFrom: Pod are "
+                             "refused while it is missing")
+    rights.add_argument("--no-author-rights", action="store_true",
+                        help="the cluster has no such policy (the chart's "
+                             "authorRights.enabled=false): run those modes for whoever may "
+                             "write a DatabaseSchema")
 
 
 def _add_leader_election(run: argparse.ArgumentParser) -> None:
@@ -109,6 +124,7 @@ def run_operator(args: argparse.Namespace) -> int:
         verify_image=args.verify_image or None,
         economy=args.economy,
         lease=lease,
+        author_rights_binding=None if args.no_author_rights else args.author_rights_binding,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs
 

@@ -95,7 +95,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
         verify_image=operator_settings.verify_image,
         pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
         economy=operator_settings.economy,
-        keep_secrets=operator_settings.economy and operator_settings.watch_secrets)
+        keep_secrets=operator_settings.economy and operator_settings.watch_secrets,
+        author_rights=reconcile.AuthorRights(operator_settings.author_rights_binding,
+                                             memo["kube"].admission_policy_binding))
 
 
 @kopf.on.probe(id="progress")

@@ -30,6 +30,10 @@ class Settings:
     economy: bool = True
     #: Set: act only while holding this Lease (more than one replica). None: always act.
     lease: LeaseSettings | None = None
+    #: The ValidatingAdmissionPolicyBinding that checks a DatabaseSchema author's rights:
+    #: `run: Job`, `run: Alembic` and `verifyFrom: Pod` wait for it. None
+    #: (`--no-author-rights`): the cluster has none, and those modes run for any author.
+    author_rights_binding: str | None = "schemagate-author-rights"
 
     @property
     def liveness_endpoint(self) -> str | None:

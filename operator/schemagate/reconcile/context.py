@@ -12,6 +12,7 @@ from schemagate import kube
 from schemagate.bulkhead import Bulkheads
 from schemagate.core.pods import IndexedPod, Key
 from schemagate.metrics import Metrics
+from schemagate.reconcile.author_rights import AuthorRights
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
@@ -46,6 +47,9 @@ class Context:
     #: Secret values may be kept between checks: a watch on Secrets tells when one changes.
     keep_secrets: bool = False
     batches: Batches = field(default_factory=Batches)
+    #: Whether the API server checks the rights of who writes a DatabaseSchema before a
+    #: Job or a pod runs with the operator's (default: told it does not, no lookup).
+    author_rights: AuthorRights = field(default_factory=lambda: AuthorRights(None))
 
     def __post_init__(self) -> None:
         if self.batches.databases is None:  # the shared passes run in the bulkheads too
