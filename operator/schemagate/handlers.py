@@ -98,6 +98,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
         keep_secrets=operator_settings.economy and operator_settings.watch_secrets,
         author_rights=reconcile.AuthorRights(operator_settings.author_rights_binding,
                                              memo["kube"].admission_policy_binding))
+    if operator_settings.author_rights_binding is None:
+        logging.getLogger(__name__).warning(
+            "--no-author-rights: run: Job, run: Alembic and verifyFrom: Pod run for whoever "
+            "may write a DatabaseSchema; only a Deployment's schemagate.io/clone-for "
+            "annotation limits what they clone")
 
 
 @kopf.on.probe(id="progress")
