@@ -48,7 +48,8 @@ RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"
 def deployment(name: str, gate: str, pg: local_postgres.LocalPostgres) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"schemagate.io/schema": gate}},
+        # Its owners' consent to the verify pods cloned from it.
+        "metadata": {"name": name, "annotations": {"schemagate.io/clone-for": gate}},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": {
             "metadata": {"labels": {"app": name}},
             "spec": {

@@ -42,11 +42,14 @@ def start(kubeconfig: Path, namespaces: list[str], log: Path, *,
           ready_timeout: float = 30.0, extra_args: Sequence[str] = ()) -> OperatorProcess:
     """Start `schemagate run` and wait until its liveness endpoint answers (a standby of
     leader election answers it too). The pods it runs use the node's `schemagate:dev`,
-    as the chart passes its own image."""
+    as the chart passes its own image. No chart installed the author-rights policy, so
+    the operator is told there is none unless `extra_args` name its binding."""
     metrics_port, liveness_port = free_port(), free_port()
+    rights = [] if any(a.startswith("--author-rights-binding") for a in extra_args) \
+        else ["--no-author-rights"]
     args = [sys.executable, "-m", "schemagate", "run", "--kubeconfig", str(kubeconfig),
             "--metrics-port", str(metrics_port), "--liveness-port", str(liveness_port),
-            "--verify-image", OPERATOR_IMAGE, *extra_args]
+            "--verify-image", OPERATOR_IMAGE, *rights, *extra_args]
     for ns in namespaces:
         args += ["--namespace", ns]
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,23 @@ def add_run(commands: Subparsers) -> None:
                           "database hosts its URLs may name: host names, *.suffix, IP "
                           "networks; a URL naming another host is its schema's InvalidSpec, "
                           "with no connection attempted (default: any host)")
+    _add_author_rights(run)
     _add_leader_election(run)
     run.set_defaults(handler=run_operator)
+
+
+def _add_author_rights(run: argparse.ArgumentParser) -> None:
+    rights = run.add_mutually_exclusive_group()
+    rights.add_argument("--author-rights-binding", metavar="NAME",
+                        default="schemagate-author-rights",
+                        help="the ValidatingAdmissionPolicyBinding that refuses a "
+                             "DatabaseSchema whose author lacks the rights it lends (the chart "
+                             "passes its own); run: Job, run: Alembic and verifyFrom: Pod are "
+                             "refused while it is missing")
+    rights.add_argument("--no-author-rights", action="store_true",
+                        help="the cluster has no such policy (the chart's "
+                             "authorRights.enabled=false): run those modes for whoever may "
+                             "write a DatabaseSchema")
 
 
 def _add_leader_election(run: argparse.ArgumentParser) -> None:
@@ -128,6 +143,7 @@ def run_operator(args: argparse.Namespace) -> int:
         economy=args.economy,
         lease=lease,
         allowed_hosts=allowed,
+        author_rights_binding=None if args.no_author_rights else args.author_rights_binding,
     )
     from schemagate import handlers  # imports Kopf, which only `run` needs
 

@@ -22,8 +22,8 @@ import kopf
 
 from schemagate import kube, leader, process, reconcile
 from schemagate.core import gate, migration_job, models
+from schemagate.core.consent import CLONE_FOR
 from schemagate.core.pods import index_entries
-from schemagate.core.revisions import SCHEMA_LABEL
 from schemagate.core.scrub import PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -99,7 +99,14 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
         pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
         economy=operator_settings.economy,
         keep_secrets=operator_settings.economy and operator_settings.watch_secrets,
-        allowed_hosts=operator_settings.allowed_hosts)
+        allowed_hosts=operator_settings.allowed_hosts,
+        author_rights=reconcile.AuthorRights(operator_settings.author_rights_binding,
+                                             memo["kube"].admission_policy_binding))
+    if operator_settings.author_rights_binding is None:
+        logging.getLogger(__name__).warning(
+            "--no-author-rights: run: Job, run: Alembic and verifyFrom: Pod run for whoever "
+            "may write a DatabaseSchema; only a Deployment's schemagate.io/clone-for "
+            "annotation limits what they clone")
 
 
 @kopf.on.probe(id="progress")
@@ -183,10 +190,12 @@ async def config_map_changed(namespace: str | None, name: str, memo: Any, **_: A
 @kopf.on.event("apps", "v1", "deployments")
 def deployment_changed(type: str, namespace: str | None, name: str, body: kopf.Body,
                        memo: Any, **_: Any) -> None:
-    # Its generation (the spec) and the opt-in label a migration Job's clone needs: adding
-    # that label fixes an InvalidSpec, and moves no generation.
+    # Its generation (the spec) and the consent annotation a clone needs: adding a name
+    # to it fixes an InvalidSpec, and moves no generation. Its hash: the value is the
+    # tenant's, up to 256 KiB, and kept for every Deployment.
+    consent = body.metadata.annotations.get(CLONE_FOR)
     version = None if type == "DELETED" else (body.metadata.get("generation"),
-                                              body.metadata.labels.get(SCHEMA_LABEL))
+                                              None if consent is None else hash(consent))
     _ctx(memo).registry.deployment_seen(namespace or "", name, version, created=type == "ADDED")
 
 

@@ -151,6 +151,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
 
     def _raw(self, call: Any, *args: Any) -> JSON | None:
         """The object as the API serves it (camelCase JSON), or None when absent."""
@@ -165,6 +166,11 @@ class Kube:
 
     def deployment(self, namespace: str, name: str) -> JSON | None:
         return self._raw(self.apps.read_namespaced_deployment, name, namespace)
+
+    def admission_policy_binding(self, name: str) -> JSON | None:
+        """The ValidatingAdmissionPolicyBinding `name` (cluster-scoped: the chart grants
+        `get` on that one name), or None. A 403 is raised: the caller says so."""
+        return self._raw(self.admission.read_validating_admission_policy_binding, name)
 
     def config_map(self, namespace: str, name: str) -> JSON | None:
         return self._raw(self.core.read_namespaced_config_map, name, namespace)

@@ -34,6 +34,10 @@ class Settings:
     #: The database hosts each namespace's URLs may name (--allowed-hosts-file); empty:
     #: any host, as for a namespace the file does not list (with no `*` entry).
     allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
+    #: The ValidatingAdmissionPolicyBinding that checks a DatabaseSchema author's rights:
+    #: `run: Job`, `run: Alembic` and `verifyFrom: Pod` wait for it. None
+    #: (`--no-author-rights`): the cluster has none, and those modes run for any author.
+    author_rights_binding: str | None = "schemagate-author-rights"
 
     @property
     def liveness_endpoint(self) -> str | None:

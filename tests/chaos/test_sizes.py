@@ -9,7 +9,6 @@ import time
 import pytest
 import yaml
 
-from schemagate.core.migration_job import bounded
 from tests.chaos.conftest import Backend, Database, Operator, superuser_sql
 from tests.cluster.scenario import IMAGE_MIGRATIONS, wait_for
 from tests.cluster.test_migration_job import BACKEND_ENV, alembic, jobs
@@ -93,10 +92,11 @@ def test_a_job_mode_schema_with_the_longest_name_gets_a_status_and_its_job(
         "command": alembic(f"{IMAGE_MIGRATIONS}/alembic.ini")}})
     chaos_operator.start()
     refused = backend.wait_reason("InvalidSpec", name=name, timeout=60)
-    label = f"schemagate.io/schema={bounded(name)}"
-    assert label in refused["message"]  # a label a person can set: 63 characters at most
+    consent = f"schemagate.io/clone-for={name}"
+    assert f"kubectl annotate -n {backend.namespace} deployment/backend {consent}" in \
+        refused["message"]  # an annotation takes the whole name
 
-    backend.kubectl("label", "deployment/backend", label)
+    backend.kubectl("annotate", "deployment/backend", consent)
     backend.wait_reason("Verified", name=name, timeout=120)
     [job] = jobs(backend)
     assert len(job["metadata"]["name"]) <= 63

@@ -138,17 +138,19 @@ class Backend:
         """The backend: real containers of the backend's image on the node, idle.
         `version` changes the pod template (a new ReplicaSet); `revision` is the
         schemagate.io/revision annotation; `labelled` adds the label schemagate.io/schema
-        to the pods; `opt_in` to the Deployment itself, its owners' consent that
-        DatabaseSchema `gate` runs migration Jobs as it (False: neither). The gate itself
-        is written by hand, so the tests do not depend on the chart's gate injection
-        (tested apart)."""
+        to the pods (and the Deployment); `opt_in` the annotation schemagate.io/clone-for
+        to the Deployment itself, its owners' consent that DatabaseSchema `gate` runs
+        migration Jobs and verify pods as it. The gate itself is written by hand, so the
+        tests do not depend on the chart's gate injection (tested apart)."""
         labels = {"app": gate, "version": version}
-        if labelled and opt_in:
+        if labelled:
             labels["schemagate.io/schema"] = gate
         metadata: dict[str, Any] = {"labels": labels}
         if revision is not None:
             metadata["annotations"] = {"schemagate.io/revision": revision}
-        own_labels = {"schemagate.io/schema": gate} if opt_in else {}
+        own: dict[str, Any] = {"labels": {"schemagate.io/schema": gate} if labelled else {}}
+        if opt_in:
+            own["annotations"] = {"schemagate.io/clone-for": gate}
         pod_spec: dict[str, Any] = {
             "readinessGates": [{"conditionType": f"schemagate.io/{gate}"}],
             "terminationGracePeriodSeconds": 2,
@@ -159,7 +161,7 @@ class Backend:
             pod_spec["volumes"] = volumes
         return {
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": own_labels},
+            "metadata": {"name": name, **own},
             "spec": {
                 "replicas": replicas,
                 "strategy": {"type": "RollingUpdate",

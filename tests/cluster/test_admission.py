@@ -4,10 +4,11 @@ DatabaseSchema must hold the rights it makes the operator use.
 The tenant is `alice` of group `team-a` (a client certificate signed by the cluster's
 CA), allowed to write DatabaseSchemas and create ConfigMaps in one namespace, nothing
 more. Another team's Secret and Deployment live in that namespace. Attack 4 (naming the
-other team's Secret), attack 2 (cloning the other team's Deployment into a Job) and a
-`run: Alembic` naming a ConfigMap she may not read are refused, each with the right it
-lacks; granted those rights, the same DatabaseSchemas
-are admitted. The operator's own writes (annotations, finalizer) are never refused.
+other team's Secret), attack 2 (cloning the other team's Deployment into a Job), a
+`run: Alembic` naming a ConfigMap she may not read, or one she may read without the
+right to create Jobs, are refused, each with the right it lacks; granted those rights,
+the same DatabaseSchemas are admitted. Setting `schemagate.io/rerun` alone is checked
+as the spec is. The operator's own writes (annotations, finalizer) are never refused.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def alice_reads_her_own_secret(cluster: Cluster, namespace: str, alice: Identity
         "get", "secret/team-a-db", "-n", namespace))
 
 
-def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]]) -> None:
+def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any]],
+          group: str = "team-a") -> None:
     manifests = [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": {"name": name, "namespace": namespace}, "rules": rules},
@@ -63,7 +65,7 @@ def grant(cluster: Cluster, namespace: str, name: str, rules: list[dict[str, Any
          "metadata": {"name": name, "namespace": namespace},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                       "name": "team-a"}]}]
+                       "name": group}]}]
     result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
     assert result.returncode == 0, result.stderr
 
@@ -176,6 +178,19 @@ def test_a_tenant_cloning_another_teams_deployment_is_refused(
     assert admitted, text
 
 
+def alembic_schema(name: str) -> dict[str, Any]:
+    manifest = schema(name, "team-a-db")
+    manifest["spec"]["migrations"] = {"run": "Alembic", "alembic": {
+        "configMapRef": {"name": "payments-migrations"}}}
+    return manifest
+
+
+def alice_creates_jobs(cluster: Cluster, namespace: str, alice: Identity) -> None:
+    grant(cluster, namespace, "team-a-jobs", [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}])
+    wait_for("alice creates Jobs", lambda: alice.can_i("create", "jobs.batch", "-n", namespace))
+
+
 def test_a_tenant_naming_a_config_map_she_may_not_read_is_refused(
         cluster: Cluster, namespace: str, alice: Identity, another_team: None,
         policy: Release) -> None:
@@ -185,9 +200,8 @@ def test_a_tenant_naming_a_config_map_she_may_not_read_is_refused(
     cluster.kubectl("-n", namespace, "create", "configmap", "payments-migrations",
                     "--from-literal=0001_init.py=revision = '0001'")
     alice_reads_her_own_secret(cluster, namespace, alice)
-    attack = schema("run-their-migrations", "team-a-db")
-    attack["spec"]["migrations"] = {"run": "Alembic", "alembic": {
-        "configMapRef": {"name": "payments-migrations"}}}
+    alice_creates_jobs(cluster, namespace, alice)
+    attack = alembic_schema("run-their-migrations")
 
     refused = refused_once_in_force(alice, namespace, attack)
     assert (f"user alice may not get ConfigMap payments-migrations in namespace {namespace}: "
@@ -201,6 +215,78 @@ def test_a_tenant_naming_a_config_map_she_may_not_read_is_refused(
         "get", "configmap/payments-migrations", "-n", namespace))
     admitted, text = create(alice, namespace, attack)
     assert admitted, text
+
+
+def test_a_tenant_who_may_read_revision_files_but_not_create_jobs_may_not_run_them(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release) -> None:
+    """Reading a ConfigMap is not running it: run: Alembic starts a Job with the URL of
+    the Secret, so its author must be able to create Jobs as for run: Job."""
+    cluster.kubectl("-n", namespace, "create", "configmap", "payments-migrations",
+                    "--from-literal=0001_init.py=revision = '0001'")
+    alice_reads_her_own_secret(cluster, namespace, alice)
+    grant(cluster, namespace, "team-a-reads-payments-migrations", [
+        {"apiGroups": [""], "resources": ["configmaps"],
+         "resourceNames": ["payments-migrations"], "verbs": ["get"]}])
+    wait_for("alice reads the ConfigMap", lambda: alice.can_i(
+        "get", "configmap/payments-migrations", "-n", namespace))
+    assert not alice.can_i("create", "jobs.batch", "-n", namespace)
+
+    refused = refused_once_in_force(alice, namespace, alembic_schema("run-as-operator"))
+    assert (f"user alice may not create Jobs in namespace {namespace}: migrations.run: "
+            "Alembic needs its author to hold that right") in refused, refused
+
+    alice_creates_jobs(cluster, namespace, alice)
+    admitted, text = create(alice, namespace, alembic_schema("run-as-operator"))
+    assert admitted, text
+
+
+def test_setting_the_rerun_annotation_needs_the_rights_of_the_spec(
+        cluster: Cluster, namespace: str, alice: Identity, another_team: None,
+        policy: Release, tmp_path: Path) -> None:
+    """schemagate.io/rerun runs the Job's command again as the Deployment it clones. Bob
+    may update DatabaseSchemas (their metadata included) and read the Secret, not create
+    Jobs: he may not rerun alice's migration; other metadata he may still change."""
+    alice_reads_her_own_secret(cluster, namespace, alice)
+    alice_creates_jobs(cluster, namespace, alice)
+    grant(cluster, namespace, "team-a-updates-payments", [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["payments"],
+         "verbs": ["update"]}])
+    grant(cluster, namespace, "team-b-schemas", [
+        {"apiGroups": ["schemagate.io"], "resources": ["databaseschemas"],
+         "verbs": ["get", "list", "create", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-a-db"],
+         "verbs": ["get"]}], group="team-b")
+    bob = identity(cluster, "bob", ["team-b"], tmp_path / "bob")
+    wait_for("bob's Role in force", lambda: bob.can_i("get", "secret/team-a-db",
+                                                      "-n", namespace))
+    assert not bob.can_i("create", "jobs.batch", "-n", namespace)
+    # In force once bob cannot name another team's Secret.
+    refused_once_in_force(bob, namespace, schema("probe", "payments-db"))
+    wait_for("alice updates payments", lambda: alice.can_i(
+        "update", "deployment/payments", "-n", namespace))
+    admitted, text = create(alice, namespace, schema("migrate", "team-a-db", "payments"))
+    assert admitted, text
+
+    rerun = bob.run("-n", namespace, "annotate", "dbschema", "migrate",
+                    "schemagate.io/rerun=by-bob")
+    assert rerun.returncode != 0, rerun.stdout
+    assert (f"user bob may not create Jobs in namespace {namespace}: the annotation "
+            "schemagate.io/rerun runs the migration Job again, which needs its author to "
+            "hold that right") in rerun.stderr, rerun.stderr
+    annotations = json.loads(cluster.kubectl(
+        "-n", namespace, "get", "dbschema", "migrate", "-o", "json").stdout)["metadata"].get(
+        "annotations") or {}
+    assert "schemagate.io/rerun" not in annotations
+
+    labelled = bob.run("-n", namespace, "label", "dbschema", "migrate", "team=payments")
+    assert labelled.returncode == 0, labelled.stderr  # other metadata: not checked
+    by_alice = alice.run("-n", namespace, "annotate", "dbschema", "migrate",
+                         "schemagate.io/rerun=by-alice")
+    assert by_alice.returncode == 0, by_alice.stderr
+    removed = bob.run("-n", namespace, "annotate", "dbschema", "migrate",
+                      "schemagate.io/rerun-")
+    assert removed.returncode != 0, "removing it changes the Job's hash: a rerun too"
 
 
 def test_the_operators_own_writes_are_never_refused(

@@ -49,6 +49,12 @@ class Release:
     namespace: str
     identity: Identity
 
+    @property
+    def author_rights(self) -> list[str]:
+        """The operator's arguments the chart gives: its author-rights policy's binding
+        (the release's name holds the chart's, so it is the full name)."""
+        return ["--author-rights-binding", f"{self.name}-author-rights"]
+
 
 @contextlib.contextmanager
 def installed(cluster: Cluster, namespace: str, values: dict[str, str],
@@ -137,12 +143,15 @@ def test_a_migration_job_runs_from_the_backends_deployment_as_its_service_accoun
     db = Database(postgres)
     backend = Backend(cluster, namespace, db)
     log = tmp_path / "operator.log"
-    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log)
+    # As the chart runs it: the Job waits for the binding, read with the chart's rights.
+    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log,
+                                    extra_args=watching_one.author_rights)
     try:
         backend.secret(db.url())
         backend.apply({  # the backend, its URL from its Secret; the Job copies this
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "backend", "labels": {"schemagate.io/schema": "backend-schema"}},
+            "metadata": {"name": "backend",
+                         "annotations": {"schemagate.io/clone-for": "backend-schema"}},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "backend-schema"}},
                      "template": {
                          "metadata": {"labels": {"app": "backend-schema"}},
@@ -177,7 +186,8 @@ def test_an_alembic_migration_job_runs_with_what_the_chart_grants(
     db = Database(postgres)
     backend = Backend(cluster, namespace, db)
     log = tmp_path / "operator.log"
-    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log)
+    operator = local_operator.start(watching_one.identity.kubeconfig, [namespace], log,
+                                    extra_args=watching_one.author_rights)
     try:
         backend.secret(db.url())
         config_map(backend, {"3f2a9c_billing_and_agents.py": FIRST})
@@ -253,6 +263,14 @@ def test_watching_listed_namespaces_it_may_do_only_what_it_uses(
         "watch namespaces": True,
         "get namespaces": False,
         "create customresourcedefinitions.apiextensions.k8s.io": False,
+        # Its own author-rights binding, read only; no other, and no change to any.
+        "get validatingadmissionpolicybindings.admissionregistration.k8s.io/"
+        f"{watching_one.name}-author-rights": True,
+        "get validatingadmissionpolicybindings.admissionregistration.k8s.io/other": False,
+        "list validatingadmissionpolicybindings.admissionregistration.k8s.io": False,
+        "delete validatingadmissionpolicybindings.admissionregistration.k8s.io/"
+        f"{watching_one.name}-author-rights": False,
+        "update validatingadmissionpolicies.admissionregistration.k8s.io": False,
         "* *": False,
     }
     assert _mismatches(watching_one.identity, expected) == []
@@ -344,7 +362,9 @@ def test_nothing_is_granted_but_what_docs_rbac_lists_watching_listed_namespaces(
 
 def test_nothing_is_granted_but_what_docs_rbac_lists_watching_every_namespace(
         cluster: Cluster, namespace: str, watching_all: Release, tmp_path: Path) -> None:
-    crds = {r for r in documented_rights("cluster") if r[1] == "customresourcedefinitions"}
+    crds_and_binding = {r for r in documented_rights("cluster")
+                        if r[1] in ("customresourcedefinitions",
+                                    "validatingadmissionpolicybindings")}
     for where in (namespace, "default"):
         assert _granted(cluster, watching_all, where, tmp_path / "nobody") == \
-            documented_rights("namespaced") | crds, where
+            documented_rights("namespaced") | crds_and_binding, where

@@ -3,16 +3,24 @@
 Attack 1: a `run: Job` migration prints the URL (`sh -x`, echo) and fails; nothing
 secret may reach status, Events, the operator's log, the backend's pod conditions or
 `kubectl describe`. Attack 2, inside the operator: a DatabaseSchema naming a
-Deployment whose owners did not opt in runs no Job and says what to add.
+Deployment whose owners did not consent runs no Job and says what to add: the label every
+gated Deployment carries is no consent, only the annotation schemagate.io/clone-for on
+the Deployment object is. And no Job runs while nothing checks its author's rights: the
+operator waits for its admission policy binding.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
+import yaml
+
 from localenv import operator as local_operator
+from tests.cluster.operator_fixtures import stop_operator
 from tests.cluster.scenario import Backend, Database, wait_for
 
 BACKEND_ENV = [{"name": "DATABASE_URL",
@@ -68,26 +76,33 @@ def test_a_migration_that_prints_the_url_leaks_no_password(
     assert db.password not in json.dumps(outputs)  # nor the role's first password
 
 
-def test_a_deployment_whose_owners_did_not_opt_in_runs_no_job(
+def test_a_deployment_whose_owners_did_not_consent_runs_no_job(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
     backend.secret(db.url())
-    backend.deployment(replicas=1, env=BACKEND_ENV, opt_in=False)  # another team's
+    # Another team's gated backend: the schema label on it and on its pods, no consent.
+    backend.deployment(replicas=1, env=BACKEND_ENV, opt_in=False)
+    deployment = backend.get("deployment", "backend")
+    assert deployment["metadata"]["labels"]["schemagate.io/schema"] == "backend-schema"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["schemagate.io/schema"] == \
+        "backend-schema"
     backend.schema(migrations={"run": "Job", "job": {
         "fromDeployment": {"name": "backend", "container": "app"},
         "command": ["sh", "-c", "env"]}})
 
     invalid = backend.wait_reason("InvalidSpec", timeout=30)
     assert invalid["message"] == (
-        "migrations.job.fromDeployment: Deployment backend has not opted in to migrations by "
-        "DatabaseSchema backend-schema: its owners add the label "
-        "schemagate.io/schema=backend-schema to it (kubectl label deployment/backend "
-        "schemagate.io/schema=backend-schema); until then no Job runs as that Deployment")
+        "migrations.job.fromDeployment: Deployment backend has not consented to migrations "
+        "by DatabaseSchema backend-schema: its owners add that name to the Deployment's "
+        "annotation schemagate.io/clone-for (kubectl annotate -n "
+        f"{backend.namespace} deployment/backend schemagate.io/clone-for=backend-schema); "
+        "until then no Job runs as that Deployment")
     stalled = backend.condition(type="Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
     assert json.loads(backend.kubectl("get", "jobs", "-o", "json"))["items"] == []
 
-    # Its owners opt in: the Job runs.
-    backend.kubectl("label", "deployment/backend", "schemagate.io/schema=backend-schema")
+    # Its owners consent, this schema among others: the Job runs.
+    backend.kubectl("annotate", "deployment/backend",
+                    "schemagate.io/clone-for=payments-schema, backend-schema")
     wait_for("the migration Job", lambda: json.loads(backend.kubectl(
         "get", "jobs", "-o", "json"))["items"], timeout=30)
 
@@ -111,3 +126,53 @@ def test_the_api_server_refuses_a_command_no_program_could_receive(
         in refusal(["x" * 5000])
     assert "spec.migrations.job.command: Too many: 65: must have at most 64 items" \
         in refusal(["x"] * 65)
+
+
+def author_rights_policy(name: str, namespace: str) -> list[dict[str, Any]]:
+    """A policy and its binding named `name`, in force (Deny) in `namespace` only, and
+    refusing nothing there: what the operator looks for is the binding."""
+    admission = "admissionregistration.k8s.io/v1"
+    return [
+        {"apiVersion": admission, "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [
+             {"apiGroups": ["schemagate.io"], "apiVersions": ["*"],
+              "operations": ["CREATE", "UPDATE"], "resources": ["databaseschemas"]}]},
+             "validations": [{"expression": "true"}]}},
+        {"apiVersion": admission, "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {
+                      "kubernetes.io/metadata.name": namespace}}}}}]
+
+
+def test_no_job_runs_until_the_admission_policy_binding_is_in_force(
+        backend: Backend, db: Database, tmp_path: Path) -> None:
+    binding = f"sg-author-rights-{secrets.token_hex(3)}"
+    operator = local_operator.start(backend.cluster.kubeconfig, [backend.namespace],
+                                    tmp_path / "operator.log",
+                                    extra_args=["--author-rights-binding", binding])
+    policy = yaml.safe_dump_all(author_rights_policy(binding, backend.namespace))
+    try:
+        backend.secret(db.url())
+        backend.deployment(replicas=1, env=BACKEND_ENV)  # its owners consent
+        backend.schema(migrations={"run": "Job", "job": {
+            "fromDeployment": {"name": "backend", "container": "app"},
+            "command": ["sh", "-c", "exit 0"]}})
+
+        invalid = backend.wait_reason("InvalidSpec", timeout=30)
+        assert invalid["message"].startswith(
+            "migrations.run: Job: the operator would create a Job or a pod with its own "
+            f"rights, and the admission policy binding {binding}, which refuses a "
+            "DatabaseSchema whose author lacks those rights, is not installed: nothing runs "
+            "until it is in force."), invalid
+        assert "authorRights.enabled=true" in invalid["message"]
+        assert json.loads(backend.kubectl("get", "jobs", "-o", "json"))["items"] == []
+
+        applied = backend.cluster.kubectl("apply", "-f", "-", input=policy)
+        assert applied.returncode == 0, applied.stderr
+        wait_for("the migration Job", lambda: json.loads(backend.kubectl(
+            "get", "jobs", "-o", "json"))["items"], timeout=60)
+    finally:
+        stop_operator(backend.cluster, backend.namespace, operator)
+        backend.cluster.kubectl("delete", "--ignore-not-found", "-f", "-", input=policy)

@@ -46,13 +46,15 @@ NAMESPACED = {
 # when it watches listed ones (it lists none when it watches them all).
 CLUSTER = {("apiextensions.k8s.io", "customresourcedefinitions", v)
            for v in ("get", "list", "watch")}
+# With authorRights.enabled: the policy's binding, by name, to know it is in force.
+BINDING = {("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "get")}
 NAMESPACES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
 
 
 def test_docs_rbac_lists_exactly_the_rights_the_chart_grants() -> None:
     assert documented_rights("namespaced") == NAMESPACED
-    assert documented_rights("cluster") == CLUSTER | NAMESPACES
+    assert documented_rights("cluster") == CLUSTER | NAMESPACES | BINDING
 
 
 @pytest.mark.parametrize("values", [{}, TWO_NAMESPACES,
@@ -130,7 +132,7 @@ def test_the_arguments_are_what_schemagate_run_accepts(values: dict[str, str],
 
 def test_watching_every_namespace_takes_one_cluster_role() -> None:
     manifests = render()
-    assert grants(one(manifests, "ClusterRole")) == NAMESPACED | CLUSTER
+    assert grants(one(manifests, "ClusterRole")) == NAMESPACED | CLUSTER | BINDING
     assert not watching_roles(manifests)
     binding = one(manifests, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "schemagate",
@@ -145,7 +147,7 @@ def watching_roles(manifests: list[Manifest]) -> list[Manifest]:
 
 def test_listed_namespaces_get_roles_and_nothing_namespaced_is_cluster_wide() -> None:
     manifests = render(TWO_NAMESPACES, release="sg", namespace="ops")
-    assert grants(one(manifests, "ClusterRole")) == CLUSTER | NAMESPACES
+    assert grants(one(manifests, "ClusterRole")) == CLUSTER | NAMESPACES | BINDING
     roles = watching_roles(manifests)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants(r) == NAMESPACED for r in roles)
@@ -383,10 +385,46 @@ def test_the_author_rights_policy_is_on_by_default_for_every_watched_namespace()
          "values": ["team-a", "team-b"]}]
 
 
+def test_the_operator_reads_only_its_binding_and_waits_for_it() -> None:
+    manifests = render(release="sg", namespace="ops")
+    binding = one(manifests, "ValidatingAdmissionPolicyBinding")["metadata"]["name"]
+    assert binding == "sg-schemagate-author-rights"
+    [rule] = [r for r in one(manifests, "ClusterRole")["rules"]
+              if "validatingadmissionpolicybindings" in r["resources"]]
+    assert rule == {"apiGroups": ["admissionregistration.k8s.io"],
+                    "resources": ["validatingadmissionpolicybindings"],
+                    "resourceNames": [binding], "verbs": ["get"]}
+    (container,) = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(["run", *container["args"]])
+    assert (args.author_rights_binding, args.no_author_rights) == (binding, False)
+
+
+def policy_text() -> tuple[str, str]:
+    """The policy's match conditions and its validations, each as one text."""
+    policy = one(render(), "ValidatingAdmissionPolicy")["spec"]
+    return (" ".join(c["expression"] for c in policy["matchConditions"]),
+            " ".join(v["expression"] for v in policy["validations"]))
+
+
+def test_run_alembic_needs_its_author_to_create_jobs() -> None:
+    _, checked = policy_text()
+    assert ("!(variables.runsJob || variables.runsAlembic) || "
+            "authorizer.group('batch').resource('jobs')") in checked
+
+
+def test_setting_the_rerun_annotation_is_checked_as_a_written_spec_is() -> None:
+    matched, _ = policy_text()
+    assert "object.spec != oldObject.spec" in matched
+    assert matched.count("['schemagate.io/rerun']") == 2  # its value before and after
+
+
 def test_the_author_rights_policy_can_be_turned_off_and_says_what_it_needs() -> None:
     off = render({"authorRights.enabled": "false"})
     assert not of_kind(off, "ValidatingAdmissionPolicy")
     assert not of_kind(off, "ValidatingAdmissionPolicyBinding")
+    assert grants(one(off, "ClusterRole")) == NAMESPACED | CLUSTER
+    (container,) = one(off, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert build_parser().parse_args(["run", *container["args"]]).no_author_rights
     old = helm("template", "schemagate", str(CHART), "--kube-version", "1.29.0")
     assert old.returncode != 0
     assert "authorRights.enabled needs ValidatingAdmissionPolicy" in old.stderr

@@ -5,12 +5,14 @@ from typing import Any
 import pytest
 
 from schemagate.core import migration_job as jobs
+from schemagate.core.consent import CLONE_FOR
 from schemagate.core.models import JobSpec
 
 
 def deployment() -> dict[str, Any]:
-    # Its owners opted in to migrations by backend-schema (the label).
-    opted_in = {"name": "backend", "labels": {jobs.SCHEMA_LABEL: "backend-schema"}}
+    # Its owners consent to migrations by backend-schema (the annotation).
+    opted_in = {"name": "backend", "labels": {jobs.SCHEMA_LABEL: "backend-schema"},
+                "annotations": {CLONE_FOR: "backend-schema"}}
     return {"metadata": opted_in, "spec": {"template": {
         "metadata": {"labels": {"app": "backend"}},
         "spec": {
@@ -84,27 +86,19 @@ def test_a_missing_container_is_named() -> None:
                                "command": ["x"]}), rerun=None)
 
 
-@pytest.mark.parametrize("labels", [{}, {jobs.SCHEMA_LABEL: "other-schema"},
-                                    {"app": "backend"}])
-def test_a_deployment_whose_owners_did_not_opt_in_runs_no_job(labels: dict[str, str]) -> None:
-    source = deployment()
-    source["metadata"]["labels"] = labels
+@pytest.mark.parametrize("annotations", [{}, {CLONE_FOR: "other-schema"},
+                                         {"app": "backend-schema"}])
+def test_a_deployment_whose_owners_did_not_consent_runs_no_job(
+        annotations: dict[str, str]) -> None:
+    source = deployment()  # the schema label on it and on its pods: no consent
+    source["metadata"]["annotations"] = annotations
+    source["spec"]["template"]["metadata"]["labels"][jobs.SCHEMA_LABEL] = "backend-schema"
     with pytest.raises(jobs.InvalidJobSource) as refused:
         jobs.migration_job(schema="backend-schema", uid="u", generation=1, deployment=source,
                            job=spec(), rerun=None)
     assert str(refused.value).startswith(
-        "Deployment backend has not opted in to migrations by DatabaseSchema backend-schema")
-    assert "kubectl label deployment/backend schemagate.io/schema=backend-schema" in \
-        str(refused.value)
-
-
-def test_the_pod_templates_label_is_an_opt_in_too() -> None:
-    source = deployment()
-    source["metadata"]["labels"] = {}
-    source["spec"]["template"]["metadata"]["labels"][jobs.SCHEMA_LABEL] = "backend-schema"
-    job = jobs.migration_job(schema="backend-schema", uid="u", generation=1,
-                             deployment=source, job=spec(), rerun=None)
-    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "backend:1.2"
+        "Deployment backend has not consented to migrations by DatabaseSchema backend-schema")
+    assert "deployment/backend schemagate.io/clone-for=" in str(refused.value)
 
 
 @pytest.mark.parametrize(("conditions", "state"), [
@@ -140,13 +134,13 @@ def test_a_failing_migrator_leaves_its_last_words_even_with_the_servers_default_
 
 def opted_in(schema: str) -> dict[str, Any]:
     source = deployment()
-    source["metadata"]["labels"] = {jobs.SCHEMA_LABEL: jobs.bounded(schema)}
+    source["metadata"]["annotations"] = {CLONE_FOR: schema}
     return source
 
 
 def test_a_long_schema_name_gets_a_job_and_labels_the_api_server_accepts() -> None:
     long_a, long_b = "a" * 70 + "-one", "a" * 70 + "-two"
-    with pytest.raises(jobs.InvalidJobSource, match=f"{jobs.SCHEMA_LABEL}={jobs.bounded(long_a)}"):
+    with pytest.raises(jobs.InvalidJobSource, match=f"{CLONE_FOR}=backend-schema,{long_a}\\)"):
         jobs.migration_job(schema=long_a, uid="u", generation=3, job=spec(),
                            deployment=deployment(), rerun=None)
     job_a = jobs.migration_job(schema=long_a, uid="u", generation=3, job=spec(),

@@ -209,8 +209,8 @@ def test_an_event_about_a_schema_is_scrubbed_with_that_schemas_secrets(
     monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append(message))
     scrubbers = Scrubbers()
     scrubbers.learn(("team-a", "backend"), "postgresql://app:hunter2@db/app")
-    memo = kopf.Memo(settings=Settings(watch_secrets=False),
-                     metrics=Metrics(), scrubbers=scrubbers, kube=None)
+    memo = kopf.Memo(settings=Settings(watch_secrets=False), metrics=Metrics(),
+                     scrubbers=scrubbers, kube=SimpleNamespace(admission_policy_binding=None))
 
     async def start() -> None:
         await handlers.configure(settings=kopf.OperatorSettings(), memo=memo, gated_pods={})

@@ -13,6 +13,7 @@ import pytest
 
 from schemagate import verify_in_pod
 from schemagate.core import verify_pod as vp
+from schemagate.core.consent import CLONE_FOR
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
 from schemagate.core.scrub import Scrubber
@@ -20,7 +21,7 @@ from schemagate.core.verdict import Fingerprint, Verdict
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.pods import release
-from tests.unit.test_verify_pod import SCHEMA_LABEL, deployment, spec
+from tests.unit.test_verify_pod import deployment, spec
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
 
@@ -241,7 +242,7 @@ def test_a_pod_left_by_an_earlier_pass_is_followed_not_doubled() -> None:
 
 def opted_in(schema: str) -> dict[str, Any]:
     source = deployment()
-    source["metadata"]["labels"][SCHEMA_LABEL] = schema
+    source["metadata"]["annotations"][CLONE_FOR] = schema
     return source
 
 

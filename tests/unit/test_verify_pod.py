@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from schemagate import cli
 from schemagate.core import verify_pod as vp
 from schemagate.core.columns import ColumnMismatch, ColumnRequirement, FoundColumn
+from schemagate.core.consent import CLONE_FOR
 from schemagate.core.models import DatabaseSchemaSpec, GateStatus
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
@@ -44,10 +45,12 @@ def spec(**database: Any) -> DatabaseSchemaSpec:
 
 
 def deployment(opted_in: bool = True) -> dict[str, Any]:
-    labels = {SCHEMA_LABEL: "backend-schema"} if opted_in else {}
-    return {"metadata": {"name": "backend", "labels": labels}, "spec": {"template": {
-        "metadata": {"labels": {"app": "backend", SCHEMA_LABEL: "backend-schema"} if opted_in
-                     else {"app": "backend"}},
+    """A gated backend (the schema label on it and on its pods); `opted_in`: its owners'
+    consent to the verify pods, the annotation on the Deployment."""
+    annotations = {CLONE_FOR: "backend-schema"} if opted_in else {}
+    return {"metadata": {"name": "backend", "labels": {SCHEMA_LABEL: "backend-schema"},
+                         "annotations": annotations}, "spec": {"template": {
+        "metadata": {"labels": {"app": "backend", SCHEMA_LABEL: "backend-schema"}},
         "spec": {
             "serviceAccountName": "backend",
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
@@ -152,8 +155,8 @@ def test_the_same_check_is_the_same_hash() -> None:
         first["metadata"]["annotations"][vp.HASH_ANNOTATION]
 
 
-def test_the_deployment_must_have_opted_in() -> None:
-    with pytest.raises(vp.InvalidVerifyPod, match="has not opted in to verification"):
+def test_the_deployment_must_have_consented() -> None:
+    with pytest.raises(vp.InvalidVerifyPod, match="has not consented to verification"):
         build(d=deployment(opted_in=False))
 
 
@@ -379,7 +382,7 @@ def test_a_cloned_deployment_created_after_its_schema_wakes_it_but_not_the_first
     assert registry.wakeups[key].is_set()
 
 
-def test_labelling_the_deployment_of_a_migration_job_wakes_its_schema() -> None:
+def test_consenting_on_the_deployment_of_a_migration_job_wakes_its_schema() -> None:
     registry = Registry()
     key = ("team", "backend-schema")
     registry.wakeups[key] = asyncio.Event()

@@ -100,6 +100,19 @@ Cluster-scoped, in either mode: Kopf follows the CRDs of the resources it serves
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+{{- if .Values.authorRights.enabled }}
+# run: Job, run: Alembic and verifyFrom: Pod wait until the binding of the author-rights
+# policy is in force: the operator reads that one binding, nothing else.
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingadmissionpolicybindings]
+  resourceNames: [{{ include "schemagate.authorRightsName" . }}]
+  verbs: [get]
+{{- end }}
+{{- end }}
+
+{{/* The author-rights ValidatingAdmissionPolicy and its binding. */}}
+{{- define "schemagate.authorRightsName" -}}
+{{- printf "%s-author-rights" (include "schemagate.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*

@@ -36,14 +36,14 @@ class JobState(StrEnum):
 
 class InvalidJobSource(template.InvalidPodSource):
     """The Deployment cannot give a migration Job (container missing, no containers, its
-    owners did not opt in)."""
+    owners did not consent)."""
 
 
-def require_opt_in(deployment: Mapping[str, Any], schema: str) -> None:
-    """The Deployment's owners opted in to running this DatabaseSchema's migrations as
-    their workload (`core.pod_template.require_opt_in`)."""
+def require_consent(deployment: Mapping[str, Any], schema: str) -> None:
+    """The Deployment's owners consent to running this DatabaseSchema's migrations as
+    their workload (`core.pod_template.require_consent`)."""
     try:
-        template.require_opt_in(deployment, schema, "migrations", "Job")
+        template.require_consent(deployment, schema, "migrations", "Job")
     except template.InvalidPodSource as exc:
         raise InvalidJobSource(str(exc)) from None
 
@@ -95,7 +95,7 @@ def owner_reference(schema: str, uid: str) -> JSON:
 
 def migration_job(*, schema: str, uid: str, generation: int, job: JobSpec,
                   deployment: Mapping[str, Any], rerun: str | None) -> JSON:
-    require_opt_in(deployment, schema)
+    require_consent(deployment, schema)
     spec = pod_spec(job, deployment)
     hash_ = digest(spec, job, rerun)
     labels = {MIGRATION_LABEL: bounded(schema)}  # a DatabaseSchema name may have 253

@@ -59,8 +59,9 @@ class VerifyPodSpec(Model):
     from_deployment: FromDeployment = Field(
         description="The backend Deployment the verify pod is cloned from: its service "
                     "account, its sidecars (a Cloud SQL Auth Proxy) and the named container's "
-                    "env, envFrom and volume mounts, with the operator's own image; it must "
-                    "carry the label schemagate.io/schema: <this DatabaseSchema's name>.")
+                    "env, envFrom and volume mounts, with the operator's own image; its owners "
+                    "consent with the annotation schemagate.io/clone-for: <this "
+                    "DatabaseSchema's name> on the Deployment itself.")
 
 
 class DatabaseSpec(Model):
@@ -119,8 +120,9 @@ Program = Annotated[str, Field(min_length=1, max_length=MAX_ARGUMENT,
 class JobSpec(Model):
     from_deployment: FromDeployment = Field(
         description="The Deployment whose pod the Job is cloned from (image, env, volumes, "
-                    "service account, sidecars); it must carry the label "
-                    "schemagate.io/schema: <this DatabaseSchema's name>.")
+                    "service account, sidecars); its owners consent with the annotation "
+                    "schemagate.io/clone-for: <this DatabaseSchema's name> on the Deployment "
+                    "itself.")
     command: list[Program] = Field(
         min_length=1, max_length=MAX_COMMAND_ITEMS,
         description="The command the Job's container runs, in place of the image's "

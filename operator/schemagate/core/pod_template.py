@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core import consent
 
 JSON = dict[str, Any]
 
@@ -31,7 +31,7 @@ NOT_FOR_A_RUN = ("readinessProbe", "livenessProbe", "startupProbe", "ports", "li
 
 class InvalidPodSource(ValueError):
     """The Deployment cannot give the pod (container missing, no containers, its owners
-    did not opt in)."""
+    did not consent)."""
 
 
 def template_spec(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -53,23 +53,27 @@ def bounded(name: str, limit: int = MAX_LABEL) -> str:
     return name[: limit - len(tag) - 1].rstrip("-.") + "-" + tag
 
 
-def require_opt_in(deployment: Mapping[str, Any], schema: str, purpose: str,
-                   runs: str = "pod") -> None:
-    """The Deployment's owners opted in to `purpose` (e.g. "migrations") run by this
-    DatabaseSchema as their workload: the Deployment (or its pod template) carries the
-    label `schemagate.io/schema: <schema>`. Without that, whoever may write a
-    DatabaseSchema could run a pod with another team's service account, env and Secrets."""
+def require_consent(deployment: Mapping[str, Any], schema: str, purpose: str,
+                    runs: str = "pod") -> None:
+    """The Deployment's owners consent to `purpose` (e.g. "migrations") run by this
+    DatabaseSchema as their workload: the Deployment object carries the annotation
+    `schemagate.io/clone-for` naming it (`core.consent`). Without that, whoever may
+    write a DatabaseSchema could run a pod with another team's service account, env and
+    Secrets."""
     name = deployment["metadata"]["name"]
-    value = bounded(schema)  # a label value has at most 63 characters, a name up to 253
-    template = (deployment.get("spec") or {}).get("template") or {}
-    for labels in ((deployment["metadata"].get("labels") or {}),
-                   ((template.get("metadata") or {}).get("labels") or {})):
-        if labels.get(SCHEMA_LABEL) == value:
+    try:
+        if consent.given(deployment, schema):
             return
+    except consent.UnreadableConsent as exc:
+        raise InvalidPodSource(
+            f"Deployment {name}'s annotation {consent.CLONE_FOR} cannot be read: {exc}; "
+            f"until it names DatabaseSchema {schema} no {runs} runs as that Deployment"
+        ) from None
     raise InvalidPodSource(
-        f"Deployment {name} has not opted in to {purpose} by DatabaseSchema {schema}: its "
-        f"owners add the label {SCHEMA_LABEL}={value} to it (kubectl label deployment/{name} "
-        f"{SCHEMA_LABEL}={value}); until then no {runs} runs as that Deployment")
+        f"Deployment {name} has not consented to {purpose} by DatabaseSchema {schema}: its "
+        f"owners add that name to the Deployment's annotation {consent.CLONE_FOR} "
+        f"({consent.annotate_command(deployment, schema)}); until then no {runs} runs as "
+        "that Deployment")
 
 
 def source_container(spec: Mapping[str, Any], name: str | None, deployment: str) -> JSON:

@@ -198,8 +198,8 @@ def verify_pod(*, schema: str, uid: str, spec: DatabaseSchemaSpec,
     """The verify pod's manifest (named by the API server: `generateName`). `clean` says
     whether a literal env value of the backend's container holds no secret."""
     try:
-        template.require_opt_in(deployment, schema, "verification from its pods",
-                                  "verify pod")
+        template.require_consent(deployment, schema, "verification from its pods",
+                                 "verify pod")
         pod = pod_spec(spec, deployment, image, clean)
     except template.InvalidPodSource as exc:
         raise InvalidVerifyPod(str(exc)) from None

@@ -13,6 +13,7 @@ from schemagate.bulkhead import Bulkheads
 from schemagate.core.allowed_hosts import AllowedHosts
 from schemagate.core.pods import IndexedPod, Key
 from schemagate.metrics import Metrics
+from schemagate.reconcile.author_rights import AuthorRights
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
@@ -55,6 +56,9 @@ class Context:
     allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     #: The wait after credentials are refused (the unit tests shorten it).
     backoff: Backoff = field(default_factory=Backoff)
+    #: Whether the API server checks the rights of who writes a DatabaseSchema before a
+    #: Job or a pod runs with the operator's (default: told it does not, no lookup).
+    author_rights: AuthorRights = field(default_factory=lambda: AuthorRights(None))
 
     def __post_init__(self) -> None:
         if self.batches.databases is None:  # the shared passes run in the bulkheads too

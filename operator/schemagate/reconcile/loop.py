@@ -161,6 +161,8 @@ async def check_and_migrate(body: JSON, spec: DatabaseSchemaSpec, previous: Migr
     """Verify, then start, follow or judge the migration as `migrations.run` says."""
     namespace = body["metadata"]["namespace"]
     key = (namespace, body["metadata"]["name"])
+    if (refused := await ctx.author_rights.refusal(spec)) is not None:
+        return migration.Step(Outcome(Reason.INVALID_SPEC, refused))
     url = await read_url(spec, namespace, ctx)
     if isinstance(url, Outcome):
         return migration.Step(url)

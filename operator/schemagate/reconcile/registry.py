@@ -125,10 +125,10 @@ class Registry:
 
     def deployment_seen(self, namespace: str, name: str, version: object,
                         created: bool = False) -> None:
-        """A Deployment's spec or its schemagate.io/schema label changed (`version` moved),
-        or it was created (`created`; not the first listing of an operator that starts):
-        re-check the schemas cloning it. Status updates of a rollout leave the version
-        alone and wake nothing. `version` None: deleted."""
+        """A Deployment's spec or its consent annotation (schemagate.io/clone-for)
+        changed (`version` moved), or it was created (`created`; not the first listing of
+        an operator that starts): re-check the schemas cloning it. Status updates of a
+        rollout leave the version alone and wake nothing. `version` None: deleted."""
         known = self.deployments.pop((namespace, name), None)
         if version is None:  # deleted: forgotten (a schema cloning it says so)
             return
