@@ -57,8 +57,9 @@ class VerifyPods:
         return self._turns.setdefault(namespace, asyncio.Semaphore(self.per_namespace))
 
     def forget(self, namespace: str, schema: str) -> dict[str, str]:
-        """The schema is deleted: its pods as they were known (to delete them)."""
-        return self.created.pop((namespace, schema), {})
+        """The schema is deleted: its pods as they were known (to delete them). A copy: the
+        check being cancelled still drops its pod from the dictionary it holds."""
+        return dict(self.created.pop((namespace, schema), {}))
 
 
 def _failed(message: str, pod: str | None = None) -> Outcome:

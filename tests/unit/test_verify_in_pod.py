@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -340,3 +341,39 @@ def test_deleting_the_schema_deletes_its_verify_pods_but_not_a_lookalike() -> No
                   pods={}, verify_pods=pods)
     asyncio.run(release(BODY, ctx))
     assert kube.deleted == kube.created and list(kube.pods) == ["someone-elses"]
+
+
+def test_deleting_the_schema_while_its_check_follows_a_pod_releases_it() -> None:
+    """Kopf cancels the schema's check while the deletion handler runs: the check deletes
+    its pod on the way out, and the release must not trip over it (it once failed with
+    "dictionary changed size during iteration" and Kopf retried the deletion a minute later)."""
+    kube = FakeKube([RUNNING])
+    pods = verify_in_pod.VerifyPods(sleep=kube.time.sleep)
+    fake: Any = kube
+    ctx = Context(kube=fake, registry=Registry(), metrics=Metrics(), announce=lambda *_: None,
+                  pods={}, verify_pods=pods)
+    deleting, calls, check_ended = kube.delete_pod, [], threading.Event()
+
+    def delete_once_the_check_ended(namespace: str, name: str, uid: str) -> None:
+        calls.append(name)
+        if len(calls) == 1:  # the release's: on a busy API server, slower than the check
+            check_ended.wait(timeout=5)
+        deleting(namespace, name, uid)
+
+    fake.delete_pod = delete_once_the_check_ended
+
+    async def delete_while_checking() -> int:
+        s = spec()
+        checking = asyncio.create_task(verify_in_pod.check(
+            BODY, s, requirement_for(s), fake, "schemagate:0.1.0", kube.time.clock, pods,
+            kube.scrubber))
+        while not kube.looked_at:  # following its pod
+            await asyncio.sleep(0)
+        checking.add_done_callback(lambda _: check_ended.set())
+        checking.cancel()  # as Kopf stops the schema's daemon when it is deleted
+        released = await release(BODY, ctx)
+        await asyncio.gather(checking, return_exceptions=True)
+        return released
+
+    asyncio.run(delete_while_checking())
+    assert kube.created and not kube.pods
