@@ -37,6 +37,7 @@ from schemagate.core.reasons import Reason
 from schemagate.core.scrub import (
     MASK,
     MAX_SECRETS,
+    PATTERNS,
     Scrubber,
     ScrubbingFilter,
     escape_controls,
@@ -409,3 +410,20 @@ def test_a_job_log_tail_is_scrubbed_as_a_tail() -> None:
     tail = "er2-Secret@db.internal:5432/app\nTraceback: boom"
     words = last_words([failed_pod(tail)], Scrubber([url]))
     assert words is not None and "Secret@" not in words.message and "boom" in words.message
+
+
+def test_a_message_scrubbed_again_where_it_leaves_keeps_its_later_lines() -> None:
+    """The status writer scrubs a message the loop already scrubbed and escaped: a YAML
+    `password:` or a `*_TOKEN=` value ends at the escaped line end, as it did at the real one."""
+    output = "connecting\npassword: x\nDEPLOY_TOKEN=y\nupgrade failed at line 3\n"
+    once = PATTERNS.message(output)
+    assert PATTERNS.message(once) == once
+    assert once.endswith("upgrade failed at line 3\\n") and "x\\n" not in once
+
+
+def test_a_tail_that_starts_with_a_secrets_last_letter_is_not_cut() -> None:
+    """Only the end of a password that ends a word is masked at the start of a tail:
+    "c" of a secret is not the "c" of "connecting"."""
+    scrubber = Scrubber(["postgresql://app:s3cret-abc@db/app"])
+    assert scrubber.scrub_tail("connecting to db") == "connecting to db"
+    assert scrubber.scrub_tail("bc failed") == "*** failed"

@@ -47,7 +47,9 @@ _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _BLANKS = re.compile(r"[ \t]*")
 _BARE = re.compile(r"[^\s&;,'\"\\]+")
 _IN_QUOTES = {"'": re.compile(r"[^'\\]*"), '"': re.compile(r'[^"\\]*')}
-_LINE = re.compile(r"[^\r\n]*")
+# A line's end: a newline, or one already escaped (`\\n`): a message is scrubbed where it is
+# made and again where it leaves, escaped in between.
+_LINE = re.compile(r"(?:[^\r\n\\]|\\(?![nr]))*")
 _TRIPLETS = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # fixed-width steps: one way to match
 # The words of a key that holds a password whatever follows it (`password: x`,
 # `PASSWORD 'x'`); a key merely containing "pass" (`passed:`) needs `=`.
@@ -177,6 +179,8 @@ def _value_end(text: str, i: int) -> int:
             if text[i:i + 1] in ("}", "]", ")"):  # the end of a JSON object or a list
                 break
         elif c == "\\":
+            if text[i + 1:i + 2] in ("n", "r"):  # a line's end, escaped by an earlier pass
+                break
             i += 2
         elif (bare := _BARE.match(text, i)) is not None:
             i = bare.end()
@@ -338,7 +342,8 @@ class Scrubber:
         so a known secret's end there, or anything before an `@`, is masked too."""
         spans = self._spans(text)
         lead = max((_overlap(secret, text) for secret in self._literal), default=0)
-        if lead:
+        # The end of a password ends a word: "c" of a secret is not the "c" of "connecting".
+        if lead and (lead >= len(text) or not text[lead].isalnum()):
             spans.append((0, lead))
         first = _TOKEN_REST.match(text).end()  # type: ignore[union-attr]
         at = text.rfind("@", 0, first)
