@@ -1,7 +1,8 @@
-"""A `run: Job` migration that prints credentials in the shapes a tool or a shell trace
-writes them (YAML `password: x`, `DEPLOY_TOKEN=x`) and fails: its output is quoted in
-the schema's MigrationFailed, with both values masked (neither is the schema's Secret:
-the shapes alone say they are secrets), and the victim's new pod opens."""
+"""A `run: Job` migration whose output holds credentials in the shapes a shell trace and
+a tool write them (`+ DEPLOY_TOKEN=x cmd` from `sh -x`, YAML `password: x`) and fails:
+its output is quoted in the schema's MigrationFailed and MigrationsApplied, with both
+values masked (neither is the schema's Secret: the shapes alone say they are secrets),
+and the victim's new pod opens."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from tests.tenants.tenancy import Alive, Victim, unharmed
 
 pytestmark = pytest.mark.tenants
 SCHEMA = "leaky"
-#: The values the Job prints; its command spells them in pieces, so only its output
-#: holds them whole.
+#: The values the Job's output holds; its command spells them in pieces, so only the
+#: output (the trace of `sh -x` on stderr, then what it prints) holds them whole.
 PASSWORD, TOKEN = "hunter-yaml-1f3c", "tok-9b2e77"
-LEAK = ('p=yaml; t=tok; echo "connecting"; echo "password: hunter-$p-1f3c"; '
-        'echo "DEPLOY_TOKEN=$t-9b2e77"; exit 1')
+LEAK = ('p=yaml; t=tok; set -x; DEPLOY_TOKEN=$t-9b2e77 true; set +x; '
+        'echo "password: hunter-$p-1f3c"; exit 1')
 
 
 def test_a_failing_jobs_output_is_quoted_with_its_passwords_and_tokens_masked(
