@@ -16,9 +16,10 @@ from tests.tenants.tenancy import Alive, Victim, unharmed
 pytestmark = pytest.mark.tenants
 SCHEMA = "leaky"
 #: The values the Job's output holds; its command spells them in pieces, so only the
-#: output (the trace of `sh -x` on stderr, then what it prints) holds them whole.
+#: output (the trace of `sh -x`, then what it prints) holds them whole. One stream: the
+#: kubelet may take the termination message before the other stream's last lines.
 PASSWORD, TOKEN = "hunter-yaml-1f3c", "tok-9b2e77"
-LEAK = ('p=yaml; t=tok; set -x; DEPLOY_TOKEN=$t-9b2e77 true; set +x; '
+LEAK = ('exec 2>&1; p=yaml; t=tok; set -x; DEPLOY_TOKEN=$t-9b2e77 true; set +x; '
         'echo "password: hunter-$p-1f3c"; exit 1')
 
 
