@@ -18,6 +18,7 @@ import enum
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -44,6 +45,8 @@ class StallingProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self.connections = 0
+        #: When each connection was accepted (time.monotonic()), oldest first.
+        self.accepted_at: list[float] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -68,6 +71,7 @@ class StallingProxy:
             except OSError:
                 return
             self.connections += 1
+            self.accepted_at.append(time.monotonic())
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:

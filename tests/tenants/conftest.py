@@ -25,7 +25,8 @@ from tests.tenants.tenancy import VICTIM_SCHEMA, Alive, ChartOperator, Victim
 
 #: One namespace per test module (test_<finding>.py), all watched from the start.
 FINDINGS = ("passwords", "scrubbing", "downgrade", "stalled_hosts", "forged_verify_pod",
-            "revision_file", "selector")
+            "revision_file", "selector", "version_table", "control_characters",
+            "migration_output", "dr_cutover", "password_guessing")
 
 
 def _create_namespace(kube: Kube, name: str) -> None:

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from localenv.cluster import Cluster
 from tests.cluster.fixtures import wait_for
-from tests.cluster.scenario import Backend, Database
+from tests.cluster.scenario import BACKEND_IMAGE, Backend, Database
 
 IMAGE = "schemagate:dev"
 LIVENESS_PORT = 8081
@@ -225,3 +226,36 @@ def taken(backend: Backend, names: list[str], timeout: float = 30, every: bool =
     which = all if every else any
     wait_for(finalized, lambda seen: which(seen.get(name) for name in names), timeout=timeout,
              what=f"the operator to take up {len(names)} schema(s) in {backend.namespace}")
+
+
+def revision_pod(schema: str, name: str, revision: str) -> dict[str, Any]:
+    """A pod gated by `schema` (labelled app=`schema`) whose code needs `revision`."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "labels": {"app": schema},
+        "annotations": {"schemagate.io/revision": revision}},
+        "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{schema}"}],
+                 "terminationGracePeriodSeconds": 2,
+                 "containers": [{"name": "app", "image": BACKEND_IMAGE,
+                                 "imagePullPolicy": "Never", "command": ["sleep", "infinity"]}]}}
+
+
+def pod_gates(backend: Backend, schema: str) -> dict[str, dict[str, Any]]:
+    """Each pod gated by `schema` and its gate condition ({} before the operator's)."""
+    return {p["metadata"]["name"]: Backend.pod_condition(p, f"schemagate.io/{schema}")
+            for p in backend.pods(schema)}
+
+
+def stamp(db: Database, revision: str) -> None:
+    """The version table set to `revision`, as `alembic stamp` or a restore leaves it."""
+    engine = sa.create_engine(db.pg.url(database=db.name), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :revision"),
+                     {"revision": revision})
+    engine.dispose()
+
+
+def revision_status(backend: Backend, schema: str) -> dict[str, Any]:
+    """`status.revision` of `schema`: current, history, historyOf."""
+    revision: dict[str, Any] = backend.get("dbschema", schema).get("status", {}).get(
+        "revision") or {}
+    return revision

@@ -4,46 +4,27 @@ closed with the "cannot tell" message, and a pod that names B opens."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import sqlalchemy as sa
 
 from tests.cluster.fixtures import wait_for
-from tests.cluster.scenario import BACKEND_IMAGE, V1_REVISION, Backend, Database
-from tests.tenants.tenancy import Alive, Victim, unharmed
+from tests.cluster.scenario import V1_REVISION, Backend
+from tests.tenants.tenancy import (
+    Alive,
+    Victim,
+    pod_gates,
+    revision_pod,
+    revision_status,
+    stamp,
+    unharmed,
+)
 
 pytestmark = pytest.mark.tenants
 SCHEMA = "downgraded"
 B, C = "5d1e0b", "6a9f3c"
 
 
-def gated_pod(name: str, revision: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": name, "labels": {"app": SCHEMA},
-        "annotations": {"schemagate.io/revision": revision}},
-        "spec": {"readinessGates": [{"conditionType": f"schemagate.io/{SCHEMA}"}],
-                 "terminationGracePeriodSeconds": 2,
-                 "containers": [{"name": "app", "image": BACKEND_IMAGE,
-                                 "imagePullPolicy": "Never", "command": ["sleep", "infinity"]}]}}
-
-
-def stamp(db: Database, revision: str) -> None:
-    engine = sa.create_engine(db.pg.url(database=db.name), poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = :revision"),
-                     {"revision": revision})
-    engine.dispose()
-
-
 def current(backend: Backend) -> list[str]:
-    revision = backend.get("dbschema", SCHEMA).get("status", {}).get("revision") or {}
-    return list(revision.get("current") or [])
-
-
-def gates(backend: Backend) -> dict[str, dict[str, Any]]:
-    return {p["metadata"]["name"]: Backend.pod_condition(p, f"schemagate.io/{SCHEMA}")
-            for p in backend.pods(SCHEMA)}
+    return list(revision_status(backend, SCHEMA).get("current") or [])
 
 
 def test_a_pod_naming_a_revision_the_database_went_back_from_stays_closed(
@@ -67,10 +48,10 @@ def test_a_pod_naming_a_revision_the_database_went_back_from_stays_closed(
     wait_for(lambda: current(hostile), lambda seen: seen == [B], timeout=30,
              what=f"the operator to see the database back at B ({B})")
 
-    hostile.apply_all(gated_pod("names-c", C), gated_pod("names-b", B))
-    judged = wait_for(lambda: gates(hostile), lambda seen: seen.get("names-b", {}).get(
-        "status") == "True" and seen.get("names-c", {}).get("status") in ("True", "False"),
-        timeout=60, what="the pod naming B open, the pod naming C judged")
+    hostile.apply_all(revision_pod(SCHEMA, "names-c", C), revision_pod(SCHEMA, "names-b", B))
+    judged = wait_for(lambda: pod_gates(hostile, SCHEMA), lambda seen: seen.get(
+        "names-b", {}).get("status") == "True" and seen.get("names-c", {}).get("status") in (
+        "True", "False"), timeout=60, what="the pod naming B open, the pod naming C judged")
     assert judged["names-c"]["status"] == "False", \
         f"a pod naming {C} opened on a database without {C}: {judged['names-c']}"
     assert "cannot tell" in judged["names-c"].get("message", ""), judged["names-c"]
