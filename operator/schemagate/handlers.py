@@ -1,4 +1,4 @@
-"""Kopf handlers: each a guard and a one-line delegation (STYLE.md practice 2).
+"""Kopf handlers: each a guard and a one-line delegation.
 
 The only module that imports Kopf. Blocking work happens in `reconcile`, in threads.
 """

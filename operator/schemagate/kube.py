@@ -1,4 +1,4 @@
-"""The only module that talks to the Kubernetes API (STYLE.md practice 1).
+"""The only module that talks to the Kubernetes API.
 
 Blocking calls of the official client; callers on Kopf's event loop run them with
 `asyncio.to_thread`. Functions return plain data the core understands.

@@ -1,4 +1,4 @@
-"""The one vocabulary of DESIGN.md, shared by conditions, the pod gate, the CLI and metrics."""
+"""The one vocabulary of reasons, shared by conditions, the pod gate, the CLI and metrics."""
 
 from enum import StrEnum
 
@@ -34,7 +34,7 @@ COULD_NOT_LOOK = CONNECTION_FAILURES | {Reason.SECRET_NOT_FOUND, Reason.INVALID_
 
 
 class GateReason(StrEnum):
-    """Reasons of the pod gate and MigrationsApplied only (DESIGN.md, "Reasons")."""
+    """Reasons of the pod gate and MigrationsApplied only (docs/reference.md, "Reasons")."""
 
     DATABASE_SCHEMA_NOT_FOUND = "DatabaseSchemaNotFound"
     POD_NOT_SELECTED = "PodNotSelected"

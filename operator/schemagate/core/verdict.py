@@ -1,12 +1,12 @@
 """What was required, what the database showed, and the verdict: pure data and one decision.
 
 `schemagate.database` fills an `Observation` from PostgreSQL; `decide` turns a
-`Requirement` and an `Observation` into a `Verdict` with one reason from DESIGN.md and
-a message in the user's words. The operator builds conditions, pod gate messages and
-status from a `Verdict`; the command line prints `Verdict.to_json()`. Nothing here does
+`Requirement` and an `Observation` into a `Verdict` with one reason of the vocabulary
+(core/reasons.py) and a message in the user's words. The operator builds conditions,
+pod gate messages and status from a `Verdict`; the command line prints `Verdict.to_json()`. Nothing here does
 I/O, so every rule is tested without a socket.
 
-Precedence (DESIGN.md). When declared tables are missing from `schema`, the first
+Precedence. When declared tables are missing from `schema`, the first
 that applies wins:
 
 1. `TablesElsewhere`: a missing table exists in another schema of this database or in
@@ -15,7 +15,7 @@ that applies wins:
 3. `StampedButMissing` (revision check on): the version table holds a revision, and
    it is the expected set when one is given.
 4. `RevisionMismatch` (revision check on, expected revisions given and different from
-   the recorded ones). DESIGN.md reserves this reason for "all tables present" and names
+   the recorded ones). The vocabulary reserves this reason for "all tables present" and names
    no reason for this case; the database simply is not migrated to the expected revision
    yet, and running the migrations is what fixes it, which is what `RevisionMismatch`
    tells a reader. `StampedButMissing` would instead claim the stamp is a lie.
@@ -173,7 +173,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one verification: a reason from DESIGN.md and what was seen.
+    """The outcome of one verification: a reason of the vocabulary and what was seen.
 
     `fingerprint` is None when the database could not be reached.
     """
@@ -190,7 +190,7 @@ class Verdict:
     column_mismatches: tuple[ColumnMismatch, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """The `schemagate verify --json` object of DESIGN.md."""
+        """The `schemagate verify --json` object (docs/reference.md)."""
         return {
             "verified": self.verified,
             "reason": self.reason.value,
@@ -279,7 +279,7 @@ def connection_failed(requirement: Requirement, reason: Reason, message: str, *,
                    duration_ms=duration_ms)
 
 
-# Messages: what was seen, where, and what to look at next (STYLE.md practice 3).
+# Messages: what was seen, where, and what to look at next.
 
 def names(items: Iterable[str], limit: int = NAMES_IN_MESSAGE) -> str:
     """`a, b, c`, or `a, b, ... and 9,990 more`: long lists stay readable in a condition."""
