@@ -3,8 +3,8 @@
 `schemagate.database` fills an `Observation` from PostgreSQL; `decide` turns a
 `Requirement` and an `Observation` into a `Verdict` with one reason of the vocabulary
 (core/reasons.py) and a message in the user's words. The operator builds conditions,
-pod gate messages and status from a `Verdict`; the command line prints `Verdict.to_json()`. Nothing here does
-I/O, so every rule is tested without a socket.
+pod gate messages and status from a `Verdict`; the command line prints
+`Verdict.to_json()`. Nothing here does I/O, so every rule is tested without a socket.
 
 Precedence. When declared tables are missing from `schema`, the first
 that applies wins:
