@@ -9,9 +9,10 @@ import time
 import pytest
 
 from tests.chaos.conftest import Backend, Database, Operator, healthy, through
-from tests.cluster.scenario import IMAGE_MIGRATIONS, TABLES, wait_for
+from tests.cluster.scenario import IMAGE_MIGRATIONS, TABLES
 from tests.cluster.test_migration_job import BACKEND_ENV, alembic, job_schema, jobs
 from tests.stalling import StallingProxy
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.chaos
 

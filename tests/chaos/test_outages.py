@@ -13,7 +13,8 @@ from localenv import node as local_node
 from localenv import postgres as local_postgres
 from localenv.cluster import Cluster
 from tests.chaos.conftest import Backend, Database, Operator, healthy
-from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.scenario import TABLES
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.chaos
 

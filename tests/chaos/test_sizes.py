@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from tests.chaos.conftest import Backend, Database, Operator, superuser_sql
-from tests.cluster.scenario import IMAGE_MIGRATIONS, wait_for
+from tests.cluster.scenario import IMAGE_MIGRATIONS
 from tests.cluster.test_migration_job import BACKEND_ENV, alembic, jobs
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.chaos
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.chaos.conftest import Backend, Database, Operator, healthy, through
-from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.scenario import TABLES
 from tests.stalling import StallingProxy
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.chaos
 

@@ -7,17 +7,16 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 import yaml
 
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
@@ -29,19 +28,6 @@ TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
 V1_REVISION = "3f2a9c"
 V2_REVISION = "4b5c6d"
 V2_TABLE = "invoices"
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0,
-             interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 class Database:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 #: What `schemagate snapshot --table subscriptions` prints after the incident's migration.
 V1_COLUMNS = [{"table": "subscriptions", "columns": [

@@ -8,7 +8,8 @@ import re
 import time
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 
 def requests(operator: local_operator.OperatorProcess) -> dict[tuple[str, str], float]:

@@ -28,8 +28,9 @@ from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm
 from tests.cluster.fixtures import Kube
-from tests.cluster.scenario import Database, wait_for
+from tests.cluster.scenario import Database
 from tests.cluster.test_kind import RESTRICTED, migration_job, scenario
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.cluster
 IMAGE = "schemagate:dev"

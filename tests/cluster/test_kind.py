@@ -18,7 +18,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from localenv.cluster import Cluster
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,16 +150,6 @@ class Kubectl:
         return json.loads(self("get", *args, "-o", "json"))
 
 
-def eventually(what: str, probe: Callable[[], Any], timeout: float = 180) -> Any:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture
 def e2e_namespace() -> Iterator[Kubectl]:
     assert E2E_KUBECONFIG
@@ -189,8 +180,9 @@ def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migrati
 
     kubectl.apply(migration_job("migrate-empty", "alembic-empty.ini", IMAGE))
     kubectl("wait", "--for=condition=Complete", "job/migrate-empty", "--timeout=180s")
-    eventually("NoRevision", lambda: reason() == "NoRevision")
-    eventually("two running, unready backend pods", lambda: ready() == ["False", "False"])
+    wait_for("NoRevision", reason, lambda seen: seen == "NoRevision", timeout=180, interval=2)
+    wait_for("two running, unready backend pods", ready,
+             lambda seen: seen == ["False", "False"], timeout=180, interval=2)
     time.sleep(10)  # several verifications later, still held
     assert ready() == ["False", "False"]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 LEASE = "schemagate-leader"
 

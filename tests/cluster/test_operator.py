@@ -15,7 +15,8 @@ from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from localenv.postgres import free_port
 from tests.cluster.operator_fixtures import start_operator, stop_operator
-from tests.cluster.scenario import TABLES, Backend, Database, wait_for
+from tests.cluster.scenario import TABLES, Backend, Database
+from tests.support.wait import wait_for
 
 
 def test_the_incident_is_held_until_the_schema_is_really_there(

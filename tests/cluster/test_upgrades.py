@@ -29,9 +29,9 @@ from tests.cluster.scenario import (
     Backend,
     Database,
     PodWatch,
-    wait_for,
 )
 from tests.cluster.test_migration_alembic import FIRST, SECOND, config_map
+from tests.support.wait import wait_for
 
 GATE = "schemagate.io/backend-schema"
 V2_TABLES = [*TABLES, V2_TABLE]

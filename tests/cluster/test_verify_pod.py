@@ -27,7 +27,8 @@ from localenv import operator as local_operator
 from localenv import proxy
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.cluster
 IMAGE = "schemagate:dev"
