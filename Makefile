@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
-.PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
-        control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
-        clean actionlint
+.PHONY: test lint types layers test-unit test-chart test-db test-image test-cluster test-chaos test-tenants \
+        test-localenv tier-times cluster-up cluster-down demo control-plane node images chart chart-readme bench \
+        bench-gate bench-leader bench-scale bench-verify-pod crds clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,27 +28,49 @@ types: $(VENV)/.installed
 layers: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
+# Each tier alone (its marker is its directory, so `pytest -m TIER` selects the same),
+# writing its JUnit XML for `make tier-times`.
+JUNIT = --junitxml=build/junit-$(1).xml
+
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(call JUNIT,unit) tests/unit
+
+# The chart, the shipped alerts and dashboard, the workflows: the pinned helm and
+# actionlint, built once from the Go module proxy by the tests themselves.
+test-chart: $(VENV)/.installed
+	$(PY) -m pytest $(call JUNIT,chart) tests/chart
 
 test-db: $(VENV)/.installed
-	$(PY) -m pytest tests/db
+	$(PY) -m pytest $(call JUNIT,db) tests/db
+
+test-image: $(VENV)/.installed
+	$(PY) -m pytest $(call JUNIT,image) tests/image
 
 test-cluster: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/cluster
+	$(PY) -m pytest $(call JUNIT,cluster) tests/cluster
 
 # The chaos tier: stalled databases, outages, SIGKILL and SIGTERM, the largest spec.
 test-chaos: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/chaos
+	$(PY) -m pytest $(call JUNIT,chaos) tests/chaos
 
 # The tenancy tier: hostile inputs in some namespaces, a victim in another, the operator
 # installed by the chart (its 384Mi limit included).
 test-tenants: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/tenants
+	$(PY) -m pytest $(call JUNIT,tenants) tests/tenants
 
-# Everything CI runs (.ci/run calls this); tests/ holds the tenancy and chaos tiers too.
+# The local environment's own tests (the node's up/down cycles last).
+test-localenv: $(VENV)/.installed control-plane node images
+	$(PY) -m pytest $(call JUNIT,localenv) localenv/tests
+
+# Everything CI runs (.ci/run calls this): every tier, in one session.
 test: lint types layers control-plane chart actionlint node images
-	$(PY) -m pytest tests/unit tests/db tests/image tests/cluster tests/tenants tests/chaos localenv/tests
+	$(PY) -m pytest $(call JUNIT,test) tests/unit tests/chart tests/db tests/image tests/cluster \
+	  tests/tenants tests/chaos localenv/tests
+
+# The table of tiers and their times in docs/development.md, from the JUnit XML the
+# last `make test` and `make test-TIER` runs wrote (each tier from the newest).
+tier-times: $(VENV)/.installed
+	$(PY) hack/tier_times.py build/junit-*.xml
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).

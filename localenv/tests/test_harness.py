@@ -17,7 +17,6 @@ from localenv import node as local_node
 from tests.cluster.fixtures import STRATEGIC_MERGE, Kube
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 GATE = "schemagate.io/harness"
 
 

@@ -29,7 +29,6 @@ from tests.cluster.scenario import TABLES
 from tests.cluster.test_rbac import Release, installed, release_namespace
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 __all__ = ["release_namespace"]  # a fixture used here
 
 

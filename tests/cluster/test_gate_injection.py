@@ -14,7 +14,6 @@ from localenv.cluster import Cluster
 from tests.chart import of_kind, render
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 GATE = {"conditionType": "schemagate.io/backend-schema"}
 
 

@@ -28,7 +28,6 @@ import yaml
 from localenv.cluster import Cluster
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
 E2E_KUBECONFIG = os.environ.get("SCHEMAGATE_E2E_KUBECONFIG")

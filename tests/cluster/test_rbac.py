@@ -32,7 +32,6 @@ from tests.cluster.identities import Identity, identity
 from tests.cluster.scenario import BACKEND_IMAGE, IMAGE_MIGRATIONS, Backend, Database
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
 
 

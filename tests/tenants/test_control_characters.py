@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "garbled"
 FORGED = "FAKE LOG LINE"
 TABLE = f"credit\n{FORGED}\x1b]0;pwned\x07"

@@ -4,8 +4,6 @@ closed with the "cannot tell" message, and a pod that names B opens."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.cluster.scenario import V1_REVISION, Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import (
@@ -18,7 +16,6 @@ from tests.tenants.tenancy import (
     unharmed,
 )
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "downgraded"
 B, C = "5d1e0b", "6a9f3c"
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.cluster.scenario import V1_REVISION, V2_REVISION, Backend, Database
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import (
@@ -22,7 +20,6 @@ from tests.tenants.tenancy import (
     unharmed,
 )
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "cutover"
 #: Y's revision: between X's A and C, never seen on X.
 B = "5d1e0b"

@@ -9,13 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import IMAGE, Alive, Victim, parses_as_rfc3339, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "cloned"
 VERIFY_LABEL = "schemagate.io/verify-of"
 HASH_ANNOTATION = "schemagate.io/verify-hash"

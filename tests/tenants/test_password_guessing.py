@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.stalling import PLAIN, StallingProxy
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "guessing"
 FIRST_WAIT, REWRITES = 10.0, 5
 

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
-
-pytestmark = pytest.mark.tenants
 
 
 def test_passwords_that_are_common_words_leave_the_victims_status_intact(

@@ -4,14 +4,12 @@ reason of its own, the victim's new pod opens."""
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
 from tests.cluster.scenario import Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 SIZE = 900 * 1024
 SCHEMA = "bomb"
 

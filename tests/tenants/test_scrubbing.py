@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 SIZE = 96 * 1024
 
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import contextlib
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.stalling import Mode, StallingProxy
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 URLS, LISTENERS, HOSTS = 32, 8, 4
 
 

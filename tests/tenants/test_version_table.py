@@ -6,13 +6,10 @@ new pod opens."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.cluster.scenario import Backend, Database
 from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 #: Each schema's view, and what its message must say.
 VIEWS = {
     "one-huge-row": ("SELECT pg_catalog.repeat('x', 200000000) AS version_num",
