@@ -4,10 +4,12 @@ would set them up; used by the operator's cluster tests."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,21 @@ TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
 V1_REVISION = "3f2a9c"
 V2_REVISION = "4b5c6d"
 V2_TABLE = "invoices"
+
+
+def checks(metrics: str) -> float:
+    """The checks an operator has ended so far, whatever their reason, from its /metrics."""
+    return sum(float(value) for value in re.findall(
+        r"^schemagate_checks_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))
+
+
+def after_checks(metrics: Callable[[], str], count: int, timeout: float = 60) -> float:
+    """Returns once the operator whose /metrics `metrics` reads has ended `count` more
+    checks than now: with two, one whole check began and ended after the call. What a
+    test asserts then has been looked at, not merely waited for."""
+    start = checks(metrics())
+    return wait_for(f"{count} more checks by the operator", lambda: checks(metrics()),
+                    lambda seen: seen >= start + count, timeout=timeout)
 
 
 class Database:

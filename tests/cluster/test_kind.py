@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from localenv.cluster import Cluster
+from tests.cluster.scenario import after_checks
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,8 +182,12 @@ def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migrati
     wait_for("NoRevision", reason, lambda seen: seen == "NoRevision", timeout=180, interval=2)
     wait_for("two running, unready backend pods", ready,
              lambda seen: seen == ["False", "False"], timeout=180, interval=2)
-    time.sleep(10)  # several verifications later, still held
-    assert ready() == ["False", "False"]
+    operator = Kubectl(E2E_KUBECONFIG or "", OPERATOR_NAMESPACE)
+    # The chart's metrics Service, through the API server's proxy.
+    after_checks(lambda: operator("get", "--raw", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}"
+                                  "/services/schemagate-metrics:metrics/proxy/metrics"), 2,
+                 timeout=120)
+    assert ready() == ["False", "False"]  # two checks later, still held
 
     kubectl.apply(migration_job("migrate", "alembic.ini", IMAGE))
     kubectl("wait", "--for=condition=Complete", "job/migrate", "--timeout=180s")
@@ -191,7 +195,6 @@ def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migrati
     kubectl("wait", "--for=condition=Available", "deployment/backend", "--timeout=120s")
     assert ready() == ["True", "True"]
 
-    operator = Kubectl(E2E_KUBECONFIG or "", OPERATOR_NAMESPACE)
     pods = operator.json("pods", "-l", "app.kubernetes.io/name=schemagate")["items"]
     assert [s["restartCount"] for p in pods for s in p["status"]["containerStatuses"]] == [0]
     log = operator("logs", "deployment/schemagate")

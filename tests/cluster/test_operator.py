@@ -15,7 +15,7 @@ from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from localenv.postgres import free_port
 from tests.cluster.operator_fixtures import start_operator, stop_operator
-from tests.cluster.scenario import TABLES, Backend, Database
+from tests.cluster.scenario import TABLES, Backend, Database, after_checks
 from tests.support.wait import wait_for
 
 
@@ -152,7 +152,7 @@ def test_unreachable_after_verification_holds_open_gates_and_new_pods_closed(
     backend.kubectl("scale", "deployment/backend", "--replicas=2")
     wait_for("a second pod with its gate set",
              lambda: sorted(backend.gate_states()) == ["False", "True"] or None, timeout=20)
-    time.sleep(2)  # the old pod must stay open across several checks
+    after_checks(operator.metrics, 3)  # the old pod must stay open across several checks
     assert sorted(backend.gate_states()) == ["False", "True"]
 
 
