@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures", "tests.cluster.fixtures", "tests.cluster.operator_fixtures"]
+pytest_plugins = ["tests.support.database", "tests.cluster.fixtures",
+                  "tests.cluster.operator_fixtures"]
 
 ROOT = Path(__file__).resolve().parent
 #: Directory -> its tier's marker. The tiers on the real node (one per machine) also get
@@ -15,6 +16,11 @@ TIERS = {"tests/unit": "unit", "tests/chart": "chart", "tests/db": "db",
          "tests/image": "image", "tests/cluster": "cluster", "tests/tenants": "tenants",
          "tests/chaos": "chaos", "localenv/tests": "localenv"}
 ON_THE_NODE = {"cluster", "tenants", "chaos", "localenv"}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
 
 
 def tier_of(path: Path) -> str | None:

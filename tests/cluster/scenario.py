@@ -8,16 +8,15 @@ import re
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import yaml
 
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
+from tests.support.database import admin_sql, new_tenant
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,23 +47,18 @@ def after_checks(metrics: Callable[[], str], count: int, timeout: float = 60) ->
 
 
 class Database:
-    """A database of its own and a role with a password, on the session's server."""
+    """A database of its own and a role with a password, on the session's server: a
+    tenant of tests.support.database, with the URL that pods use."""
 
     def __init__(self, pg: LocalPostgres) -> None:
         self.pg = pg
-        suffix = uuid.uuid4().hex[:8]
-        self.name, self.user, self.password = f"app_{suffix}", f"backend_{suffix}", f"pw-{suffix}"
-        self.admin(f'CREATE ROLE "{self.user}" LOGIN PASSWORD \'{self.password}\'')
-        self.admin(f'CREATE DATABASE "{self.name}" OWNER "{self.user}"')
         # Other tests' databases on this server hold the same tables; each role sees only
         # its own, or every check would rightly answer TablesElsewhere.
-        self.admin(f'REVOKE CONNECT ON DATABASE "{self.name}" FROM PUBLIC')
+        tenant = new_tenant(pg, role_prefix="backend")
+        self.name, self.user, self.password = tenant.database, tenant.role, tenant.password
 
     def admin(self, sql: str, database: str = "postgres") -> None:
-        engine = sa.create_engine(self.pg.url(database=database), isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(sa.text(sql))
-        engine.dispose()
+        admin_sql(self.pg, sql, database=database)
 
     def url(self, password: str | None = None, port: int | None = None) -> str:
         # At the cluster's host address: the URL goes into Secrets that pods use.
@@ -73,10 +67,8 @@ class Database:
         return url if port is None else url.replace(f":{self.pg.port}/", f":{port}/")
 
     def execute(self, sql: str) -> None:
-        engine = sa.create_engine(self.pg.url(database=self.name))
-        with engine.begin() as conn:
-            conn.execute(sa.text(sql))
-        engine.dispose()
+        """`sql` as the superuser in this database."""
+        admin_sql(self.pg, sql, database=self.name)
 
     def migrate_v2(self) -> None:
         """The next release's migration, as another process would run it."""

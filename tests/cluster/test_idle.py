@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from localenv import operator as local_operator
+from tests.cluster.operator_fixtures import VerifiedBackend
 from tests.cluster.scenario import Backend, Database, after_checks
 from tests.support.wait import wait_for
 
@@ -41,12 +42,9 @@ def test_a_pod_created_after_the_check_opens_without_listing_the_namespace(
 
 
 def test_a_pod_whose_condition_is_right_is_not_patched_and_status_not_rewritten_at_idle(
-        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
-    db.migrate()
-    backend.secret(db.url())
-    backend.deployment(replicas=2)
-    backend.schema()  # verifyIntervalSeconds: 5
-    wait_for("both gates open", lambda: backend.gate_states() == ["True", "True"], timeout=30)
+        db: Database, operator: local_operator.OperatorProcess,
+        verified_backend: VerifiedBackend) -> None:
+    backend = verified_backend(replicas=2)  # verifyIntervalSeconds: 5
     wait_for("status counting both pods open", lambda: backend.get(
         "dbschema", "backend-schema")["status"]["gate"].get("ready") == 2, timeout=15)
     # One more pass, which still may write what it found first: once a second check has

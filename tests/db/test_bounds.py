@@ -13,7 +13,7 @@ from typing import TypeVar
 from schemagate import database
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Requirement
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from schemagate import database
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Requirement
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 
 @pytest.fixture

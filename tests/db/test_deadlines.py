@@ -15,8 +15,8 @@ import psycopg
 from schemagate import database
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Requirement
-from tests.db.conftest import Tenant
 from tests.stalling import PLAIN, Mode, stalling_proxy
+from tests.support.database import Tenant
 
 
 def proxied_url(tenant: Tenant, port: int) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from schemagate import database, migrations
 from schemagate.core.reasons import Reason
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 from tests.support.wait import wait_for
 
 OPTIONS: dict[str, Any] = {"schema": "app", "version_table": "schema_version",

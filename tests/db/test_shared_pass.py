@@ -8,7 +8,7 @@ import psycopg
 from schemagate import database
 from schemagate.core.reasons import Reason
 from schemagate.core.verdict import Requirement
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 from tests.support.wait import wait_for
 
 
