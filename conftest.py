@@ -2,6 +2,8 @@
 environment's own tests in localenv/tests/. Each test is marked with its tier, the
 directory it lives in, so that `-m` selects tiers (`-m unit`, `-m "not node"`)."""
 
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ ON_THE_NODE = {"cluster", "tenants", "chaos", "localenv"}
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def commit_in_the_report(record_testsuite_property: Callable[[str, object], None]) -> None:
+    """The commit tested, in the JUnit XML (hack/tier_times.py names it in its table)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True, check=False).stdout.strip()
+    record_testsuite_property("commit", f"{head}{' with changes' if dirty else ''}")
 
 
 def tier_of(path: Path) -> str | None:

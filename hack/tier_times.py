@@ -13,7 +13,6 @@ Run: `make tier-times` (every build/junit-*.xml), or
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ HEADER = ["| tier | run alone with | tests | time | measured |", "| --- | --- | 
 @dataclass
 class Tier:
     day: str
+    commit: str
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -54,10 +54,12 @@ def measured(path: Path) -> dict[str, Tier]:
     tiers: dict[str, Tier] = {}
     for suite in ElementTree.parse(path).getroot().iter("testsuite"):
         day = (suite.get("timestamp") or "")[:10]
+        tested = next((p.get("value") for p in suite.iter("property")
+                       if p.get("name") == "commit"), None) or "commit not recorded"
         for case in suite.iter("testcase"):
             name = tier_of(case.get("classname") or "")
             if name is not None:
-                tiers.setdefault(name, Tier(day=day)).add(case)
+                tiers.setdefault(name, Tier(day=day, commit=tested)).add(case)
     return tiers
 
 
@@ -74,10 +76,11 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
 
 
-def row(name: str, tier: Tier, commit: str) -> str:
+def row(name: str, tier: Tier) -> str:
     target = next(make for tier_name, _, make in TIERS if tier_name == name)
     counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(tier.counts.items()))
-    return f"| {name} | `{target}` | {counts} | {duration(tier.seconds)} | {tier.day}, {commit} |"
+    when = f"{tier.day}, {tier.commit}"
+    return f"| {name} | `{target}` | {counts} | {duration(tier.seconds)} | {when} |"
 
 
 def kept_rows(page: str) -> dict[str, str]:
@@ -87,17 +90,11 @@ def kept_rows(page: str) -> dict[str, str]:
             if (found := re.match(r"\| (\w+) \| `make", line))}
 
 
-def table(page: str, tiers: dict[str, Tier], commit: str) -> str:
+def table(page: str, tiers: dict[str, Tier]) -> str:
     rows = kept_rows(page)
-    rows.update({name: row(name, tier, commit) for name, tier in tiers.items()})
+    rows.update({name: row(name, tier) for name, tier in tiers.items()})
     ordered = [rows[name] for name, _, _ in TIERS if name in rows]
     return "\n".join([BEGIN, *HEADER, *ordered, END])
-
-
-def head() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True, check=False)
-    return result.stdout.strip() or "unknown commit"
 
 
 def main(arguments: list[str]) -> int:
@@ -107,7 +104,7 @@ def main(arguments: list[str]) -> int:
         return 2
     page = PAGE.read_text()
     start, end = page.index(BEGIN), page.index(END) + len(END)
-    new = table(page, newest(paths), head())
+    new = table(page, newest(paths))
     PAGE.write_text(page[:start] + new + page[end:])
     print(new)
     return 0
