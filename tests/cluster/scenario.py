@@ -39,8 +39,9 @@ def checks(metrics: str) -> float:
 
 def after_checks(metrics: Callable[[], str], count: int, timeout: float = 60) -> float:
     """Returns once the operator whose /metrics `metrics` reads has ended `count` more
-    checks than now: with two, one whole check began and ended after the call. What a
-    test asserts then has been looked at, not merely waited for."""
+    checks than now. With two, and one schema watched, one whole check of it began and
+    ended after the call: what a test asserts then has been looked at, not merely
+    waited for."""
     start = checks(metrics())
     return wait_for(f"{count} more checks by the operator", lambda: checks(metrics()),
                     lambda seen: seen >= start + count, timeout=timeout)
