@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from schemagate import database, migrations
-from schemagate.core.reasons import Reason
+from schemagate.core.wire.reasons import Reason
 from tests.db.conftest import Tenant
 
 OPTIONS: dict[str, Any] = {"schema": "app", "version_table": "schema_version",
