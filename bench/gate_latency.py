@@ -39,7 +39,7 @@ from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
 from schemagate import database
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("credit_transactions", "agent_executions", "subscriptions")

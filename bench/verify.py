@@ -43,8 +43,8 @@ from sqlalchemy.pool import NullPool
 
 from localenv.postgres import LocalPostgres, running
 from schemagate import database
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.verdict import Requirement
 
 SIZES = (10, 1_000, 10_000)
 REVISION = "bench0001"

@@ -54,12 +54,9 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
-from schemagate.core import limits
-from schemagate.core import scrub as scrubbing
-from schemagate.core.columns import ColumnFinding, ColumnRequirement, FoundColumn
-from schemagate.core.reasons import Reason
-from schemagate.core.snapshot import Snapshot
-from schemagate.core.verdict import (
+from schemagate.core.check.columns import ColumnFinding, ColumnRequirement, FoundColumn
+from schemagate.core.check.snapshot import Snapshot
+from schemagate.core.check.verdict import (
     Fingerprint,
     Observation,
     Place,
@@ -68,6 +65,9 @@ from schemagate.core.verdict import (
     connection_failed,
     decide,
 )
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy import scrub as scrubbing
+from schemagate.core.wire.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +459,7 @@ def snapshot(url: str, schema: str, tables: Sequence[str], *, connect_timeout: f
 
 def scrub(text: str, url: str, parsed: URL | None = None) -> str:
     """`text` without the password of `url`, in any spelling a driver might echo, and
-    without any other URL password or DSN password (`schemagate.core.scrub`)."""
+    without any other URL password or DSN password (`schemagate.core.tenancy.scrub`)."""
     passwords = [] if parsed is None else [parsed.password, _query_value(parsed, "password")]
     return scrubbing.scrub(text, url, *(p for p in passwords if isinstance(p, str) and p))
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TextIO
 
 from schemagate import database, migrations
-from schemagate.core.alembic_job import EXIT_RETRY
-from schemagate.core.migration_run import REPORT_LIMIT
-from schemagate.core.models import MigrationOutcome
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber, ScrubbingFilter
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.core.migration.run import REPORT_LIMIT
+from schemagate.core.tenancy.scrub import Scrubber, ScrubbingFilter
+from schemagate.core.wire.models import MigrationOutcome
+from schemagate.core.wire.reasons import Reason
 
 EXIT_APPLIED = 0
 EXIT_FAILED = 1

@@ -47,10 +47,11 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from schemagate.core import limits, revision_scan
 from schemagate.core import revision_files as keys
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import scrub_patterns
+from schemagate.core import revision_scan
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy.scrub import scrub_patterns
+from schemagate.core.wire.reasons import Reason
 from schemagate.database import (
     ConnectionFailed,
     _connection_failure,

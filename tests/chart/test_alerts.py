@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from schemagate.core.reasons import Reason
+from schemagate.core.wire.reasons import Reason
 from tests.chart import CHART, of_kind, one, render
 from tests.unit.test_metrics import exported
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from tests.support.database import Tenant
 
 T = TypeVar("T")

@@ -13,8 +13,8 @@ import time
 import psycopg
 
 from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from tests.stalling import PLAIN, Mode, stalling_proxy
 from tests.support.database import Tenant
 

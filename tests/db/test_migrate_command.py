@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from schemagate import migrations
-from schemagate.core.alembic_job import EXIT_RETRY
+from schemagate.core.migration.alembic_job import EXIT_RETRY
 from tests.db.test_migrations import TWO_REVISIONS, revision, tables
 from tests.support.database import Tenant
 

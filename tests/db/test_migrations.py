@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from schemagate import database, migrations
-from schemagate.core.reasons import Reason
+from schemagate.core.wire.reasons import Reason
 from tests.support.database import Tenant
 from tests.support.wait import wait_for
 

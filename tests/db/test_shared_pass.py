@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 
 from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from tests.support.database import Tenant
 from tests.support.wait import wait_for
 

@@ -8,8 +8,8 @@ import pytest
 
 from schemagate import database
 from schemagate.bulkhead import Bulkheads, NoAnswer
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile.batch import Batches
 
 

@@ -18,10 +18,10 @@ from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from schemagate import database, kube
-from schemagate.core import limits
-from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
 from schemagate.core.revision_graph import ScriptGraph
+from schemagate.core.tenancy import limits
+from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry, migrate
 from schemagate.reconcile.loop import Outcome, explain_invalid, read_url

@@ -24,17 +24,19 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
 from schemagate import cli, database, migrations
-from schemagate.core import gate, migration_run
-from schemagate.core.migration_job import JobState, last_words, termination_message
-from schemagate.core.models import (
-    DatabaseSchemaStatus,
-    DriftPolicy,
-    GateStatus,
-    MigrationOutcome,
-    MigrationStatus,
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import run as migration_run
+from schemagate.core.migration.job import JobState, last_words, termination_message
+from schemagate.core.status.outcome import (
+    Outcome,
+    for_people,
+    from_verdict,
+    next_status,
+    scrubbed,
+    transition,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import (
+from schemagate.core.tenancy.scrub import (
     MASK,
     MAX_SECRETS,
     PATTERNS,
@@ -44,15 +46,14 @@ from schemagate.core.scrub import (
     scrub,
     scrub_patterns,
 )
-from schemagate.core.status import (
-    Outcome,
-    for_people,
-    from_verdict,
-    next_status,
-    scrubbed,
-    transition,
+from schemagate.core.wire.models import (
+    DatabaseSchemaStatus,
+    DriftPolicy,
+    GateStatus,
+    MigrationOutcome,
+    MigrationStatus,
 )
-from schemagate.core.verdict import Verdict
+from schemagate.core.wire.reasons import Reason
 from tests.unit.test_gate import check, decide, pod
 
 EXAMPLES = settings(max_examples=40, deadline=None,

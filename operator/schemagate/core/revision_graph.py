@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from schemagate.core import limits, revision_scan
 from schemagate.core import revision_files as keys
+from schemagate.core import revision_scan
+from schemagate.core.tenancy import limits
 
 #: Characters of a revision id shown in a message, at most.
 _SHOWN = 64

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from schemagate import database
 from schemagate.bulkhead import Bulkheads
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
 
 #: A pass starts once no ask has come for this long (seconds)...
 QUIET = 0.02
