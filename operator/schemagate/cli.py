@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TextIO
 
 from schemagate import commands as commands_
-from schemagate import database
 from schemagate.core import snapshot as snapshot_
 from schemagate.core import verify_pod
 from schemagate.core.columns import describe_mismatch
@@ -25,6 +24,7 @@ from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED,
 from schemagate.core.requirement import column_requirements
 from schemagate.core.scrub import Scrubber, escape_controls
 from schemagate.core.verdict import Requirement, Verdict, names
+from schemagate.postgres import catalog, connect, snapshot
 
 EXIT_VERIFIED = 0
 EXIT_NOT_AS_DECLARED = 1
@@ -142,11 +142,11 @@ def run_verify(args: argparse.Namespace) -> int:
         url = _url_from_environment(args.url_env)
         scrubber.learn(url)
         requirement = _requirement(args)
-        verdict = database.verify(url, requirement, connect_timeout=args.connect_timeout)
+        verdict = catalog.verify(url, requirement, connect_timeout=args.connect_timeout)
     except UsageError as exc:
         return _usage_error(scrubber.message(str(exc)), as_json=args.json,
                             termination=args.termination_message_path)
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return _usage_error(scrubber.message(f"the URL in {args.url_env} cannot be used: {exc}"),
                             as_json=args.json, termination=args.termination_message_path)
     # The message is the free text; the rest of the verdict (names, revisions, counts) is
@@ -304,13 +304,13 @@ def run_snapshot(args: argparse.Namespace) -> int:
         if len(set(tables)) > MAX_TABLES:
             raise UsageError(f"{len(set(tables)):,} tables: a DatabaseSchema declares at most "
                              f"{MAX_TABLES:,}")
-        taken = database.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
+        taken = snapshot.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
     except UsageError as exc:
         return _usage_error(str(exc), as_json=False, command="snapshot")
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return _usage_error(f"the URL in {args.url_env} cannot be used: {exc}", as_json=False,
                             command="snapshot")
-    except database.ConnectionFailed as exc:
+    except connect.ConnectionFailed as exc:
         print(f"schemagate snapshot: {exc.reason.value}: {exc.message}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if taken.missing_tables:

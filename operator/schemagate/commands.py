@@ -186,9 +186,9 @@ def add_migrate(commands: Subparsers) -> None:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from schemagate import migrate_command  # SQLAlchemy and Alembic: only this needs them
+    from schemagate.job import command  # SQLAlchemy and Alembic: only this needs them
 
-    return migrate_command.run(args)
+    return command.run(args)
 
 
 def add_crd(commands: Subparsers) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from schemagate.core import gate
 from schemagate.core.models import DriftPolicy, LabelSelector
-from schemagate.core.revisions import Knowledge, parse_history
+from schemagate.core.revisions.applied import Knowledge, parse_history
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

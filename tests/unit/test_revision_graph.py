@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from schemagate import migrations
-from schemagate.core.revision_graph import InvalidScripts, NoScripts, read_graph
+from schemagate.core.revisions.graph import read_graph
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.job.scripts import scripts_from_files
 
 
 def revision(rev: str, down: object, *, depends_on: object = None, labels: object = None,
@@ -52,7 +53,7 @@ BRANCHED = {
 ])
 def test_the_same_heads_and_graph_as_alembic(files: dict[str, str], tmp_path: Path) -> None:
     ours = read_graph(files)
-    alembic = migrations.scripts_from_files(files, tmp_path)
+    alembic = scripts_from_files(files, tmp_path)
     assert ours.heads == alembic.heads
     assert dict(ours.graph) == dict(alembic.graph)
     assert ours.ignored == alembic.ignored

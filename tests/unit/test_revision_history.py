@@ -13,7 +13,7 @@ from schemagate.core import gate
 from schemagate.core.migration import Step
 from schemagate.core.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
 from schemagate.core.reasons import Reason
-from schemagate.core.revisions import HISTORY_LIMIT, Graph
+from schemagate.core.revisions.applied import HISTORY_LIMIT, Graph
 from schemagate.core.status import from_verdict, next_status
 from schemagate.core.verdict import Fingerprint, Verdict
 from schemagate.reconcile.loop import knowledge

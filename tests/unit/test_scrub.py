@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
-from schemagate import cli, database, migrations
+from schemagate import cli
 from schemagate.core import gate, migration_run
 from schemagate.core.migration_job import JobState, last_words, termination_message
 from schemagate.core.models import (
@@ -34,6 +34,7 @@ from schemagate.core.models import (
     MigrationStatus,
 )
 from schemagate.core.reasons import Reason
+from schemagate.core.revisions.keys import InvalidScripts
 from schemagate.core.scrub import (
     MASK,
     MAX_SECRETS,
@@ -53,6 +54,9 @@ from schemagate.core.status import (
     transition,
 )
 from schemagate.core.verdict import Verdict
+from schemagate.job import upgrade
+from schemagate.job.scripts import Scripts, scripts_from_files
+from schemagate.postgres import connect
 from tests.unit.test_gate import check, decide, pod
 
 EXAMPLES = settings(max_examples=40, deadline=None,
@@ -141,18 +145,18 @@ def leaks(password: str, outputs: list[str]) -> list[str]:
 # The edges, each fed `payload`; `url` is the Secret's URL the operator read.
 
 def driver_errors(url: str, payload: str) -> list[str]:
-    target = database.parse_url(url)
+    target = connect.parse_url(url)
     orig = psycopg.OperationalError(f'connection to server failed: FATAL: {payload}')
-    connect = database._connection_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
-    query = database._query_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
-    return [str(connect), str(query)]
+    refused = connect.connection_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
+    query = connect.query_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
+    return [str(refused), str(query)]
 
 
 def alembic_failure(url: str, payload: str) -> list[str]:
-    scripts = migrations.Scripts(directory=Path("/nonexistent"), heads=frozenset(), revisions=0)
-    run = migrations._Settings("public", "alembic_version", "public", 10, "5s", "15min")
-    failed = migrations._failure(RuntimeError(payload), url, database.parse_url(url),
-                                 scripts, run)
+    scripts = Scripts(directory=Path("/nonexistent"), heads=frozenset(), revisions=0)
+    run = upgrade._Settings("public", "alembic_version", "public", 10, "5s", "15min")
+    failed = upgrade._failure(RuntimeError(payload), url, connect.parse_url(url),
+                              scripts, run)
     return [str(failed)]
 
 
@@ -160,8 +164,8 @@ def revision_import_failure(payload: str) -> list[str]:
     """A revision file that raises at import, with the payload in its message."""
     with tempfile.TemporaryDirectory() as workdir:
         source = f"revision = 'a1'\ndown_revision = None\nraise RuntimeError({payload!r})\n"
-        with pytest.raises(migrations.InvalidScripts) as raised:
-            migrations.scripts_from_files({"a1_raise.py": source}, Path(workdir))
+        with pytest.raises(InvalidScripts) as raised:
+            scripts_from_files({"a1_raise.py": source}, Path(workdir))
     return [str(raised.value)]
 
 
@@ -248,8 +252,8 @@ def test_a_url_read_from_a_secret_never_shows_in_why_it_is_unusable(
                 good.split("://", 1)[0] + "ql://" + good.split("://", 1)[1]]:
         messages = []
         try:
-            database.parse_url(bad)
-        except database.InvalidDatabaseUrl as exc:
+            connect.parse_url(bad)
+        except connect.InvalidDatabaseUrl as exc:
             messages.append(f"the URL in Secret backend-db key DATABASE_URL cannot be used: "
                             f"{exc}")
         scrubber = Scrubber([bad])

@@ -21,7 +21,7 @@ from schemagate.core.consent import CLONE_FOR
 from schemagate.core.models import DatabaseSchemaSpec, GateStatus
 from schemagate.core.reasons import Reason
 from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.revisions.applied import SCHEMA_LABEL
 from schemagate.core.status import Outcome
 from schemagate.core.verdict import Fingerprint, Place, Verdict
 from schemagate.metrics import Metrics

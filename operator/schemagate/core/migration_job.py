@@ -16,7 +16,7 @@ from typing import Any
 from schemagate.core import pod_template as template
 from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
 from schemagate.core.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
-from schemagate.core.revisions import SCHEMA_LABEL  # noqa: F401 (callers read it here)
+from schemagate.core.revisions.applied import SCHEMA_LABEL  # noqa: F401 (callers read it here)
 from schemagate.core.scrub import Scrubber
 
 JSON = dict[str, Any]

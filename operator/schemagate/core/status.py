@@ -25,7 +25,12 @@ from schemagate.core.models import (
     TablePlace,
 )
 from schemagate.core.reasons import Reason
-from schemagate.core.revisions import Graph, database_identity, history_kept_for, passed_through
+from schemagate.core.revisions.applied import (
+    Graph,
+    database_identity,
+    history_kept_for,
+    passed_through,
+)
 from schemagate.core.verdict import Verdict, names
 
 #: The operator could not look at the schema at all: nothing is known about it.

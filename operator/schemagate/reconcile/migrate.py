@@ -22,7 +22,8 @@ from schemagate.core.conditions import timestamp
 from schemagate.core.migration_run import Decision, ObservedJob, Situation, decide
 from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec, JobSpec, MigrationStatus
 from schemagate.core.reasons import Reason
-from schemagate.core.revision_graph import InvalidScripts, NoScripts, ScriptGraph, read_graph
+from schemagate.core.revisions.graph import ScriptGraph, read_graph
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
 from schemagate.core.scrub import PATTERNS, Scrubber
 from schemagate.core.status import Outcome
 
