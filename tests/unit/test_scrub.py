@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from schemagate import cli
 from schemagate.core import gate, migration_run
-from schemagate.core.migration_job import JobState, last_words, termination_message
+from schemagate.core.migration_job import JobState, describe, last_words
 from schemagate.core.models import (
     DatabaseSchemaStatus,
     DriftPolicy,
@@ -204,9 +204,9 @@ def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason,
             *((Reason.MIGRATION_FAILED, m) for m in alembic_job_failure(scrubber, url,
                                                                           payload)),
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
-            # kube.Kube.job_termination_message: the tenant's output
-            (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],
-                                                          scrubber.scrub_tail))]
+            # kube.Kube.job_last_words: the tenant's output, a raw traced tail
+            (Reason.MIGRATION_FAILED, describe(last_words([failed_pod(traced(payload))],
+                                                          scrubber)))]
 
 
 def through_everything(url: str, payload: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -205,14 +205,3 @@ def describe(words: LastWords | None) -> str:
         return ""
     return f"exit code {words.exit_code}" + (f": {words.message}" if words.message else "")
 
-
-def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> str:
-    """The last words of the newest failed container among a Job's `pods`, through
-    `scrub`: they are the tenant's output."""
-    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
-        for status in (pod.get("status") or {}).get("containerStatuses") or ():
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode"):
-                return describe(LastWords(int(terminated["exitCode"]),
-                                          scrub((terminated.get("message") or "").strip())))
-    return ""
