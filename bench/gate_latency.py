@@ -38,7 +38,7 @@ from localenv import cluster as local_cluster
 from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
 from schemagate.postgres import catalog
 
 ROOT = Path(__file__).resolve().parents[1]

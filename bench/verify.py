@@ -42,8 +42,8 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from localenv.postgres import LocalPostgres, running
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.verdict import Requirement
 from schemagate.postgres import catalog
 
 SIZES = (10, 1_000, 10_000)

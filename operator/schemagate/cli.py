@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TextIO
 
 from schemagate import commands as commands_
-from schemagate.core import snapshot as snapshot_
 from schemagate.core import verify_pod
-from schemagate.core.columns import describe_mismatch
-from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
-from schemagate.core.requirement import column_requirements
-from schemagate.core.scrub import Scrubber, escape_controls
-from schemagate.core.verdict import Requirement, Verdict, names
+from schemagate.core.check import snapshot as snapshot_
+from schemagate.core.check.columns import describe_mismatch
+from schemagate.core.check.requirement import column_requirements
+from schemagate.core.check.verdict import Requirement, Verdict, names
+from schemagate.core.tenancy.scrub import Scrubber, escape_controls
+from schemagate.core.wire.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.postgres import catalog, connect, snapshot
 
 EXIT_VERIFIED = 0

@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from schemagate.core import allowed_hosts
-from schemagate.core.alembic_job import EXIT_RETRY
 from schemagate.core.leader import LeaseSettings, LeaseTiming
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.core.tenancy import allowed_hosts
 from schemagate.settings import Settings
 
 Subparsers = Any  # argparse._SubParsersAction, private in typeshed's eyes

@@ -18,12 +18,13 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.core import limits, models
-from schemagate.core.gate import PodCondition, PodView
-from schemagate.core.migration_job import LastWords, last_words
-from schemagate.core.scrub import Scrubber, escape_controls
-from schemagate.core.status import for_people
+from schemagate.core.gate.readiness import PodCondition, PodView
+from schemagate.core.migration.job import LastWords, last_words
+from schemagate.core.status.outcome import for_people
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy.scrub import Scrubber, escape_controls
 from schemagate.core.verify_pod import VERIFY_LABEL
+from schemagate.core.wire import models
 
 JSON = dict[str, Any]
 Body = Mapping[str, Any]

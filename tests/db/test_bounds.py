@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect
 from tests.db.conftest import Tenant
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect, search
 from tests.db.conftest import Tenant
 

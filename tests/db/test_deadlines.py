@@ -12,8 +12,8 @@ import time
 
 import psycopg
 
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect
 from tests.db.conftest import Tenant
 from tests.stalling import PLAIN, Mode, stalling_proxy

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from schemagate.core.alembic_job import EXIT_RETRY
+from schemagate.core.migration.alembic_job import EXIT_RETRY
 from schemagate.job import upgrade
 from tests.db.conftest import Tenant
 from tests.db.test_migrations import TWO_REVISIONS, revision, tables

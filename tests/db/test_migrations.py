@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from schemagate.core.reasons import Reason
 from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.wire.reasons import Reason
 from schemagate.job import upgrade
 from schemagate.job.scripts import scripts_from_files
 from schemagate.postgres import connect

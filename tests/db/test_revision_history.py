@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from schemagate.core.migration import Step
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.migration.judge import Step
 from schemagate.core.revisions.applied import Graph, missing_revisions
-from schemagate.core.status import from_verdict, next_status
-from schemagate.core.verdict import Requirement
+from schemagate.core.status.outcome import from_verdict, next_status
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
 from schemagate.postgres import catalog
 from schemagate.reconcile.loop import knowledge
 from tests.db.conftest import Tenant

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from schemagate import cli
-from schemagate.core.allowed_hosts import (
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.tenancy.allowed_hosts import (
     AllowedHosts,
     InvalidAllowedHosts,
     host_patterns,
     load,
 )
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber
-from schemagate.core.verdict import Verdict
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.postgres import catalog, connect
 from schemagate.reconcile import Context, Registry

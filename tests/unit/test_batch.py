@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from schemagate.bulkhead import Bulkheads, NoAnswer
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect
 from schemagate.reconcile.batch import Batches
 

@@ -18,10 +18,10 @@ from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from schemagate import kube
-from schemagate.core import limits
-from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
 from schemagate.core.revisions.graph import ScriptGraph
+from schemagate.core.tenancy import limits
+from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.postgres import connect, deadlines
 from schemagate.reconcile import Context, Registry, migrate

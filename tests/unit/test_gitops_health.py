@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from schemagate import crd
-from schemagate.core import conditions as cond
-from schemagate.core import migration
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, next_status
+from schemagate.core.migration import judge as migration
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome, next_status
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
+from schemagate.core.wire.reasons import Reason
 from tests import kstatus
 
 ROOT = Path(__file__).resolve().parents[2]

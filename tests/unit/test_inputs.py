@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemagate.core.models import DatabaseSchemaSpec
 from schemagate.core.revisions import keys
 from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.job.scripts import scripts_from_files
 from schemagate.reconcile.loop import explain_invalid
 

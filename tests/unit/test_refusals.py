@@ -8,11 +8,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from schemagate.core.models import SecretKeyRef
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber
-from schemagate.core.status import Outcome
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import SecretKeyRef
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.postgres import catalog
 from schemagate.reconcile import Context, Registry

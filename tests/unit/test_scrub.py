@@ -24,18 +24,20 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
 from schemagate import cli
-from schemagate.core import gate, migration_run
-from schemagate.core.migration_job import JobState, describe, last_words
-from schemagate.core.models import (
-    DatabaseSchemaStatus,
-    DriftPolicy,
-    GateStatus,
-    MigrationOutcome,
-    MigrationStatus,
-)
-from schemagate.core.reasons import Reason
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import run as migration_run
+from schemagate.core.migration.job import JobState, describe, last_words
 from schemagate.core.revisions.keys import InvalidScripts
-from schemagate.core.scrub import (
+from schemagate.core.status.outcome import (
+    Outcome,
+    for_people,
+    from_verdict,
+    next_status,
+    scrubbed,
+    transition,
+)
+from schemagate.core.tenancy.scrub import (
     MASK,
     MAX_SECRETS,
     PATTERNS,
@@ -45,15 +47,14 @@ from schemagate.core.scrub import (
     scrub,
     scrub_patterns,
 )
-from schemagate.core.status import (
-    Outcome,
-    for_people,
-    from_verdict,
-    next_status,
-    scrubbed,
-    transition,
+from schemagate.core.wire.models import (
+    DatabaseSchemaStatus,
+    DriftPolicy,
+    GateStatus,
+    MigrationOutcome,
+    MigrationStatus,
 )
-from schemagate.core.verdict import Verdict
+from schemagate.core.wire.reasons import Reason
 from schemagate.job import upgrade
 from schemagate.job.scripts import Scripts, scripts_from_files
 from schemagate.postgres import connect

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemagate.core import scrub as scrubbing
-from schemagate.core.scrub import MASK, Scrubber, escape_controls
+from schemagate.core.tenancy import scrub as scrubbing
+from schemagate.core.tenancy.scrub import MASK, Scrubber, escape_controls
 
 KB = 1024
 #: What a URL of each adversarial shape would teach a schema's scrubber.

@@ -21,12 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from schemagate.core.alembic_job import EXIT_RETRY
-from schemagate.core.migration_run import REPORT_LIMIT
-from schemagate.core.models import MigrationOutcome
-from schemagate.core.reasons import Reason
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.core.migration.run import REPORT_LIMIT
 from schemagate.core.revisions.keys import InvalidScripts, NoScripts
-from schemagate.core.scrub import Scrubber, ScrubbingFilter
+from schemagate.core.tenancy.scrub import Scrubber, ScrubbingFilter
+from schemagate.core.wire.models import MigrationOutcome
+from schemagate.core.wire.reasons import Reason
 from schemagate.job import upgrade
 from schemagate.job.scripts import scripts_from_files
 from schemagate.postgres.connect import ConnectionFailed, InvalidDatabaseUrl

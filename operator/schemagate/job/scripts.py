@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from schemagate.core.revisions.graph import ScriptGraph, read_graph
 from schemagate.core.revisions.keys import InvalidScripts
-from schemagate.core.scrub import scrub_patterns
+from schemagate.core.tenancy.scrub import scrub_patterns
 from schemagate.postgres.connect import driver_text, one_line
 
 _ENV_PY = resources.files("schemagate.job") / "alembic_env" / "env.py"

@@ -37,9 +37,9 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from schemagate.core import limits
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import scrub_patterns
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy.scrub import scrub_patterns
+from schemagate.core.wire.reasons import Reason
 from schemagate.job.scripts import Scripts, alembic_config, error_text, failing_file
 from schemagate.postgres.connect import (
     ConnectionFailed,

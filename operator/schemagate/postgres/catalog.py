@@ -25,9 +25,8 @@ import psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from schemagate.core import limits
-from schemagate.core.columns import ColumnFinding, FoundColumn
-from schemagate.core.verdict import (
+from schemagate.core.check.columns import ColumnFinding, FoundColumn
+from schemagate.core.check.verdict import (
     Observation,
     Place,
     Requirement,
@@ -35,6 +34,7 @@ from schemagate.core.verdict import (
     connection_failed,
     decide,
 )
+from schemagate.core.tenancy import limits
 from schemagate.postgres.connect import (
     ConnectionFailed,
     Server,

@@ -26,9 +26,9 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
-from schemagate.core import limits
-from schemagate.core import scrub as scrubbing
-from schemagate.core.reasons import Reason
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy import scrub as scrubbing
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres.deadlines import (
     Silence,
     begin,
@@ -136,7 +136,7 @@ def server_of(url: str) -> str:
 
 def scrub(text: str, url: str, parsed: URL | None = None) -> str:
     """`text` without the password of `url`, in any spelling a driver might echo, and
-    without any other URL password or DSN password (`schemagate.core.scrub`)."""
+    without any other URL password or DSN password (`schemagate.core.tenancy.scrub`)."""
     passwords = [] if parsed is None else [parsed.password, query_value(parsed, "password")]
     return scrubbing.scrub(text, url, *(p for p in passwords if isinstance(p, str) and p))
 

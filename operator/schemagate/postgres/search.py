@@ -16,8 +16,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
-from schemagate.core import limits
-from schemagate.core.verdict import Place, Verdict
+from schemagate.core.check.verdict import Place, Verdict
+from schemagate.core.tenancy import limits
 from schemagate.postgres.connect import connect_params, one_line, scrub
 from schemagate.postgres.deadlines import Silence, connect_within, session_budget, whole_seconds
 from schemagate.postgres.statements import TABLE_KINDS, join_names

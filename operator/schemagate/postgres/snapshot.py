@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.snapshot import Snapshot
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.snapshot import Snapshot
 from schemagate.postgres.connect import parse_url, server_for, session
 from schemagate.postgres.deadlines import whole_seconds
 from schemagate.postgres.statements import SERVER_TEXTS, TABLE_KINDS, fingerprint, join_names

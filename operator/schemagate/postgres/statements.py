@@ -10,8 +10,8 @@ from typing import Any
 from psycopg import sql
 from sqlalchemy.engine import URL, Connection
 
-from schemagate.core import limits
-from schemagate.core.verdict import Fingerprint
+from schemagate.core.check.verdict import Fingerprint
+from schemagate.core.tenancy import limits
 from schemagate.postgres.connect import query_value
 
 #: What `pg_class.relkind` counts as a table, as SQLAlchemy's `has_table` does:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from schemagate.bulkhead import Bulkheads
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
 from schemagate.postgres import catalog, connect, search
 
 #: A pass starts once no ask has come for this long (seconds)...

@@ -18,8 +18,22 @@ from pydantic import ValidationError
 
 from schemagate import kube, verify_in_pod
 from schemagate.bulkhead import NoAnswer
-from schemagate.core import allowed_hosts, gate, migration
-from schemagate.core.models import (
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import judge as migration
+from schemagate.core.revisions.applied import Knowledge, parse_history
+from schemagate.core.status.outcome import (
+    Outcome,
+    from_verdict,
+    next_status,
+    revision_history,
+    scrubbed,
+    transition,
+)
+from schemagate.core.tenancy import allowed_hosts
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.verify_pod import local_only, loopback_message
+from schemagate.core.wire.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
     DriftPolicy,
@@ -29,19 +43,7 @@ from schemagate.core.models import (
     SecretKeyRef,
     VerifyFrom,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions.applied import Knowledge, parse_history
-from schemagate.core.scrub import Scrubber
-from schemagate.core.status import (
-    Outcome,
-    from_verdict,
-    next_status,
-    revision_history,
-    scrubbed,
-    transition,
-)
-from schemagate.core.verify_pod import local_only, loopback_message
+from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect, search
 from schemagate.reconcile import migrate
 from schemagate.reconcile.context import JSON, Context

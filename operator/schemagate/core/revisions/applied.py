@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from schemagate.core.models import GROUP
+from schemagate.core.wire.models import GROUP
 
 SCHEMA_LABEL = f"{GROUP}/schema"
 REVISION_ANNOTATION = f"{GROUP}/revision"

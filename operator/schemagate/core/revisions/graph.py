@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from schemagate.core import limits
 from schemagate.core.revisions import keys, scan
 from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.tenancy import limits
 
 #: Characters of a revision id shown in a message, at most.
 _SHOWN = 64

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable
 
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.models import DatabaseSchemaSpec, TableColumns
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.models import DatabaseSchemaSpec, TableColumns
 
 
 def requirement_for(spec: DatabaseSchemaSpec,

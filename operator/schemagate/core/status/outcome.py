@@ -7,10 +7,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from schemagate.core import conditions as cond
-from schemagate.core import reasons
-from schemagate.core.columns import ColumnMismatch
-from schemagate.core.models import (
+from schemagate.core.check.columns import ColumnMismatch
+from schemagate.core.check.verdict import Verdict, names
+from schemagate.core.revisions.applied import (
+    Graph,
+    database_identity,
+    history_kept_for,
+    passed_through,
+)
+from schemagate.core.status import conditions as cond
+from schemagate.core.wire import reasons
+from schemagate.core.wire.models import (
     MISMATCHES_IN_STATUS,
     MISSING_IN_STATUS,
     PLACES_IN_STATUS,
@@ -24,14 +31,7 @@ from schemagate.core.models import (
     RevisionStatus,
     TablePlace,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.revisions.applied import (
-    Graph,
-    database_identity,
-    history_kept_for,
-    passed_through,
-)
-from schemagate.core.verdict import Verdict, names
+from schemagate.core.wire.reasons import Reason
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = reasons.COULD_NOT_LOOK
@@ -70,7 +70,7 @@ class Outcome:
 
 
 def scrubbed(outcome: Outcome, scrub: Callable[[str], str]) -> Outcome:
-    """`outcome` with its messages passed through `scrub` (see `core.scrub`)."""
+    """`outcome` with its messages passed through `scrub` (see `core.tenancy.scrub`)."""
     migrations = outcome.migrations
     if migrations is not None:
         migrations = (migrations[0], migrations[1], scrub(migrations[2]))

@@ -1,7 +1,7 @@
 """The migration Job, built from the backend Deployment's pod template (pure).
 
 The Job runs the named container's image with the backend's own settings, cloned by
-the rules of `core.pod_template` (shared with the verify pod of `verifyFrom: Pod`).
+the rules of `core.clone.pod_template` (shared with the verify pod of `verifyFrom: Pod`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from schemagate.core import pod_template as template
-from schemagate.core.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
-from schemagate.core.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
+from schemagate.core.clone import pod_template as template
+from schemagate.core.clone.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
 from schemagate.core.revisions.applied import SCHEMA_LABEL  # noqa: F401 (callers read it here)
-from schemagate.core.scrub import Scrubber
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
 
 JSON = dict[str, Any]
 #: On the migration Job and its pod. Not `schemagate.io/schema`: that label says a pod
@@ -41,7 +41,7 @@ class InvalidJobSource(template.InvalidPodSource):
 
 def require_consent(deployment: Mapping[str, Any], schema: str) -> None:
     """The Deployment's owners consent to running this DatabaseSchema's migrations as
-    their workload (`core.pod_template.require_consent`)."""
+    their workload (`core.clone.pod_template.require_consent`)."""
     try:
         template.require_consent(deployment, schema, "migrations", "Job")
     except template.InvalidPodSource as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemagate.core.gate import PREFIX, PodCondition, PodView, schema_names_gating
+from schemagate.core.gate.readiness import PREFIX, PodCondition, PodView, schema_names_gating
 from schemagate.core.revisions.applied import SCHEMA_LABEL
 
 #: The index key of pods that name no DatabaseSchema (a schema name is never empty).

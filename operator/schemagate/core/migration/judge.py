@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemagate.core.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
-from schemagate.core.reasons import GateReason, Reason
-from schemagate.core.status import Outcome
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
+from schemagate.core.wire.reasons import GateReason, Reason
 
 RUNNING = MigrationOutcome.RUNNING
 APPLIED = MigrationOutcome.APPLIED

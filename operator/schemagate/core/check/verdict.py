@@ -2,7 +2,7 @@
 
 `schemagate.postgres.catalog` fills an `Observation` from PostgreSQL; `decide` turns a
 `Requirement` and an `Observation` into a `Verdict` with one reason of the vocabulary
-(core/reasons.py) and a message in the user's words. The operator builds conditions,
+(core/wire/reasons.py) and a message in the user's words. The operator builds conditions,
 pod gate messages and status from a `Verdict`; the command line prints
 `Verdict.to_json()`. Nothing here does I/O, so every rule is tested without a socket.
 
@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from schemagate.core.columns import (
+from schemagate.core.check.columns import (
     ColumnFinding,
     ColumnMismatch,
     ColumnRequirement,
@@ -43,7 +43,7 @@ from schemagate.core.columns import (
     identifier,
     mismatch_list,
 )
-from schemagate.core.reasons import CONNECTION_FAILURES, Reason
+from schemagate.core.wire.reasons import CONNECTION_FAILURES, Reason
 
 #: How many names a message lists before "and N more"; the full lists stay in the fields.
 NAMES_IN_MESSAGE = 10

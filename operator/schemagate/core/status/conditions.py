@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from schemagate.core.models import Condition
+from schemagate.core.wire.models import Condition
 
 READY = "Ready"
 SCHEMA_VERIFIED = "SchemaVerified"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from schemagate.core.models import DatabaseSchemaSpec, MigrationRun, VerifyFrom
+from schemagate.core.wire.models import DatabaseSchemaSpec, MigrationRun, VerifyFrom
 
 
 class Binding(StrEnum):

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemagate.core.models import GROUP
+from schemagate.core.wire.models import GROUP
 
 CLONE_FOR = f"{GROUP}/clone-for"
 #: Names one Deployment may consent to: a backend serves a handful of schemas.

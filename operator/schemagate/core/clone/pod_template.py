@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schemagate.core import consent
+from schemagate.core.clone import consent
 
 JSON = dict[str, Any]
 
@@ -57,7 +57,7 @@ def require_consent(deployment: Mapping[str, Any], schema: str, purpose: str,
                     runs: str = "pod") -> None:
     """The Deployment's owners consent to `purpose` (e.g. "migrations") run by this
     DatabaseSchema as their workload: the Deployment object carries the annotation
-    `schemagate.io/clone-for` naming it (`core.consent`). Without that, whoever may
+    `schemagate.io/clone-for` naming it (`core.clone.consent`). Without that, whoever may
     write a DatabaseSchema could run a pod with another team's service account, env and
     Secrets."""
     name = deployment["metadata"]["name"]

@@ -485,7 +485,7 @@ class MigrationStatus(StatusModel):
 MISMATCHES_IN_STATUS = 100
 #: Missing tables and places found elsewhere kept in status; the summary and the message
 #: give the counts. With the condition messages bounded too, the status stays under
-#: STATUS_LIMIT even for the largest spec (`core.status.fit` makes sure).
+#: STATUS_LIMIT even for the largest spec (`core.status.outcome.fit` makes sure).
 MISSING_IN_STATUS = 100
 PLACES_IN_STATUS = 100
 STATUS_LIMIT = 64 * 1024

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from schemagate.core import migration
-from schemagate.core.alembic_job import EXIT_RETRY
-from schemagate.core.migration_job import JobState, LastWords, describe
-from schemagate.core.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
-from schemagate.core.status import Outcome
+from schemagate.core.migration import judge as migration
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.core.migration.job import JobState, LastWords, describe
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
 
 #: How often to look at a running migration Job (seconds).
 RUNNING_RECHECK = 2.0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from schemagate.core.verdict import names
+from schemagate.core.check.verdict import names
 
 #: The key of the patterns for every namespace that has none of its own.
 EVERY_NAMESPACE = "*"

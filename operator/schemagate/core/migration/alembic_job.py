@@ -17,13 +17,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from schemagate.core.migration_job import (
+from schemagate.core.migration.job import (
     HASH_ANNOTATION,
     MIGRATION_LABEL,
     job_name,
     owner_reference,
 )
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.wire.models import DatabaseSchemaSpec
 
 JSON = dict[str, Any]
 

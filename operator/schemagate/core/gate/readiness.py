@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemagate.core import reasons
-from schemagate.core.models import DriftPolicy, LabelSelector, SelectorOperator
-from schemagate.core.reasons import GateReason
 from schemagate.core.revisions.applied import (
     SCHEMA_LABEL,
     Knowledge,
     missing_revisions,
     needed_revisions,
 )
+from schemagate.core.wire import reasons
+from schemagate.core.wire.models import DriftPolicy, LabelSelector, SelectorOperator
+from schemagate.core.wire.reasons import GateReason
 
 PREFIX = "schemagate.io/"
 GATE_RELEASED = GateReason.GATE_RELEASED.value

@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, Field, ValidationError
 
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.models import Identifier, Model, TableColumns, unique_tables
-from schemagate.core.verdict import Fingerprint, names
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.verdict import Fingerprint, names
+from schemagate.core.wire.models import Identifier, Model, TableColumns, unique_tables
 
 Format = Literal["yaml", "json"]
 # libyaml's C loader where PyYAML was built with it, for files `render` did not write: the
