@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from schemagate import database
 from schemagate.core import verify_pod
 from schemagate.core.check import snapshot as snapshot_
 from schemagate.core.check.columns import describe_mismatch
@@ -30,6 +29,7 @@ from schemagate.core.migration.alembic_job import EXIT_RETRY
 from schemagate.core.tenancy import allowed_hosts
 from schemagate.core.tenancy.scrub import Scrubber, escape_controls
 from schemagate.core.wire.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
+from schemagate.postgres import catalog, connect, snapshot
 from schemagate.settings import Settings
 
 EXIT_VERIFIED = 0
@@ -148,11 +148,11 @@ def run_verify(args: argparse.Namespace) -> int:
         url = _url_from_environment(args.url_env)
         scrubber.learn(url)
         requirement = _requirement(args)
-        verdict = database.verify(url, requirement, connect_timeout=args.connect_timeout)
+        verdict = catalog.verify(url, requirement, connect_timeout=args.connect_timeout)
     except UsageError as exc:
         return _usage_error(scrubber.message(str(exc)), as_json=args.json,
                             termination=args.termination_message_path)
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return _usage_error(scrubber.message(f"the URL in {args.url_env} cannot be used: {exc}"),
                             as_json=args.json, termination=args.termination_message_path)
     # The message is the free text; the rest of the verdict (names, revisions, counts) is
@@ -310,13 +310,13 @@ def run_snapshot(args: argparse.Namespace) -> int:
         if len(set(tables)) > MAX_TABLES:
             raise UsageError(f"{len(set(tables)):,} tables: a DatabaseSchema declares at most "
                              f"{MAX_TABLES:,}")
-        taken = database.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
+        taken = snapshot.snapshot(url, args.schema, tables, connect_timeout=CONNECT_TIMEOUT)
     except UsageError as exc:
         return _usage_error(str(exc), as_json=False, command="snapshot")
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return _usage_error(f"the URL in {args.url_env} cannot be used: {exc}", as_json=False,
                             command="snapshot")
-    except database.ConnectionFailed as exc:
+    except connect.ConnectionFailed as exc:
         print(f"schemagate snapshot: {exc.reason.value}: {exc.message}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if taken.missing_tables:
@@ -506,9 +506,9 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from schemagate import migrate_command  # SQLAlchemy and Alembic: only this needs them
+    from schemagate.job import command  # SQLAlchemy and Alembic: only this needs them
 
-    return migrate_command.run(args)
+    return command.run(args)
 
 
 # schemagate crd

@@ -75,15 +75,12 @@ NEEDS_A_PERSON = {
                                     "password authentication failed for user backend"),
     "MigrationNoOp": Outcome(Reason.MIGRATION_NO_OP,
                              "migration Job m reported success but the database is unchanged"),
-    "MigrationFailed after its retries": migration.failed("alembic upgrade heads",
-                                                         "syntax error", None),
+    "MigrationFailed": migration.failed("alembic upgrade heads", "syntax error", None),
 }
 WILL_GET_BETTER = {
     "TablesMissing": Outcome(Reason.TABLES_MISSING, "subscriptions missing from public"),
     "NoRevision": Outcome(Reason.NO_REVISION, "no migration recorded"),
     "DatabaseUnreachable": Outcome(Reason.DATABASE_UNREACHABLE, "timeout"),
-    "MigrationFailed, to be retried": migration.failed("alembic upgrade heads", "lock timeout",
-                                                      None, retries_left=True),
 }
 
 

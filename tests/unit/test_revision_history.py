@@ -12,7 +12,7 @@ from typing import Any
 from schemagate.core.check.verdict import Fingerprint, Verdict
 from schemagate.core.gate import readiness as gate
 from schemagate.core.migration.judge import Step
-from schemagate.core.revisions import HISTORY_LIMIT, Graph
+from schemagate.core.revisions.applied import HISTORY_LIMIT, Graph
 from schemagate.core.status.outcome import from_verdict, next_status
 from schemagate.core.wire.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
 from schemagate.core.wire.reasons import Reason

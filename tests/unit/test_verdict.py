@@ -1,4 +1,4 @@
-"""The decision over plain data: every precedence rule of DESIGN.md, no sockets."""
+"""The decision over plain data: every precedence rule of `core.check.verdict`, no sockets."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def test_stamped_but_missing_at_the_expected_revision() -> None:
 
 
 def test_missing_tables_at_another_revision_than_expected_is_a_mismatch() -> None:
-    # DESIGN.md names no reason for it; see the module docstring of core.check.verdict.
+    # Tables missing and the version table at another revision: running the migrations
+    # is what fixes it, hence a mismatch rather than missing tables (rule 4 of core.check.verdict).
     verdict = decide(requirement(expected_revisions=frozenset({"3f2a9c"})),
                      observation(present=TABLES[:1], revisions={"1a0b"}))
     assert verdict.reason is Reason.REVISION_MISMATCH

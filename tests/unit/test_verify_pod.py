@@ -20,7 +20,7 @@ from schemagate.core.check.columns import ColumnMismatch, ColumnRequirement, Fou
 from schemagate.core.check.requirement import requirement_for
 from schemagate.core.check.verdict import Fingerprint, Place, Verdict
 from schemagate.core.clone.consent import CLONE_FOR
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.revisions.applied import SCHEMA_LABEL
 from schemagate.core.status.outcome import Outcome
 from schemagate.core.wire.models import DatabaseSchemaSpec, GateStatus
 from schemagate.core.wire.reasons import Reason

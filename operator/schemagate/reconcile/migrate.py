@@ -20,7 +20,8 @@ from schemagate.core.migration import alembic_job
 from schemagate.core.migration import job as jobs
 from schemagate.core.migration import judge as migration
 from schemagate.core.migration.run import Decision, ObservedJob, Situation, decide
-from schemagate.core.revision_graph import InvalidScripts, NoScripts, ScriptGraph, read_graph
+from schemagate.core.revisions.graph import ScriptGraph, read_graph
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
 from schemagate.core.status.conditions import timestamp
 from schemagate.core.status.outcome import Outcome
 from schemagate.core.tenancy.scrub import PATTERNS, Scrubber

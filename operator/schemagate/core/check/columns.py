@@ -1,6 +1,6 @@
 """Declared columns against what the catalog showed: plain data, one rule, the words.
 
-`schemagate.database` reports, for the declared columns of present tables, only those
+`schemagate.postgres.catalog` reports, for the declared columns of present tables, only those
 that did not match (`ColumnFinding`); `column_mismatches` confirms each against the
 declaration, so what counts as a mismatch is decided here and tested without a socket.
 """

@@ -1,6 +1,6 @@
 """What was required, what the database showed, and the verdict: pure data and one decision.
 
-`schemagate.database` fills an `Observation` from PostgreSQL; `decide` turns a
+`schemagate.postgres.catalog` fills an `Observation` from PostgreSQL; `decide` turns a
 `Requirement` and an `Observation` into a `Verdict` with one reason of the vocabulary
 (core/wire/reasons.py) and a message in the user's words. The operator builds conditions,
 pod gate messages and status from a `Verdict`; the command line prints

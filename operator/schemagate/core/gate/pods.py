@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemagate.core.gate.readiness import PREFIX, PodCondition, PodView, schema_names_gating
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.revisions.applied import SCHEMA_LABEL
 
 #: The index key of pods that name no DatabaseSchema (a schema name is never empty).
 NAMES_NONE = ""

@@ -3,7 +3,7 @@
 Fail closed for new pods, hold steady for old ones. A pod not yet open is set True
 only on a check that started after the pod was created, read against the
 DatabaseSchema's latest generation, that verified the schema and, where the pod names
-revisions (`schemagate.io/revision`), found them applied (see `core.revisions`). A pod
+revisions (`schemagate.io/revision`), found them applied (`core.revisions.applied`). A pod
 already True stays True while the database is merely unreachable, and on drift only
 under `onDrift: Hold`: so Hold keeps open exactly the pods that were open before the
 drift was seen, and a pod created after it stays closed under Hold as under Close.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemagate.core.revisions import (
+from schemagate.core.revisions.applied import (
     SCHEMA_LABEL,
     Knowledge,
     missing_revisions,

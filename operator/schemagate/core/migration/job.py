@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from schemagate.core.clone import pod_template as template
 from schemagate.core.clone.pod_template import MAX_LABEL, bounded  # noqa: F401 (callers read them here)
-from schemagate.core.revisions import SCHEMA_LABEL  # noqa: F401 (callers read it here)
+from schemagate.core.revisions.applied import SCHEMA_LABEL  # noqa: F401 (callers read it here)
 from schemagate.core.tenancy.scrub import Scrubber
 from schemagate.core.wire.models import GROUP, KIND, VERSION, JobSpec, MigrationSnapshot
 
@@ -205,14 +205,3 @@ def describe(words: LastWords | None) -> str:
         return ""
     return f"exit code {words.exit_code}" + (f": {words.message}" if words.message else "")
 
-
-def termination_message(pods: list[Mapping[str, Any]], scrub: Callable[[str], str]) -> str:
-    """The last words of the newest failed container among a Job's `pods`, through
-    `scrub`: they are the tenant's output."""
-    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True):
-        for status in (pod.get("status") or {}).get("containerStatuses") or ():
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode"):
-                return describe(LastWords(int(terminated["exitCode"]),
-                                          scrub((terminated.get("message") or "").strip())))
-    return ""

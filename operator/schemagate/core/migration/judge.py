@@ -78,20 +78,18 @@ def judge_success(runner: str, verdict: Verdict, before: MigrationSnapshot | Non
     return Outcome(verdict.reason, f"after {runner}: {verdict.message}", verdict), APPLIED
 
 
-def failed(runner: str, error: str, verdict: Verdict | None, *,
-           retries_left: bool = False) -> Outcome:
-    """A failed run; `retries_left` when it will be run again by itself."""
+def failed(runner: str, error: str, verdict: Verdict | None) -> Outcome:
+    """A failed run."""
     detail = error.strip() or "no message"
     return Outcome(Reason.MIGRATION_FAILED,
-                   f"{runner} failed: {detail}; the gate stays closed", verdict,
-                   retries_left=retries_left)
+                   f"{runner} failed: {detail}; the gate stays closed", verdict)
 
 
 def with_migrations(outcome: Outcome, status: bool | None, reason: str, message: str
                     ) -> Outcome:
     """`outcome` with MigrationsApplied set apart from the schema's verdict."""
     return Outcome(outcome.reason, outcome.message, outcome.verdict,
-                   migrations=(status, reason, message), retries_left=outcome.retries_left)
+                   migrations=(status, reason, message))
 
 
 def judged(outcome: Outcome) -> Outcome:

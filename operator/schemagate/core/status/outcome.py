@@ -9,7 +9,12 @@ from typing import Any
 
 from schemagate.core.check.columns import ColumnMismatch
 from schemagate.core.check.verdict import Verdict, names
-from schemagate.core.revisions import Graph, database_identity, history_kept_for, passed_through
+from schemagate.core.revisions.applied import (
+    Graph,
+    database_identity,
+    history_kept_for,
+    passed_through,
+)
 from schemagate.core.status import conditions as cond
 from schemagate.core.wire import reasons
 from schemagate.core.wire.models import (
@@ -30,8 +35,9 @@ from schemagate.core.wire.reasons import Reason
 
 #: The operator could not look at the schema at all: nothing is known about it.
 COULD_NOT_LOOK = reasons.COULD_NOT_LOOK
-#: Outcomes a person must act on; retrying alone will not fix them. `MigrationFailed`
-#: joins them once its retries are spent (`Outcome.retries_left`).
+#: Outcomes a person must act on; retrying alone will not fix them. A failed migration
+#: is one as well (`Outcome.stalled`): it is reported once its Job has failed, the Job's
+#: own retries spent.
 NEEDS_A_PERSON = frozenset({Reason.INVALID_SPEC, Reason.SECRET_NOT_FOUND,
                             Reason.AUTHENTICATION_FAILED, Reason.MIGRATION_NO_OP})
 
@@ -46,9 +52,6 @@ class Outcome:
     #: MigrationsApplied as (status, reason, message) when a run is in play; by default
     #: it follows the schema's verdict (run: External, or nothing to run).
     migrations: tuple[bool | None, str, str] | None = None
-    #: A failed migration that will be run again by itself (run: Alembic, before
-    #: MAX_FAILURES): not yet a person's business.
-    retries_left: bool = False
     #: verifyFrom: Pod - the verify pod that ran the check (None: the operator did).
     verify_pod: str | None = None
 
@@ -59,9 +62,7 @@ class Outcome:
     @property
     def stalled(self) -> bool:
         """Will not get better without a person (kstatus `Stalled`, Argo CD `Degraded`)."""
-        if self.reason is Reason.MIGRATION_FAILED:
-            return not self.retries_left
-        return self.reason in NEEDS_A_PERSON
+        return self.reason is Reason.MIGRATION_FAILED or self.reason in NEEDS_A_PERSON
 
     @property
     def looked(self) -> bool:

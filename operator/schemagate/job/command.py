@@ -1,7 +1,7 @@
 """`schemagate migrate`: what the `run: Alembic` Job's pod runs (never the operator).
 
 The revision files come from a directory (the ConfigMap, mounted), the URL from the
-environment (the backend's Secret). `migrations.upgrade` runs `upgrade heads` in one
+environment (the backend's Secret). `upgrade.upgrade` runs `upgrade heads` in one
 transaction under the database's advisory lock, with the timeouts the operator used.
 The report, one JSON object `{"outcome", "message"}`, goes to the termination log
 (where the operator reads it) and to standard output; every string in it passed the
@@ -21,12 +21,15 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from schemagate import database, migrations
 from schemagate.core.migration.alembic_job import EXIT_RETRY
 from schemagate.core.migration.run import REPORT_LIMIT
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
 from schemagate.core.tenancy.scrub import Scrubber, ScrubbingFilter
 from schemagate.core.wire.models import MigrationOutcome
 from schemagate.core.wire.reasons import Reason
+from schemagate.job import upgrade
+from schemagate.job.scripts import scripts_from_files
+from schemagate.postgres.connect import ConnectionFailed, InvalidDatabaseUrl
 
 EXIT_APPLIED = 0
 EXIT_FAILED = 1
@@ -85,22 +88,22 @@ def run(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace, url: str, workdir: Path, scrubber: Scrubber) -> int:
     failed = MigrationOutcome.FAILED
     try:
-        scripts = migrations.scripts_from_files(read_scripts_dir(args.scripts_dir), workdir)
-        result = migrations.upgrade(
+        scripts = scripts_from_files(read_scripts_dir(args.scripts_dir), workdir)
+        result = upgrade.upgrade(
             url, scripts, schema=args.schema, version_table=args.version_table,
             version_table_schema=args.version_table_schema or args.schema,
             connect_timeout=args.connect_timeout, lock_wait_seconds=args.lock_wait_seconds,
             lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout)
-    except (migrations.NoScripts, migrations.InvalidScripts) as exc:
+    except (NoScripts, InvalidScripts) as exc:
         return _report(args, scrubber, failed, f"the revision files: {exc}", EXIT_FAILED)
-    except migrations.MigrationLockBusy as exc:
+    except upgrade.MigrationLockBusy as exc:
         return _report(args, scrubber, failed, str(exc), EXIT_RETRY)
-    except migrations.MigrationFailed as exc:
+    except upgrade.MigrationFailed as exc:
         return _report(args, scrubber, failed, exc.message,
                        EXIT_RETRY if exc.retryable else EXIT_FAILED)
-    except database.InvalidDatabaseUrl as exc:
+    except InvalidDatabaseUrl as exc:
         return _report(args, scrubber, failed, f"the URL cannot be used: {exc}", EXIT_FAILED)
-    except database.ConnectionFailed as exc:
+    except ConnectionFailed as exc:
         retry = exc.reason is Reason.DATABASE_UNREACHABLE
         return _report(args, scrubber, failed, f"{exc.reason.value}: {exc.message}",
                        EXIT_RETRY if retry else EXIT_FAILED)

@@ -5,10 +5,11 @@ import, and the operator holds rights its authors do not. What the gate and the
 verification need (the scripts' heads, each revision's down revisions and
 dependencies) is read from the files' text: the module-level literals `revision`,
 `down_revision`, `depends_on` and `branch_labels`, as every file `alembic revision`
-writes has them, found by `revision_scan` in time linear in the files and memory
-constant beyond them; the caller runs it off the event loop all the same. The
-migration Job then loads the same files through Alembic; should the two ever disagree,
-the database's verdict says so (`RevisionMismatch`).
+writes has them, found by `scan` in time linear in the files and memory constant
+beyond them; the caller runs it off the event loop all the same. This is the one reader
+of revision files: the migration Job reads its heads and graph here too, and only then
+loads the files through Alembic to run them; should Alembic ever see another graph, the
+database's verdict says so (`RevisionMismatch`).
 """
 
 from __future__ import annotations
@@ -16,20 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from schemagate.core import revision_files as keys
-from schemagate.core import revision_scan
+from schemagate.core.revisions import keys, scan
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
 from schemagate.core.tenancy import limits
 
 #: Characters of a revision id shown in a message, at most.
 _SHOWN = 64
-
-
-class NoScripts(ValueError):
-    """Not a single revision: applying nothing must never pass for a success."""
-
-
-class InvalidScripts(ValueError):
-    """The revision files cannot make a graph; the text names the file."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +34,8 @@ class ScriptGraph:
     files: tuple[str, ...] = ()
     #: The keys that were not `.py` files.
     ignored: tuple[str, ...] = ()
+    #: The file (key) that declares each revision.
+    declared_in: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def revisions(self) -> int:
@@ -62,10 +57,7 @@ def read_graph(files: Mapping[str, str]) -> ScriptGraph:
     Raises `NoScripts` when there is no revision file, `InvalidScripts` when a file's
     identifiers are not literals, or the graph is broken (a down revision no file
     declares, a revision declared twice, a cycle)."""
-    try:
-        revision_files, ignored = keys.revision_files(files)
-    except keys.InvalidRevisionFiles as exc:
-        raise InvalidScripts(str(exc)) from None
+    revision_files, ignored = keys.revision_files(files)
     if not revision_files:
         found = f"only {keys.listing(list(ignored))}" if ignored else "no keys at all"
         raise NoScripts(f"no revision files (*.py): {found}")
@@ -100,14 +92,14 @@ def read_graph(files: Mapping[str, str]) -> ScriptGraph:
     named_below = {down for d in declared for down in d.down}
     heads = frozenset(r for r in graph if r not in named_below)
     return ScriptGraph(heads=heads, graph=graph, files=tuple(sorted(revision_files)),
-                       ignored=ignored)
+                       ignored=ignored, declared_in={d.revision: d.file for d in declared})
 
 
 def _declared(name: str, text: str) -> _Declared:
     """The identifiers `name` declares."""
     try:
-        values = revision_scan.assignments(text)
-    except revision_scan.UnreadableFile as exc:
+        values = scan.assignments(text)
+    except scan.UnreadableFile as exc:
         where = ", " if str(exc).startswith("line ") else ": "
         raise InvalidScripts(f"{name}{where}{exc}") from None
     if "revision" not in values:

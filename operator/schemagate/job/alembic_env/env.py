@@ -1,6 +1,6 @@
 """schemagate's Alembic environment, copied beside the ConfigMap's revision files.
 
-The connection and every setting come from `schemagate.migrations.upgrade` through
+The connection and every setting come from `schemagate.job.upgrade.upgrade` through
 `config.attributes`: no alembic.ini, no URL, nothing read from the environment, so the
 revisions run exactly where the DatabaseSchema says, on the connection that holds the
 migration lock. That connection is already inside the one transaction of the run, so

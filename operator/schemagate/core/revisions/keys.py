@@ -23,8 +23,12 @@ SHOWN = 5
 _PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.py")
 
 
-class InvalidRevisionFiles(ValueError):
-    """The ConfigMap cannot be laid out as revision files; the text says which key."""
+class NoScripts(ValueError):
+    """Not a single revision: applying nothing must never pass for a success."""
+
+
+class InvalidScripts(ValueError):
+    """The revision files cannot be read or make no graph; the text names the key or file."""
 
 
 def shown(name: str, limit: int = 60) -> str:
@@ -41,25 +45,25 @@ def listing(names: list[str]) -> str:
 def revision_files(files: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
     """The revision files among `files` (name to text), and the other keys, ignored.
 
-    Raises `InvalidRevisionFiles` for a key ending in `.py` that is not a plain file
+    Raises `InvalidScripts` for a key ending in `.py` that is not a plain file
     name, and for more files or bytes than the bounds above."""
     if len(files) > MAX_FILES:
-        raise InvalidRevisionFiles(f"{len(files)} keys; at most {MAX_FILES} revision files "
+        raise InvalidScripts(f"{len(files)} keys; at most {MAX_FILES} revision files "
                                    "are read")
     size = sum(len(name.encode("utf-8", "replace")) + len(text.encode("utf-8", "replace"))
                for name, text in files.items())
     if size > MAX_TOTAL_BYTES:
-        raise InvalidRevisionFiles(f"{size:,} bytes; at most {MAX_TOTAL_BYTES:,} are read")
+        raise InvalidScripts(f"{size:,} bytes; at most {MAX_TOTAL_BYTES:,} are read")
     chosen, ignored = {}, []
     for name, text in sorted(files.items()):
         if not name.endswith(".py"):
             ignored.append(name)
             continue
         if len(name) > MAX_NAME:
-            raise InvalidRevisionFiles(f"key {shown(name)} is longer than {MAX_NAME} "
+            raise InvalidScripts(f"key {shown(name)} is longer than {MAX_NAME} "
                                        "characters")
         if not _PLAIN.fullmatch(name):
-            raise InvalidRevisionFiles(
+            raise InvalidScripts(
                 f"key {shown(name)} is not a plain file name: a revision file's key is "
                 "letters, digits, '-', '_' and '.', ends in .py and does not start with '.'")
         chosen[name] = text

@@ -1,9 +1,8 @@
 """Alembic run by `schemagate migrate`, in the `run: Alembic` Job's pod (never in the
 operator), one migrator at a time.
 
-The revision files come from a ConfigMap; `scripts_from_files` lays them out beside our
-own `env.py` and reads their heads through Alembic. `upgrade` then runs `upgrade heads`
-on one dedicated connection that first takes a session-level advisory lock, so that
+`upgrade` runs `upgrade heads` of the revision files `job.scripts` laid out, on one
+dedicated connection that first takes a session-level advisory lock, so that
 several operators, replicas or a restarted operator never migrate one database at once:
 whoever gets the lock second finds the heads applied and runs nothing. The whole run is
 one transaction (PostgreSQL's DDL is transactional), so a failing revision leaves the
@@ -15,7 +14,7 @@ Blocking. Alembic's `op` and `context` are module-level proxies, so within one p
 the revisions of only one run may execute at a time; `_ALEMBIC` sees to that. Revision
 files are Python, run in this process: it must be one without rights (the Job's pod:
 no token, no Service links), never the operator, which `.importlinter` keeps from
-importing this module.
+importing this package.
 """
 
 from __future__ import annotations
@@ -23,47 +22,36 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import re
-import tempfile
 import threading
 import time
-import traceback
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.config import Config
 from alembic.runtime.migration import MigrationInfo
-from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from schemagate.core import revision_files as keys
-from schemagate.core import revision_scan
 from schemagate.core.tenancy import limits
 from schemagate.core.tenancy.scrub import scrub_patterns
 from schemagate.core.wire.reasons import Reason
-from schemagate.database import (
+from schemagate.job.scripts import Scripts, alembic_config, error_text, failing_file
+from schemagate.postgres.connect import (
     ConnectionFailed,
-    _connection_failure,
-    _driver_text,
-    _endpoint,
-    _one_line,
-    _own_params,
-    _whole_seconds,
+    connection_failure,
+    driver_text,
+    endpoint,
+    own_params,
     parse_url,
-    read_version_table,
     scrub,
 )
+from schemagate.postgres.deadlines import whole_seconds
+from schemagate.postgres.statements import read_version_table
 
 log = logging.getLogger(__name__)
 
@@ -96,24 +84,16 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND ((l.classid::int8 << 32) | l.objid::int8) = %(key)s
 """
 
-_ENV_PY = resources.files("schemagate") / "alembic_env" / "env.py"
 _ALEMBIC = threading.Lock()  # see the module's docstring
-_LOADING = threading.Lock()  # warnings.catch_warnings changes process-wide state
+class MigrationError(Exception):
+    """The migration did not run to the end; the text never holds a password."""
 
 
-class NoScripts(ValueError):
-    """Not a single revision: applying nothing must never pass for a success."""
-
-
-class InvalidScripts(ValueError):
-    """Alembic cannot load the revision files; the text names the file."""
-
-
-class MigrationLockBusy(Exception):
+class MigrationLockBusy(MigrationError):
     """Another migrator held the database's migration lock for the whole wait: retry later."""
 
 
-class MigrationFailed(Exception):
+class MigrationFailed(MigrationError):
     """The run failed and rolled back as a whole. `retryable` when a later attempt may
     pass (a table lock not granted in time, a deadlock). The text never holds a password."""
 
@@ -121,19 +101,6 @@ class MigrationFailed(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class Scripts:
-    """Revision files laid out for Alembic in `directory`; `ignored` are the keys that
-    were not `.py` files."""
-
-    directory: Path
-    heads: frozenset[str]
-    revisions: int
-    ignored: tuple[str, ...] = ()
-    #: Each revision's down revisions and dependencies: what the pod gate orders by.
-    graph: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,34 +121,6 @@ class _Settings:
     statement_timeout: str
 
 
-def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
-    """The revision files `files` (name to text) in a new directory under `workdir`,
-    which the caller removes when done.
-
-    Raises `NoScripts` when there is no revision, `InvalidScripts` when Alembic cannot
-    load them (a syntax error, a down_revision no file declares, a cycle, a duplicate).
-    """
-    try:
-        revision_files, ignored = keys.revision_files(files)
-    except keys.InvalidRevisionFiles as exc:
-        raise InvalidScripts(str(exc)) from None
-    if not revision_files:
-        found = f"only {keys.listing(list(ignored))}" if ignored else "no keys at all"
-        raise NoScripts(f"no revision files (*.py): {found}")
-    # A fresh directory each time: nothing left over from an earlier set of files, and
-    # no stale bytecode for a file rewritten within the same second.
-    directory = Path(tempfile.mkdtemp(prefix="scripts-", dir=workdir))
-    (directory / "versions").mkdir()
-    for name, text in revision_files.items():
-        (directory / "versions" / name).write_text(text, encoding="utf-8")
-    (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
-    heads, graph = _read_revisions(directory)
-    if not heads:
-        raise NoScripts(f"no revision among {keys.listing(sorted(revision_files))}")
-    return Scripts(directory=directory, heads=heads, revisions=len(graph), ignored=ignored,
-                   graph=graph)
-
-
 def upgrade(url: str, scripts: Scripts, *, schema: str, version_table: str,
             version_table_schema: str, connect_timeout: float = 5,
             lock_wait_seconds: float = 10, lock_timeout: str = "5s",
@@ -198,12 +137,12 @@ def upgrade(url: str, scripts: Scripts, *, schema: str, version_table: str,
                          lock_timeout, statement_timeout)
     target = parse_url(url)
     engine = create_engine(target, poolclass=NullPool,
-                           connect_args=_own_params(target, _whole_seconds(connect_timeout)))
+                           connect_args=own_params(target, whole_seconds(connect_timeout)))
     try:
         try:
             conn = engine.connect()
         except DBAPIError as exc:
-            raise _connection_failure(exc, url, target, connect_timeout) from None
+            raise connection_failure(exc, url, target, connect_timeout) from None
         with conn:
             try:
                 return _upgrade_on(conn, scripts, settings, target)
@@ -232,7 +171,7 @@ def _upgrade_on(conn: Connection, scripts: Scripts, settings: _Settings,
         "lock_timeout": settings.lock_timeout,
         "statement_timeout": settings.statement_timeout, "check": CLIENT_CHECK_INTERVAL})
     conn.commit()  # session settings outlive the transaction that set them only if committed
-    where = (f"{_endpoint(target)}, version table "
+    where = (f"{endpoint(target)}, version table "
              f"{settings.version_table_schema}.{settings.version_table}")
     with _migration_lock(conn, lock_key(settings.version_table_schema, settings.version_table),
                          settings.lock_wait_seconds, where), conn.begin():
@@ -323,7 +262,7 @@ def _run_alembic(conn: Connection, scripts: Scripts, settings: _Settings) -> lis
     def record(*, step: MigrationInfo, **_: Any) -> None:
         applied.extend(step.up_revision_ids)
 
-    config = _config(scripts.directory)
+    config = alembic_config(scripts.directory)
     config.attributes["connection"] = conn
     config.attributes["configure"] = {
         "version_table": settings.version_table,
@@ -340,82 +279,14 @@ def _run_alembic(conn: Connection, scripts: Scripts, settings: _Settings) -> lis
     return applied
 
 
-# Scripts.
-
-def _config(directory: Path) -> Config:
-    config = Config()
-    # A '%' would start configparser's interpolation.
-    config.set_main_option("script_location", str(directory).replace("%", "%%"))
-    return config
-
-
-def _read_revisions(directory: Path) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    """The heads and the graph (each revision's down revisions and dependencies), as
-    Alembic loads them. Alembic only warns about a down_revision no file declares, or a
-    duplicate revision; both fail here."""
-    script = ScriptDirectory.from_config(_config(directory))
-    with _LOADING, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            heads = frozenset(script.get_heads())
-            graph = {sc.revision: _below(sc.down_revision) | _below(sc.dependencies)
-                     for sc in script.walk_revisions()}
-            error: Exception | None = None
-        except Exception as exc:  # a revision file may raise anything at import
-            error = exc
-    complaints = [str(w.message) for w in caught
-                  if issubclass(w.category, UserWarning) and _from_alembic(w.filename)]
-    if error is None and not complaints:
-        return heads, graph
-    # A revision file may raise anything at import, with any text in it.
-    raise InvalidScripts(scrub_patterns(_load_error(error, complaints, directory / "versions")))
-
-
-def _below(revisions: str | Sequence[str] | None) -> frozenset[str]:
-    if revisions is None:
-        return frozenset()
-    return frozenset([revisions] if isinstance(revisions, str) else revisions)
-
-
-def _load_error(error: Exception | None, complaints: list[str], versions: Path) -> str:
-    if isinstance(error, SyntaxError) and error.filename:
-        return f"{Path(error.filename).name}, line {error.lineno}: {error.msg}"
-    detail = "; ".join(complaints) if complaints else _error_text(error)
-    raised_in = _failing_file(error, versions)
-    files = [raised_in] if raised_in else _files_declaring(detail, versions)
-    return f"{', '.join(files)}: {detail}" if files else detail
-
-
-def _files_declaring(text: str, versions: Path) -> list[str]:
-    """The files whose revision id appears in `text` (Alembic names revisions, not files)."""
-    found = []
-    for path in sorted(versions.glob("*.py")):
-        revision = _declared_revision(path)
-        if revision and re.search(rf"(?<!\w){re.escape(revision)}(?!\w)", text):
-            found.append(path.name)
-    return found
-
-
-def _declared_revision(path: Path) -> str | None:
-    """`revision = "..."` (or `revision: str = "..."`) at the top of `path`."""
-    with contextlib.suppress(revision_scan.UnreadableFile, ValueError, OSError):
-        revision = revision_scan.assignments(path.read_text(encoding="utf-8")).get("revision")
-        return revision if isinstance(revision, str) else None
-    return None
-
-
-def _from_alembic(filename: str) -> bool:
-    return f"{os.sep}alembic{os.sep}" in filename
-
-
 # Failures, in the user's words and without the password.
 
 def _failure(exc: Exception, url: str, target: URL, scripts: Scripts,
              settings: _Settings) -> Exception:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return ConnectionFailed(Reason.DATABASE_UNREACHABLE, scrub(
-            f"lost the connection to {_endpoint(target)} during the migration: "
-            f"{_driver_text(exc)}; the server rolls back what was not committed", url, target))
+            f"lost the connection to {endpoint(target)} during the migration: "
+            f"{driver_text(exc)}; the server rolls back what was not committed", url, target))
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
     hint = {"55P03": f" (not granted within lock_timeout {settings.lock_timeout}: a long "
                      "transaction holds the table?)",
@@ -424,28 +295,10 @@ def _failure(exc: Exception, url: str, target: URL, scripts: Scripts,
     if isinstance(exc.__cause__, ResolutionError):
         hint = (" (the version table names a revision these scripts do not contain: did a "
                 "newer release migrate this database?)")
-    where = _failing_file(exc, scripts.directory / "versions")
-    text = (f"{where + ': ' if where else ''}{_error_text(exc)}{hint}; "
+    where = failing_file(exc, scripts.directory / "versions")
+    text = (f"{where + ': ' if where else ''}{error_text(exc)}{hint}; "
             "nothing was applied (the run rolled back as a whole)")
     return MigrationFailed(scrub(text, url, target), retryable=sqlstate in RETRYABLE_SQLSTATES)
-
-
-def _failing_file(exc: BaseException | None, versions: Path) -> str | None:
-    """The revision file where `exc` was raised, from its traceback."""
-    frames = traceback.extract_tb(exc.__traceback__) if exc is not None else []
-    inside = [f.filename for f in frames if Path(f.filename).parent == versions]
-    return Path(inside[-1]).name if inside else None
-
-
-def _error_text(exc: BaseException | None) -> str:
-    if isinstance(exc, DBAPIError):
-        return _driver_text(exc)
-    if exc is None:
-        return "unknown error"
-    text = _one_line(exc)
-    if type(exc).__module__.startswith("alembic.") and text:
-        return text  # Alembic's own words need no class name
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _names(revisions: frozenset[str] | list[str]) -> str:
