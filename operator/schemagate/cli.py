@@ -19,12 +19,12 @@ from typing import TextIO
 from schemagate import commands as commands_
 from schemagate import database
 from schemagate.core import snapshot as snapshot_
-from schemagate.core import verify_pod
 from schemagate.core.columns import describe_mismatch
 from schemagate.core.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.core.requirement import column_requirements
 from schemagate.core.scrub import Scrubber, escape_controls
 from schemagate.core.verdict import Requirement, Verdict, names
+from schemagate.core.verify_pod.termination import termination_message
 
 EXIT_VERIFIED = 0
 EXIT_NOT_AS_DECLARED = 1
@@ -235,7 +235,7 @@ def _usage_error(message: str, *, as_json: bool, command: str = "verify",
 
 def _write_termination_message(path: Path, verdict: Verdict) -> None:
     try:
-        path.write_text(verify_pod.termination_message(verdict), encoding="utf-8")
+        path.write_text(termination_message(verdict), encoding="utf-8")
     except OSError as exc:
         print(f"schemagate verify: cannot write {path}: {exc}", file=sys.stderr)
 

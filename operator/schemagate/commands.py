@@ -47,11 +47,6 @@ def add_run(commands: Subparsers) -> None:
                      help="watch Secrets to re-check a schema as soon as its Secret changes "
                           "(needs list and watch on Secrets; default on). --no-watch-secrets "
                           "reads only the Secrets the schemas name, at every check (get only)")
-    run.add_argument("--economy", action=argparse.BooleanOptionalAction, default=True,
-                     help="the savings at scale (default on): pods from the pod watch's "
-                          "index, pod conditions and status written only on change, one "
-                          "connection per database per pass. --no-economy checks each "
-                          "schema on its own, as before (for make bench-scale)")
     run.add_argument("--allowed-hosts-file", metavar="FILE", type=Path,
                      help="YAML mapping each namespace (or * for the others) to the "
                           "database hosts its URLs may name: host names, *.suffix, IP "
@@ -140,7 +135,6 @@ def run_operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         watch_secrets=args.watch_secrets,
         verify_image=args.verify_image or None,
-        economy=args.economy,
         lease=lease,
         allowed_hosts=allowed,
         author_rights_binding=None if args.no_author_rights else args.author_rights_binding,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from schemagate import migrations
 from schemagate.core import revision_files as keys
 from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.reconcile.loop import explain_invalid
+from schemagate.reconcile.steps import explain_invalid
 
 REVISION = "revision = 'a1'\ndown_revision = None\n"
 
