@@ -77,8 +77,10 @@ async def keep_verified(body: JSON, stopped: Stopped, ctx: Context, logger: Logg
             logger.warning("reconcile failed, retrying in %ss: %s", RETRY_UNREACHABLE,
                            kube.describe(exc))
             delay = RETRY_UNREACHABLE
-            ctx.registry.of(key).settled = False
+            if (state := ctx.registry.schemas.get(key)) is not None:
+                state.settled = False
         finally:
             ctx.progress.finished(key)
         woken = await ctx.registry.sleep(key, delay)
-        idle = not woken and ctx.registry.of(key).settled
+        idle = not woken and (state := ctx.registry.schemas.get(key)) is not None and \
+            state.settled

@@ -170,6 +170,7 @@ async def verify(p: Pass) -> float | None:
         if checked.outcome is None:
             return verify_in_pod.POLL  # its pod's own event wakes the loop sooner
         p.started, p.verified = checked.started, checked.outcome
+        p.ctx.metrics.verification_seconds.observe((p.ctx.clock() - p.started).total_seconds())
     else:
         p.verified = await verify_over_url(p, requirement)
     return RETRY_UNREACHABLE if p.stopped else None  # never a verdict on released gates
