@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemagate import kube
-from schemagate.core.gate import PodCondition
-from schemagate.core.migration_job import LastWords
-from schemagate.core.models import GROUP, KIND, VERSION, SecretKeyRef
-from schemagate.core.pods import index_entries
-from schemagate.core.scrub import Scrubber
+from schemagate.core.gate.pods import index_entries
+from schemagate.core.gate.readiness import PodCondition
+from schemagate.core.migration.job import LastWords
+from schemagate.core.tenancy.scrub import Scrubber
 from schemagate.core.verify_pod import manifest, progress
+from schemagate.core.wire.models import GROUP, KIND, VERSION, SecretKeyRef
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 

@@ -5,9 +5,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemagate.core import gate
-from schemagate.core.models import DatabaseSchemaSpec, DriftPolicy
-from schemagate.core.pods import WRITE_SETTLE
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import WRITE_SETTLE
+from schemagate.core.wire.models import DatabaseSchemaSpec, DriftPolicy
 from schemagate.reconcile.pods import apply_gate
 from schemagate.reconcile.registry import Published
 from tests.support.fake_kube import FakeKube

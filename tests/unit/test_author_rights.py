@@ -12,10 +12,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from schemagate.cli import build_parser
-from schemagate.core import author_rights
-from schemagate.core.author_rights import Binding
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
+from schemagate.core.tenancy import author_rights
+from schemagate.core.tenancy.author_rights import Binding
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import AuthorRights
 from schemagate.reconcile.loop import reconcile
 from tests.support.fake_kube import FakeKube

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from schemagate import database
-from schemagate.core.gate import NEW_RELEASE_SETTLE
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.gate.readiness import NEW_RELEASE_SETTLE
 from schemagate.core.verify_pod import termination
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog
 from schemagate.reconcile import Context, pod_seen, release
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import reconcile
@@ -41,13 +41,13 @@ def verdict(reason: Reason) -> Verdict:
 
 
 class Database:
-    """Stands for `database.verify_many`: each ask answered with `reason`, checks counted."""
+    """Stands for `catalog.verify_many`: each ask answered with `reason`, checks counted."""
 
     def __init__(self, reason: Reason = Reason.VERIFIED) -> None:
         self.reason = reason
         self.checks = 0
 
-    def __call__(self, url: str, asked: Sequence[database.Asked], timeout: float
+    def __call__(self, url: str, asked: Sequence[catalog.Asked], timeout: float
                  ) -> list[Verdict]:
         self.checks += 1
         return [verdict(self.reason) for _ in asked]
@@ -184,7 +184,7 @@ def test_a_pod_created_while_the_check_runs_is_not_served_by_it() -> None:
     one_pass(kube, ctx)
     answer = ctx.batches.run
 
-    def slow_check(url: str, asked: Sequence[database.Asked], timeout: float) -> list[Verdict]:
+    def slow_check(url: str, asked: Sequence[catalog.Asked], timeout: float) -> list[Verdict]:
         kube.add_pod(NS, "b", gates=(NAME,), labels=V1, created=clock.advance(1))
         clock.advance(1)  # the database answers a second after the pod appeared
         return answer(url, asked, timeout)

@@ -3,7 +3,7 @@ check; a change of the Secret is read again at once."""
 
 import asyncio
 
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.reconcile import Context
 from schemagate.reconcile.steps import secret_url
 from tests.support.fake_kube import FakeKube

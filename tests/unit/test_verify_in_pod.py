@@ -8,13 +8,13 @@ import asyncio
 import logging
 from typing import Any
 
-from schemagate.core.consent import CLONE_FOR
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.scrub import Scrubber
-from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.check.verdict import Fingerprint, Verdict
+from schemagate.core.clone.consent import CLONE_FOR
+from schemagate.core.tenancy.scrub import Scrubber
 from schemagate.core.verify_pod import manifest as vp
 from schemagate.core.verify_pod import progress, termination
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import verify_in_pod
 from schemagate.reconcile.pods import release
 from schemagate.reconcile.verify_in_pod import POLL, Checked, VerifyPods

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from schemagate.core.gate import PodCondition
-from schemagate.core.migration_job import LastWords
-from schemagate.core.models import SecretKeyRef
-from schemagate.core.scrub import Scrubber
+from schemagate.core.gate.readiness import PodCondition
+from schemagate.core.migration.job import LastWords
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import SecretKeyRef
 
 JSON = dict[str, Any]
 

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemagate.core import conditions as cond
-from schemagate.core import gate
-from schemagate.core.models import DriftPolicy, GateStatus, LabelSelector
-from schemagate.core.pods import (
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import (
     NAMES_NONE,
     Written,
     believed,
@@ -24,8 +22,10 @@ from schemagate.core.pods import (
     patch_needed,
     transition_time,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, scrubbed
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome, scrubbed
+from schemagate.core.wire.models import DriftPolicy, GateStatus, LabelSelector
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import report
 from schemagate.reconcile.context import JSON, Context, PodIndex
 from schemagate.reconcile.registry import Key, Published

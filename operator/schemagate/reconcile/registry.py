@@ -7,12 +7,12 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemagate.core import gate
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.pods import Written
-from schemagate.core.scrub import Scrubbers
-from schemagate.core.status import Outcome
-from schemagate.database import OtherDatabases
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import Written
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.tenancy.scrub import Scrubbers
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.postgres.search import OtherDatabases
 
 Key = tuple[str, str]  # (namespace, name)
 

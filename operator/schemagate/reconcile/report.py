@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from schemagate.core import gate
-from schemagate.core.models import GateStatus, MigrationStatus
-from schemagate.core.scrub import Scrubber
-from schemagate.core.status import next_status, transition
+from schemagate.core.gate import readiness as gate
+from schemagate.core.status.outcome import next_status, transition
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import GateStatus, MigrationStatus
 from schemagate.reconcile.context import JSON, Context
 from schemagate.reconcile.schedule import heartbeat, worth_writing
 from schemagate.reconcile.steps import Logger, Pass

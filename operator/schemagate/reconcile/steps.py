@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube
+from schemagate import kube
 from schemagate.bulkhead import NoAnswer
-from schemagate.core import allowed_hosts, migration
-from schemagate.core.models import (
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.migration import judge as migration
+from schemagate.core.revisions.applied import Knowledge, parse_history
+from schemagate.core.status.outcome import Outcome, from_verdict, revision_history
+from schemagate.core.tenancy import allowed_hosts
+from schemagate.core.verify_pod.loopback import local_only, loopback_message
+from schemagate.core.wire.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
     MigrationRun,
@@ -26,11 +31,8 @@ from schemagate.core.models import (
     SecretKeyRef,
     VerifyFrom,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions import Knowledge, parse_history
-from schemagate.core.status import Outcome, from_verdict, revision_history
-from schemagate.core.verify_pod.loopback import local_only, loopback_message
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import connect, search
 from schemagate.reconcile import migrate as migration_steps
 from schemagate.reconcile import verify_in_pod
 from schemagate.reconcile.context import JSON, Context
@@ -183,8 +185,8 @@ async def verify_over_url(p: Pass, requirement: Any) -> Outcome:
     assert p.spec is not None
     ref = p.spec.database.url_secret_ref
     try:
-        hosts = database.url_hosts(p.url)
-    except database.InvalidDatabaseUrl as exc:
+        hosts = connect.url_hosts(p.url)
+    except connect.InvalidDatabaseUrl as exc:
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
     local = [why for host in hosts if (why := local_only(host)) is not None]
@@ -202,10 +204,10 @@ async def verify_over_url(p: Pass, requirement: Any) -> Outcome:
                 p.state.elsewhere, namespace=p.namespace)
     except NoAnswer as exc:
         return Outcome(Reason.DATABASE_UNREACHABLE, f"{exc}; the check was abandoned")
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
-    if (found := database.in_other_databases(verdict)) is not None:
+    if (found := search.in_other_databases(verdict)) is not None:
         p.state.elsewhere = found
         p.ctx.metrics.verified_at(p.namespace, p.name, time.time())
     return from_verdict(verdict)

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import PATTERNS, Scrubber
-from schemagate.core.status import Outcome, from_verdict
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.status.outcome import Outcome, from_verdict
+from schemagate.core.tenancy.scrub import PATTERNS, Scrubber
 from schemagate.core.verify_pod import manifest as vp
 from schemagate.core.verify_pod import progress
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile.edge import KubeEdge
 
 Key = tuple[str, str]

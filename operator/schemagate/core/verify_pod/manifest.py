@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from schemagate.core import pod_template as template
-from schemagate.core.models import GROUP, KIND, VERSION, DatabaseSchemaSpec
+from schemagate.core.clone import pod_template as template
+from schemagate.core.wire.models import GROUP, KIND, VERSION, DatabaseSchemaSpec
 
 JSON = dict[str, Any]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
 from schemagate.core.verify_pod.manifest import CONTAINER, DEADLINE
 from schemagate.core.verify_pod.termination import NoVerdict, cut, read_verdict
 

@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from schemagate.core.columns import ColumnMismatch, ColumnRequirement, FoundColumn
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Fingerprint, Place, Requirement, Verdict
+from schemagate.core.check.columns import ColumnMismatch, ColumnRequirement, FoundColumn
+from schemagate.core.check.verdict import Fingerprint, Place, Requirement, Verdict
+from schemagate.core.wire.reasons import Reason
 
 JSON = dict[str, Any]
 #: What the kubelet keeps of a termination message.
