@@ -1,5 +1,5 @@
-"""The `schemagate` command: `verify` and `snapshot` here; `run`, `migrate` and `crd`
-from `schemagate.commands`.
+"""The `schemagate` command: `verify` and `snapshot` here; `run`, `migrate`, `plan` and
+`crd` from `schemagate.commands`.
 
 Each subcommand registers its parser in `build_parser` and sets `handler` to a
 function taking the parsed arguments and returning the exit status.
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snapshot(commands)
     commands_.add_run(commands)
     commands_.add_migrate(commands)
+    commands_.add_plan(commands)
     commands_.add_crd(commands)
     return parser
 

@@ -1,0 +1,280 @@
+"""The SQL of the revisions that would run, rendered by Alembic in offline mode
+(`alembic upgrade current:heads --sql`), revision by revision: what `schemagate plan`
+reads. It runs revision files, so like `migrations` it is never loaded by the operator.
+
+The revision files are copied beside nothing else (no env.py of the project runs): the
+offline environment is configured here, for PostgreSQL, in one transaction as
+`schemagate migrate` runs them. Each revision's `upgrade()` is guarded: one that raises
+offline, or that reads rows through `op.get_bind()` (a data migration: offline, its
+query has no result to act on), is marked unlintable and the next revision renders on.
+The rendered SQL is bounded as it is written.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import io
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationInfo
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from schemagate import migrations
+from schemagate.core import plan as plan_
+from schemagate.core.scrub import scrub_patterns
+
+#: Revision files read from one scripts folder.
+MAX_FILES = 5_000
+#: Bytes of revision files read, all together.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+#: Characters of rendered SQL: a revision writing more stops the plan.
+MAX_SQL = 16 * 1024 * 1024
+_READING = ("select", "with", "show", "table ", "values", "explain", "fetch")
+
+
+class UnusableScripts(ValueError):
+    """The scripts cannot be planned: the text says which file and why."""
+
+
+class TooMuchSql(Exception):
+    """The revisions wrote more than `MAX_SQL` characters of SQL."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    sql: str
+    revisions: tuple[plan_.Revision, ...]
+    start: tuple[str, ...]
+    heads: tuple[str, ...]
+
+
+def versions_folders(path: Path) -> list[Path]:
+    """Where the revision files are: an alembic.ini's `version_locations` (or its
+    `script_location`'s `versions`), a script folder's `versions`, or the folder itself
+    (one revision file a key, as a ConfigMap holds them)."""
+    if path.is_file():
+        return _from_ini(path)
+    if not path.is_dir():
+        raise UnusableScripts(f"{path} is neither a folder nor an alembic.ini")
+    versions = path / "versions"
+    return [versions if versions.is_dir() else path]
+
+
+def _from_ini(ini: Path) -> list[Path]:
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent.resolve())})
+    try:
+        parser.read(ini, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        raise UnusableScripts(f"cannot read {ini}: {' '.join(str(exc).split())}") from None
+    try:
+        location = parser.get("alembic", "script_location")
+        listed = parser.get("alembic", "version_locations", fallback="")
+    except configparser.Error as exc:
+        raise UnusableScripts(f"{ini}: {' '.join(str(exc).split())}") from None
+    if ":" in location and not Path(location).exists():
+        raise UnusableScripts(f"{ini}: script_location {location} names a package; give "
+                              "the folder instead")
+    folders = [_beside(ini, p) for p in listed.replace(",", " ").split()] if listed \
+        else [_beside(ini, location) / "versions"]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise UnusableScripts(f"{ini}: no folder {', '.join(missing)}")
+    return folders
+
+
+def _beside(ini: Path, location: str) -> Path:
+    """A relative location as Alembic reads it (from the working directory), else next to
+    the ini file."""
+    path = Path(location)
+    return path if path.is_absolute() or path.exists() else ini.parent / path
+
+
+def read_revision_files(folders: Sequence[Path]) -> dict[str, str]:
+    """The `*.py` files of `folders` (not `__init__.py`, not hidden), name to text."""
+    files: dict[str, str] = {}
+    total = 0
+    for folder in folders:
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith((".", "__init__")) or not path.is_file():
+                continue
+            if path.name in files:
+                raise UnusableScripts(f"two revision files are called {path.name}")
+            if len(files) >= MAX_FILES:
+                raise UnusableScripts(f"more than {MAX_FILES:,} revision files")
+            total += path.stat().st_size
+            if total > MAX_FILE_BYTES:
+                raise UnusableScripts(f"more than {MAX_FILE_BYTES:,} bytes of revision files")
+            try:
+                files[path.name] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UnusableScripts(f"cannot read {path}: {exc}") from None
+    if not files:
+        raise UnusableScripts(f"no revision files (*.py) in {', '.join(map(str, folders))}")
+    return files
+
+
+def render(files: dict[str, str], start: Sequence[str], *, version_table: str,
+           version_table_schema: str | None) -> Rendered:
+    """The SQL of `upgrade start:heads` in offline mode; `start` empty: from the base.
+    Raises `UnusableScripts` (and `TooMuchSql`)."""
+    workdir = Path(tempfile.mkdtemp(prefix="schemagate-plan-"))
+    try:
+        (workdir / "versions").mkdir()
+        for name, text in files.items():
+            (workdir / "versions" / name).write_text(text, encoding="utf-8")
+        config = migrations._config(workdir)
+        script = _load(config, workdir)
+        branching = {sc.revision for sc in script.walk_revisions()
+                     if plan_.branches_on_offline_mode(files.get(Path(sc.path).name, ""))}
+        with migrations._ALEMBIC:
+            return _render(config, script, tuple(start), branching, version_table,
+                           version_table_schema)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load(config: Config, directory: Path) -> ScriptDirectory:
+    """The scripts, every revision file imported; load errors as `UnusableScripts`."""
+    script = ScriptDirectory.from_config(config)
+    with migrations._LOADING, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script.get_heads()
+            error: Exception | None = None
+        except Exception as exc:  # a revision file may raise anything at import
+            error = exc
+    complaints = [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+                  and migrations._from_alembic(w.filename)]
+    if error is not None or complaints:
+        raise UnusableScripts(scrub_patterns(
+            migrations._load_error(error, complaints, directory / "versions")))
+    return script
+
+
+class _Runs:
+    """Which revision is running, what each wrote, and why one is unlintable."""
+
+    def __init__(self, script: ScriptDirectory, buffer: io.StringIO,
+                 branching: set[str]) -> None:
+        self.script, self.buffer = script, buffer
+        self.running = ""
+        self.unlintable: dict[str, str] = dict.fromkeys(
+            branching, "it branches on offline mode (context.is_offline_mode() or as_sql), so "
+                       "its offline SQL is not what runs")
+        self.revisions: list[plan_.Revision] = []
+
+    def guard(self, revision: str, upgrade: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(upgrade)  # Alembic's "-- Running" line names the function
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            self.running = revision
+            try:
+                return upgrade(*args, **kwargs)
+            except TooMuchSql:
+                raise
+            except (Exception, SystemExit) as exc:  # anything a revision raises offline
+                text = " ".join(str(exc).split())[:plan_.MESSAGE_SHOWN]
+                self.unlintable.setdefault(revision, scrub_patterns(
+                    f"it raised {type(exc).__name__}{': ' + text if text else ''} offline "
+                    "(a data migration reading rows?)"))
+            return None
+        return guarded
+
+    def read(self) -> None:
+        self.unlintable.setdefault(self.running, "it reads rows through op.get_bind() (a "
+                                                 "data migration): offline there are none")
+
+    def applied(self, *, step: MigrationInfo, **_: Any) -> None:
+        start = self.revisions[-1].end if self.revisions else 0
+        revision = step.up_revision_id or ""
+        path = self.script.get_revision(revision).path if revision else ""
+        self.revisions.append(plan_.Revision(
+            revision=revision, down_revisions=tuple(step.down_revision_ids),
+            file=Path(path).name, start=start, end=self.buffer.tell(),
+            unlintable=self.unlintable.get(revision)))
+
+
+def _render(config: Config, script: ScriptDirectory, start: tuple[str, ...], branching: set[str],
+            version_table: str, version_table_schema: str | None) -> Rendered:
+    buffer = _Bounded()
+    runs = _Runs(script, buffer, branching)
+    for sc in script.walk_revisions():
+        module: Any = sc.module
+        if callable(getattr(module, "upgrade", None)):
+            module.upgrade = runs.guard(sc.revision, module.upgrade)
+    try:
+        with EnvironmentContext(
+                config, script, as_sql=True, starting_rev=list(start) or None,
+                destination_rev="heads",
+                fn=lambda rev, _: script._upgrade_revs("heads", rev)) as env:
+            env.configure(dialect_name="postgresql", output_buffer=buffer, literal_binds=True,
+                          version_table=version_table,
+                          version_table_schema=version_table_schema,
+                          transaction_per_migration=False,
+                          on_version_apply=cast(Any, runs.applied))
+            context = env.get_context()
+            watched = _Watched(context.connection, runs.read)
+            context.connection = context.impl.connection = watched  # type: ignore[assignment]
+            with env.begin_transaction():
+                env.run_migrations()
+    except TooMuchSql:
+        raise
+    except CommandError as exc:
+        raise UnusableScripts(scrub_patterns(_start_unknown(exc, start))) from None
+    return Rendered(sql=buffer.getvalue(), revisions=tuple(runs.revisions), start=start,
+                    heads=tuple(sorted(script.get_heads())))
+
+
+def _start_unknown(exc: Exception, start: tuple[str, ...]) -> str:
+    text = " ".join(str(exc).split())
+    return (f"cannot start from {', '.join(start) or 'base'}: {text} (does the database "
+            "run a release newer than these scripts?)")
+
+
+class _Bounded(io.StringIO):
+    def write(self, text: str) -> int:
+        if self.tell() + len(text) > MAX_SQL:
+            raise TooMuchSql(f"the revisions wrote more than {MAX_SQL:,} characters of SQL")
+        return super().write(text)
+
+
+class _Watched:
+    """Alembic's offline connection, noticing statements that read rows."""
+
+    def __init__(self, connection: Any, on_read: Callable[[], None]) -> None:
+        self._connection, self._on_read = connection, on_read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(statement, "is_select", False) or _reads(str(statement)):
+            self._on_read()
+        return self._connection.execute(statement, *args, **kwargs)
+
+    def exec_driver_sql(self, statement: str, *args: Any, **kwargs: Any) -> Any:
+        if _reads(statement):
+            self._on_read()
+        return self._connection.exec_driver_sql(statement, *args, **kwargs)
+
+    def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        self._on_read()
+        return None
+
+    def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        self._on_read()
+        return iter(())
+
+
+def _reads(statement: str) -> bool:
+    text = statement.lstrip().lower()
+    return text.startswith(_READING) or " returning " in text
