@@ -6,6 +6,7 @@ export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
         control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
+        bench-plan \
         clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -104,6 +105,10 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
+
+# `schemagate plan` over 200 revisions next to `alembic upgrade --sql` alone, in one run.
+bench-plan: $(VENV)/.installed
+	$(PY) bench/plan.py
 
 bench-gate: $(VENV)/.installed control-plane
 	$(PY) bench/gate_latency.py

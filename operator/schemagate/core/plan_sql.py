@@ -26,6 +26,11 @@ _POSTGRES = Dialect.get_or_raise("postgres")
 _SEQUENCED = frozenset({exp.DataType.Type.SERIAL, exp.DataType.Type.BIGSERIAL,
                         exp.DataType.Type.SMALLSERIAL})
 _RELATIONS = frozenset({"TABLE", "VIEW", "MATERIALIZED VIEW"})
+#: The statements that may change what exists, and are parsed.
+_CHANGING = frozenset({"ALTER", "DROP"})
+#: Statements whose effect is code sqlglot does not read.
+_OPAQUE = frozenset({"DO", "CALL", "EXECUTE"})
+_BEFORE_TABLE = frozenset({TokenType.INTO, TokenType.UPDATE, TokenType.FROM, TokenType.TABLE})
 
 
 class TooManyStatements(ValueError):
@@ -97,6 +102,13 @@ def statements(sql: str) -> list[Statement]:
 def _statement(sql: str, tokens: list[Token], end: int) -> Statement:
     start = tokens[0].start
     text = sql[start:end]
+    first = tokens[0].text.upper()
+    if first in _OPAQUE:
+        return Statement(start, end, text, read=False)
+    if first not in _CHANGING:
+        # Only ALTER and DROP change what exists; the rest is not parsed (most of a plan's
+        # statements: parsing is what a plan's time goes to).
+        return Statement(start, end, text, table=_target(tokens))
     try:
         parsed = _POSTGRES.parser().parse(tokens, sql)
     except SqlglotError:
@@ -175,11 +187,24 @@ def _required(column: exp.ColumnDef) -> bool:
 
 
 def _changed_table(tree: exp.Expr) -> str | None:
-    target = tree.this if isinstance(tree, exp.Alter | exp.Insert | exp.Update | exp.Delete |
-                                     exp.Create) else None
-    if isinstance(target, exp.Schema):
-        target = target.this
+    target = tree.this if isinstance(tree, exp.Alter) else None
     return _table(target)[1] if isinstance(target, exp.Table) else None
+
+
+def _target(tokens: list[Token]) -> str | None:
+    """The table of `INSERT INTO t`, `UPDATE t`, `DELETE FROM t`, `CREATE TABLE t`
+    (schema-qualified or not), read from the first tokens."""
+    for index, token in enumerate(tokens[:4]):
+        if token.token_type in _BEFORE_TABLE and index + 1 < len(tokens):
+            names = tokens[index + 1:index + 4]
+            if len(names) == 3 and names[1].token_type is TokenType.DOT:
+                return _token_name(names[2])
+            return _token_name(names[0])
+    return None
+
+
+def _token_name(token: Token) -> str:
+    return token.text if token.token_type is TokenType.IDENTIFIER else token.text.lower()
 
 
 def _table(table: exp.Table) -> tuple[str | None, str]:
