@@ -79,12 +79,13 @@ chart:
 	  || exit 1; done
 	@echo "chart: helm lint and helm template pass"
 
-# The GitHub workflows cannot run here; actionlint (built once from the Go module proxy
-# at the version pinned in hack/build-control-plane.sh, cached like helm) checks them.
+# The GitHub workflows (ours, and the example in contrib/github) cannot run here;
+# actionlint (built once from the Go module proxy at the version pinned in
+# hack/build-control-plane.sh, cached like helm) checks them.
 # shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
 actionlint:
 	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
-	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
+	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml contrib/github/*.yaml
 	@echo "actionlint: the workflows pass"
 
 cluster-up: $(VENV)/.installed control-plane node

@@ -14,6 +14,8 @@ from schemagate import cli, offline, squawk
 from schemagate.core import plan_sql, serving
 from schemagate.core.plan_sql import ChangeKind
 from tests.plan_revisions import CASES, REVISION, SERVING, Case, write_scripts
+from tests.unit.test_reference import ROOT, first_column, options
+from tests.unit.test_workflows import lint
 
 
 def plan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -260,3 +262,17 @@ spec:
     assert declared.declared_column(None, "ledger", "amount") is not None
     assert declared.declared_column("public", "ledger", "amount") is None
     assert not declared.declares_table("other", "accounts")
+
+
+# What the docs say.
+
+def test_reference_lists_every_option_of_plan() -> None:
+    documented = {cell.split()[0] for cell in first_column("schemagate plan")}
+    assert documented - {"SCRIPTS"} == options("plan")
+
+
+def test_the_ci_example_is_the_contrib_workflow_and_passes_actionlint() -> None:
+    workflow = ROOT / "contrib" / "github" / "migration-plan.yaml"
+    assert f"```yaml\n{workflow.read_text()}```" in (ROOT / "docs" / "verify.md").read_text()
+    result = lint(workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
