@@ -228,6 +228,9 @@ def add_plan(commands: Subparsers) -> None:
                            "left out by default; repeat for each")
     plan.add_argument("--lint-timeout", type=float, default=60, metavar="S",
                       help="how long squawk may take (default 60)")
+    plan.add_argument("--render-timeout", type=float, default=300, metavar="S",
+                      help="how long importing and rendering the revisions may take "
+                           "(default 300)")
     plan.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                       help="text (default), json, or markdown for a pull-request comment")
     plan.set_defaults(handler=run_plan)

@@ -13,12 +13,16 @@ The rendered SQL is bounded as it is written.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import functools
 import io
+import resource
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +43,11 @@ MAX_FILES = 5_000
 MAX_FILE_BYTES = 32 * 1024 * 1024
 #: Characters of rendered SQL: a revision writing more stops the plan.
 MAX_SQL = 16 * 1024 * 1024
+#: Seconds the rendering may take, by default: a revision looping forever stops the plan.
+RENDER_TIMEOUT = 300.0
+#: Memory the rendering may take beyond what the process already has (Linux): a revision
+#: allocating more gets a MemoryError, and is unlintable.
+MAX_MEMORY = 1024 * 1024 * 1024
 _READING = ("select", "with", "show", "table ", "values", "explain", "fetch")
 
 
@@ -48,6 +57,11 @@ class UnusableScripts(ValueError):
 
 class TooMuchSql(Exception):
     """The revisions wrote more than `MAX_SQL` characters of SQL."""
+
+
+class RenderTimeout(BaseException):
+    """The rendering took longer than allowed. A BaseException, so that no revision's
+    `except Exception` (nor the guard around each) swallows it."""
 
 
 @dataclass(frozen=True)
@@ -124,23 +138,61 @@ def read_revision_files(folders: Sequence[Path]) -> dict[str, str]:
 
 
 def render(files: dict[str, str], start: Sequence[str], *, version_table: str,
-           version_table_schema: str | None) -> Rendered:
+           version_table_schema: str | None, timeout: float = RENDER_TIMEOUT) -> Rendered:
     """The SQL of `upgrade start:heads` in offline mode; `start` empty: from the base.
-    Raises `UnusableScripts` (and `TooMuchSql`)."""
+    Raises `UnusableScripts`, `TooMuchSql`, `RenderTimeout`."""
     workdir = Path(tempfile.mkdtemp(prefix="schemagate-plan-"))
     try:
         (workdir / "versions").mkdir()
         for name, text in files.items():
             (workdir / "versions" / name).write_text(text, encoding="utf-8")
         config = migrations._config(workdir)
-        script = _load(config, workdir)
-        branching = {sc.revision for sc in script.walk_revisions()
-                     if plan_.branches_on_offline_mode(files.get(Path(sc.path).name, ""))}
-        with migrations._ALEMBIC:
+        # Importing the revision files runs them too: the bounds cover it.
+        with migrations._ALEMBIC, _bounded(timeout):
+            script = _load(config, workdir)
+            branching = {sc.revision for sc in script.walk_revisions() if
+                         plan_.branches_on_offline_mode(files.get(Path(sc.path).name, ""))}
             return _render(config, script, tuple(start), branching, version_table,
                            version_table_schema)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float) -> Iterator[None]:
+    """At most `seconds` of wall time and `MAX_MEMORY` more address space, in the main
+    thread of a Linux process (elsewhere, neither: the caller has its own bounds)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_: object) -> None:
+        raise RenderTimeout(f"rendering the revisions took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _address_space() + MAX_MEMORY
+    for bound in (soft, hard):
+        if bound != resource.RLIM_INFINITY:
+            limit = min(limit, bound)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        if limit > MAX_MEMORY:  # else /proc did not say how much is in use already
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _address_space() -> int:
+    """This process's virtual memory size, in bytes (0 where /proc does not say)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
 
 
 def _load(config: Config, directory: Path) -> ScriptDirectory:
@@ -184,8 +236,8 @@ class _Runs:
             except (Exception, SystemExit) as exc:  # anything a revision raises offline
                 text = " ".join(str(exc).split())[:plan_.MESSAGE_SHOWN]
                 self.unlintable.setdefault(revision, scrub_patterns(
-                    f"it raised {type(exc).__name__}{': ' + text if text else ''} offline "
-                    "(a data migration reading rows?)"))
+                    f"it raised {type(exc).__name__}{': ' + text if text else ''} when run "
+                    "offline"))
             return None
         return guarded
 

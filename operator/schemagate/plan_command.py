@@ -62,12 +62,14 @@ def make_plan(args: argparse.Namespace, scrubber: Scrubber) -> Plan:
             rendered = offline.render(
                 files, tuple(r for r in start if r != "base"),
                 version_table=args.version_table,
-                version_table_schema=args.version_table_schema)
+                version_table_schema=args.version_table_schema,
+                timeout=args.render_timeout)
         statements = plan_sql.statements(rendered.sql)
         issues = [] if level is LintLevel.OFF else squawk.lint(
             rendered.sql, exclude=[*plan_.QUIET_RULES, *args.lint_exclude],
             timeout=args.lint_timeout)
-    except (offline.UnusableScripts, offline.TooMuchSql, plan_sql.TooManyStatements,
+    except (offline.UnusableScripts, offline.TooMuchSql, offline.RenderTimeout,
+            plan_sql.TooManyStatements,
             serving.InvalidServing, squawk.LintFailed) as exc:
         raise Unusable(str(exc)) from None
     revision_at = plan_.RevisionAt(rendered.revisions)

@@ -276,3 +276,21 @@ def test_the_ci_example_is_the_contrib_workflow_and_passes_actionlint() -> None:
     assert f"```yaml\n{workflow.read_text()}```" in (ROOT / "docs" / "verify.md").read_text()
     result = lint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_revision_that_never_ends_stops_the_plan(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case("loops", "    while True:\n        pass"))
+    status, _, err = plan(capsys, str(tmp_path), "--from", "a1", "--render-timeout", "1")
+    assert status == 2 and "took longer than 1 s" in err
+
+
+def test_a_revision_that_asks_for_too_much_memory_is_unlintable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case(
+        "hoards", "    hoard = bytearray(4 * 1024 ** 3)\n    op.drop_column('accounts', 'notes')"))
+    status, document = plan_json(capsys, str(tmp_path), "--from", "a1")
+    assert status == 1
+    assert [f["message"] for f in document["findings"] if f["kind"] == "unlintable"] == [
+        "cannot be planned offline: it raised MemoryError when run offline; review it by "
+        "hand"]

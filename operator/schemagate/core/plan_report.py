@@ -4,6 +4,7 @@ pull-request comment (pure)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from schemagate.core.plan import Finding, Kind, Plan
@@ -119,8 +120,4 @@ def _code(text: str) -> str:
 
 
 def _longest_run(text: str, char: str) -> int:
-    longest = current = 0
-    for c in text:
-        current = current + 1 if c == char else 0
-        longest = max(longest, current)
-    return longest
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
