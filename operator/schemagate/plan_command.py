@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from schemagate import database, offline, squawk
@@ -52,37 +53,59 @@ def run(args: argparse.Namespace) -> int:
 
 def make_plan(args: argparse.Namespace, scrubber: Scrubber) -> Plan:
     """The plan the options ask for. Raises `Unusable` or `database.ConnectionFailed`."""
-    level = LintLevel(args.lint)
     try:
         declared = _serving(args.serving, args.schema)
         files = offline.read_revision_files(offline.versions_folders(args.scripts))
-        start = tuple(args.start) if args.start is not None else _current(args, scrubber)
+    except offline.UnusableScripts as exc:
+        raise Unusable(str(exc)) from None
+    start = tuple(args.start) if args.start is not None else _current(args, scrubber)
+    settings = Settings(version_table=args.version_table,
+                        version_table_schema=args.version_table_schema,
+                        lint=LintLevel(args.lint), lint_exclude=tuple(args.lint_exclude),
+                        lint_timeout=args.lint_timeout, render_timeout=args.render_timeout)
+    return plan(files, start, declared, settings)
+
+
+@dataclass(frozen=True)
+class Settings:
+    version_table: str = "alembic_version"
+    version_table_schema: str | None = None
+    lint: LintLevel = LintLevel.BLOCK
+    lint_exclude: tuple[str, ...] = ()
+    lint_timeout: float = squawk.TIMEOUT
+    render_timeout: float = offline.RENDER_TIMEOUT
+
+
+def plan(files: dict[str, str], start: tuple[str, ...],
+         declared: serving.ServingVersion | None, settings: Settings) -> Plan:
+    """The plan of the revision files `files` (name to text) from `start` (empty or
+    `base`: from nothing), checked against `declared` when given. Raises `Unusable`."""
+    try:
         # What revision files print is theirs, not the plan's: it goes to standard error.
         with contextlib.redirect_stdout(sys.stderr):
             rendered = offline.render(
                 files, tuple(r for r in start if r != "base"),
-                version_table=args.version_table,
-                version_table_schema=args.version_table_schema,
-                timeout=args.render_timeout)
+                version_table=settings.version_table,
+                version_table_schema=settings.version_table_schema,
+                timeout=settings.render_timeout)
         statements = plan_sql.statements(rendered.sql)
-        issues = [] if level is LintLevel.OFF else squawk.lint(
-            rendered.sql, exclude=[*plan_.QUIET_RULES, *args.lint_exclude],
-            timeout=args.lint_timeout)
+        issues = [] if settings.lint is LintLevel.OFF else squawk.lint(
+            rendered.sql, exclude=[*plan_.QUIET_RULES, *settings.lint_exclude],
+            timeout=settings.lint_timeout)
     except (offline.UnusableScripts, offline.TooMuchSql, offline.RenderTimeout,
-            plan_sql.TooManyStatements,
-            serving.InvalidServing, squawk.LintFailed) as exc:
+            plan_sql.TooManyStatements, squawk.LintFailed) as exc:
         raise Unusable(str(exc)) from None
     revision_at = plan_.RevisionAt(rendered.revisions)
     findings = plan_.unlintable_findings(rendered.revisions)
     if declared is not None:
         findings += plan_.serving_findings(statements, declared, revision_at)
     findings += plan_.lint_findings(issues, rendered.sql, statements, revision_at,
-                                    version_table=args.version_table, level=level)
+                                    version_table=settings.version_table, level=settings.lint)
     findings += plan_.unchecked_findings(statements, revision_at)
     kept, found = plan_.bounded(findings)
     return Plan(sql=rendered.sql, revisions=rendered.revisions, start=rendered.start,
                 heads=rendered.heads, findings=kept, found=found,
-                serving_checked=declared is not None, lint=level)
+                serving_checked=declared is not None, lint=settings.lint)
 
 
 def _serving(path: Path | None, schema: str) -> serving.ServingVersion | None:

@@ -294,3 +294,20 @@ def test_a_revision_that_asks_for_too_much_memory_is_unlintable(
     assert [f["message"] for f in document["findings"] if f["kind"] == "unlintable"] == [
         "cannot be planned offline: it raised MemoryError when run offline; review it by "
         "hand"]
+
+
+def test_markdown_keeps_a_hostile_statement_in_its_cell(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case("hostile", (
+        "    op.execute('ALTER TABLE accounts DROP COLUMN notes "
+        "/* | ``` <script> \\x1b[31m */')")))
+    status, markdown, _ = plan(capsys, str(tmp_path), "--from", "a1", "--format", "markdown")
+    row = next(line for line in markdown.splitlines() if "ban-drop-column" in line)
+    # The statement is one code span, longer-fenced than any backticks in it: GitHub
+    # shows what is inside as text, `<script>` included.
+    assert row.count(" | ") == 3 and "\\|" in row
+    assert row.endswith("| ```` ALTER TABLE accounts DROP COLUMN notes /* \\| ``` <script> "
+                        "\\x1b[31m */; ```` |")
+    assert "\x1b" not in markdown and status == 1
+    sql = markdown.split("<details>")[1]
+    assert "````sql\n" in sql and sql.rstrip().endswith("````\n\n</details>")

@@ -86,7 +86,7 @@ def markdown(plan: Plan) -> str:
                          f"{_code(f.statement[:300]) if f.statement else ''} |")
     head = "\n".join(lines)
     room = MARKDOWN_LIMIT - len(head) - 200
-    sql = plan.sql.rstrip()
+    sql = escape_controls(plan.sql.rstrip(), keep_newlines=True)
     cut = f"\n-- ... {len(sql) - room:,} more characters: run schemagate plan to see them" \
         if len(sql) > room else ""
     fence = "`" * max(3, _longest_run(sql, "`") + 1)
