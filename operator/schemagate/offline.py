@@ -7,23 +7,25 @@ offline environment is configured here, for PostgreSQL, in one transaction as
 `schemagate migrate` runs them. Each revision's `upgrade()` is guarded: one that raises
 offline, or that reads rows through `op.get_bind()` (a data migration: offline, its
 query has no result to act on), is marked unlintable and the next revision renders on.
-The rendered SQL is bounded as it is written.
+All of it happens in a child process, bounded in time and memory, and the rendered SQL
+is bounded as it is written.
 """
 
 from __future__ import annotations
 
 import configparser
-import contextlib
 import functools
 import io
+import multiprocessing
+import os
 import resource
 import shutil
-import signal
+import sys
 import tempfile
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,7 +47,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_SQL = 16 * 1024 * 1024
 #: Seconds the rendering may take, by default: a revision looping forever stops the plan.
 RENDER_TIMEOUT = 300.0
-#: Memory the rendering may take beyond what the process already has (Linux): a revision
+#: Memory the rendering process may take beyond what it starts with (Linux): a revision
 #: allocating more gets a MemoryError, and is unlintable.
 MAX_MEMORY = 1024 * 1024 * 1024
 _READING = ("select", "with", "show", "table ", "values", "explain", "fetch")
@@ -59,9 +61,8 @@ class TooMuchSql(Exception):
     """The revisions wrote more than `MAX_SQL` characters of SQL."""
 
 
-class RenderTimeout(BaseException):
-    """The rendering took longer than allowed. A BaseException, so that no revision's
-    `except Exception` (nor the guard around each) swallows it."""
+class RenderTimeout(Exception):
+    """Importing and rendering the revisions took longer than allowed."""
 
 
 @dataclass(frozen=True)
@@ -140,59 +141,92 @@ def read_revision_files(folders: Sequence[Path]) -> dict[str, str]:
 def render(files: dict[str, str], start: Sequence[str], *, version_table: str,
            version_table_schema: str | None, timeout: float = RENDER_TIMEOUT) -> Rendered:
     """The SQL of `upgrade start:heads` in offline mode; `start` empty: from the base.
-    Raises `UnusableScripts`, `TooMuchSql`, `RenderTimeout`."""
+
+    The revision files run in a child process of their own, which may take `MAX_MEMORY`
+    more memory than this one has and is killed after `timeout` seconds: whatever a file
+    does (loop, catch every exception, allocate), this process only waits and reads the
+    result. What the files print goes to standard error. Raises `UnusableScripts`,
+    `TooMuchSql`, `RenderTimeout`.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    sys.stdout.flush()
+    child = context.Process(target=_render_in_child, daemon=True, args=(
+        sender, files, tuple(start), version_table, version_table_schema))
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise RenderTimeout(f"importing and rendering the revisions took longer than "
+                                f"{timeout:g} s")
+        try:
+            kind, value = receiver.recv()
+        except EOFError:
+            child.join(5)
+            raise UnusableScripts(f"the process rendering the revisions ended without a "
+                                  f"result (exit status {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receiver.close()
+    if kind == "rendered":
+        assert isinstance(value, Rendered)
+        return value
+    raise (TooMuchSql if kind == "too much" else UnusableScripts)(str(value))
+
+
+def _render_in_child(sender: Connection, files: dict[str, str], start: tuple[str, ...],
+                     version_table: str, version_table_schema: str | None) -> None:
+    sys.stdout = sys.__stderr__  # what revision files print is theirs, not the plan's
+    os.dup2(2, 1)
+    _cap_memory()
+    result: tuple[str, object]
+    try:
+        result = ("rendered", _render_here(files, start, version_table, version_table_schema))
+    except TooMuchSql as exc:
+        result = ("too much", str(exc))
+    except UnusableScripts as exc:
+        result = ("unusable", str(exc))
+    except MemoryError:
+        result = ("unusable", f"rendering needed more than {MAX_MEMORY:,} bytes more memory")
+    except BaseException as exc:  # noqa: BLE001 - Alembic's, or a revision's, anything
+        text = " ".join(str(exc).split())[:plan_.MESSAGE_SHOWN]
+        result = ("unusable", scrub_patterns(f"rendering failed: {type(exc).__name__}: {text}"))
+    sender.send(result)
+    sender.close()
+
+
+def _cap_memory() -> None:
+    """At most `MAX_MEMORY` more address space than the process has now (Linux; where
+    /proc does not say how much that is, no cap)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = pages * resource.getpagesize() + MAX_MEMORY
+    for bound in (soft, hard):
+        if bound != resource.RLIM_INFINITY:
+            limit = min(limit, bound)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _render_here(files: dict[str, str], start: tuple[str, ...], version_table: str,
+                 version_table_schema: str | None) -> Rendered:
     workdir = Path(tempfile.mkdtemp(prefix="schemagate-plan-"))
     try:
         (workdir / "versions").mkdir()
         for name, text in files.items():
             (workdir / "versions" / name).write_text(text, encoding="utf-8")
         config = migrations._config(workdir)
-        # Importing the revision files runs them too: the bounds cover it.
-        with migrations._ALEMBIC, _bounded(timeout):
-            script = _load(config, workdir)
-            branching = {sc.revision for sc in script.walk_revisions() if
-                         plan_.branches_on_offline_mode(files.get(Path(sc.path).name, ""))}
-            return _render(config, script, tuple(start), branching, version_table,
-                           version_table_schema)
+        script = _load(config, workdir)
+        branching = {sc.revision for sc in script.walk_revisions()
+                     if plan_.branches_on_offline_mode(files.get(Path(sc.path).name, ""))}
+        return _render(config, script, start, branching, version_table,
+                       version_table_schema)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _bounded(seconds: float) -> Iterator[None]:
-    """At most `seconds` of wall time and `MAX_MEMORY` more address space, in the main
-    thread of a Linux process (elsewhere, neither: the caller has its own bounds)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(*_: object) -> None:
-        raise RenderTimeout(f"rendering the revisions took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = _address_space() + MAX_MEMORY
-    for bound in (soft, hard):
-        if bound != resource.RLIM_INFINITY:
-            limit = min(limit, bound)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        if limit > MAX_MEMORY:  # else /proc did not say how much is in use already
-            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _address_space() -> int:
-    """This process's virtual memory size, in bytes (0 where /proc does not say)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return pages * resource.getpagesize()
 
 
 def _load(config: Config, directory: Path) -> ScriptDirectory:

@@ -7,7 +7,6 @@ like `migrate_command`, never loaded by the operator.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -81,13 +80,11 @@ def plan(files: dict[str, str], start: tuple[str, ...],
     """The plan of the revision files `files` (name to text) from `start` (empty or
     `base`: from nothing), checked against `declared` when given. Raises `Unusable`."""
     try:
-        # What revision files print is theirs, not the plan's: it goes to standard error.
-        with contextlib.redirect_stdout(sys.stderr):
-            rendered = offline.render(
-                files, tuple(r for r in start if r != "base"),
-                version_table=settings.version_table,
-                version_table_schema=settings.version_table_schema,
-                timeout=settings.render_timeout)
+        rendered = offline.render(
+            files, tuple(r for r in start if r != "base"),
+            version_table=settings.version_table,
+            version_table_schema=settings.version_table_schema,
+            timeout=settings.render_timeout)
         statements = plan_sql.statements(rendered.sql)
         issues = [] if settings.lint is LintLevel.OFF else squawk.lint(
             rendered.sql, exclude=[*plan_.QUIET_RULES, *settings.lint_exclude],

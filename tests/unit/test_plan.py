@@ -124,10 +124,12 @@ def test_text_prints_the_sql_and_markdown_a_comment(
 
 
 def test_what_a_revision_prints_stays_out_of_the_report(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_scripts(tmp_path / "versions", Case("prints", '    print("hello from b2")'))
-    status, out, err = plan(capsys, str(tmp_path), "--from", "a1", "--format", "json")
-    assert json.loads(out)["findings"] == [] and "hello from b2" in err and status == 0
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case("prints", (
+        '    print("hello from b2")\n    import os\n    os.write(1, b"and from fd 1")')))
+    status, out, err = plan(capfd, str(tmp_path), "--from", "a1", "--format", "json")
+    assert json.loads(out)["findings"] == [] and status == 0
+    assert "hello from b2" in err and "and from fd 1" in err
 
 
 # Unusable input: exit status 2, the reason on standard error.
@@ -311,3 +313,12 @@ def test_markdown_keeps_a_hostile_statement_in_its_cell(
     assert "\x1b" not in markdown and status == 1
     sql = markdown.split("<details>")[1]
     assert "````sql\n" in sql and sql.rstrip().endswith("````\n\n</details>")
+
+
+def test_a_revision_swallowing_the_timeout_still_stops(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case("stubborn", (
+        "    while True:\n        try:\n            while True:\n                pass\n"
+        "        except BaseException:\n            pass")))
+    status, _, err = plan(capsys, str(tmp_path), "--from", "a1", "--render-timeout", "0.5")
+    assert status == 2 and "took longer than 0.5 s" in err
