@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from localenv.postgres import free_port
-from tests.db.commands import BIN, AlembicProject, Run, _environment, schemagate_snapshot
+from tests.db.commands import BIN, AlembicProject, Run, environment, schemagate_snapshot
 from tests.db.conftest import Tenant
 from tests.plan_revisions import CASES, SERVING, Case, write_scripts
 
 
 def schemagate_plan(url: str, *args: str) -> Run:
     result = subprocess.run([str(BIN / "schemagate"), "plan", *args, "--url-env", "APP_DB"],
-                            env=_environment(APP_DB=url), capture_output=True, text=True,
+                            env=environment(APP_DB=url), capture_output=True, text=True,
                             timeout=120)
     return Run(result.returncode, result.stdout, result.stderr)
 

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from schemagate import cli, offline, squawk
-from schemagate.core import plan_sql, serving
-from schemagate.core.plan_sql import ChangeKind
+from schemagate import cli
+from schemagate.core.plan import serving
+from schemagate.core.plan import sql as plan_sql
+from schemagate.core.plan.sql import ChangeKind
+from schemagate.core.revisions import keys
+from schemagate.job import render, squawk
 from tests.plan_revisions import CASES, REVISION, SERVING, Case, write_scripts
 from tests.unit.test_reference import ROOT, first_column, options
 from tests.unit.test_workflows import lint
@@ -147,6 +150,26 @@ def test_scripts_that_do_not_load(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert status == 2 and "broken.py, line 3" in err
 
 
+def test_the_plan_refuses_what_the_job_refuses(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", CASES[5])
+    (tmp_path / "versions" / "c3_computed.py").write_text(REVISION.format(
+        revision="c3", down="b2", body="    pass").replace("revision = 'c3'",
+                                                       "revision = 'c' + '3'"))
+    status, out, err = plan(capsys, str(tmp_path), "--from", "a1")
+    assert status == 2 and out == ""
+    assert "c3_computed.py" in err and "revision" in err
+
+
+def test_offline_mode_named_only_in_a_comment_or_string_is_lintable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_scripts(tmp_path / "versions", Case(
+        "mentions", '    # not context.is_offline_mode(): this renders as it runs\n'
+                    '    op.add_column("accounts", sa.Column("as_sql", sa.Text))'))
+    status, document = plan_json(capsys, str(tmp_path), "--from", "a1")
+    assert status == 0 and document["findings"] == []
+
+
 def test_a_serving_file_that_declares_nothing(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     write_scripts(tmp_path / "versions", CASES[5])
@@ -158,7 +181,7 @@ def test_a_serving_file_that_declares_nothing(tmp_path: Path,
 
 def test_too_much_sql_stops_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "MAX_SQL", 100_000)
+    monkeypatch.setattr(render, "MAX_SQL", 100_000)
     write_scripts(tmp_path / "versions", Case(
         "floods", "    while True:\n        op.execute('SELECT 1')"))
     status, _, err = plan(capsys, str(tmp_path), "--from", "a1")
@@ -178,7 +201,7 @@ def test_too_many_statements_stop_the_plan(tmp_path: Path,
 
 def test_too_many_revision_files(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "MAX_FILES", 3)
+    monkeypatch.setattr(keys, "MAX_FILES", 3)
     for n in range(4):
         (tmp_path / f"r{n}.py").write_text(REVISION.format(
             revision=f"r{n}", down=f"r{n - 1}" if n else None, body="    pass"))
