@@ -218,6 +218,8 @@ def mentions_offline_mode(text: str) -> bool:
     """Whether `text` names offline mode in its code (not in a string or a comment): then
     what the file renders offline is not what it runs online. Tokens only, in time linear
     in the file; a file that cannot be tokenized says no, and fails to load instead."""
+    if not any(name in text for name in OFFLINE_MODE_NAMES):
+        return False  # most files: no need to tokenize
     try:
         return any(token.type == tokenize.NAME and token.string in OFFLINE_MODE_NAMES
                    for token in tokenize.generate_tokens(io.StringIO(text).readline))
