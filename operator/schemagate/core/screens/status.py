@@ -231,8 +231,9 @@ def _gate(s: SchemaScreen, p: Paint) -> list[str]:
     opened = sum(1 for g in s.pods if g.open)
     total = len(s.pods) + s.pods_not_shown
     lines = [_line(p, "Gate", f"{clean(s.gate)}: {opened} of {total} pods open")]
+    width = max((len(clean(g.pod, 253)) for g in s.pods), default=0)
     for g in s.pods:
-        lines.append(f"  {p.name(clean(g.pod, 253))}  {clean(g.phase, 20)}  "
+        lines.append(f"  {p.name(clean(g.pod, 253).ljust(width))}  {clean(g.phase, 20):<9}  "
                      f"{p.state(g.open, held_text(g))}")
         if not g.open and g.message:
             lines.append("      " + clean(g.message))
