@@ -66,7 +66,8 @@ PODS = [pod("backend-2", gate="True", reason="Verified", message="ok"),
         pod("backend-1"),
         pod("backend-3", gate=None, scheduling=True, readiness=False),
         {"metadata": {"name": "unrelated"}, "spec": {}, "status": {}}]
-EVENTS = [{"type": "Warning", "reason": "NoRevision", "message": "no migration recorded",
+EVENTS = [{"type": "Warning", "reason": "NoRevision",
+           "message": "NoRevision: no migration recorded",
            "count": 4, "lastTimestamp": "2026-12-07T11:58:00Z"}]
 JOB = {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
 
@@ -92,6 +93,17 @@ def test_status_says_where_the_check_went_what_is_missing_and_who_is_held() -> N
     assert re.search(r"backend-3 +Running +held before start", out)
     assert "unrelated" not in out
     assert "Warning NoRevision: no migration recorded (x4)" in out
+
+
+def test_a_pods_own_message_is_shown_and_the_schemas_is_said_once() -> None:
+    ready = schema()["status"]["conditions"][0]["message"]
+    own = "needs revision 9d1e07 (schemagate.io/revision); the database has 3f2a9c"
+    out = text(status.screen(schema(), [pod("backend-1", message=ready),
+                                        pod("backend-2", reason="RevisionNotApplied",
+                                            message=own)], []))
+    assert out.count(ready) == 1
+    assert re.search(r"backend-2 +Running +held: RevisionNotApplied\n +needs revision 9d1e07",
+                     out)
 
 
 def test_colour_on_a_terminal_says_the_same_words() -> None:

@@ -148,9 +148,14 @@ def render(s: SchemaScreen, p: Paint, now: datetime) -> str:
         lines.append(p.bold("Events:"))
         lines += [f"  {age(e.last_seen, now).rjust(4)}  "
                   f"{(p.warn if e.type == 'Warning' else p.dim)(clean(e.type, 10).ljust(8))}"
-                  f"{clean(e.reason, 60)}: {clean(e.message, 300)}"
+                  f"{clean(e.reason, 60)}: {clean(_unprefixed(e), 300)}"
                   + (f" (x{e.count})" if e.count > 1 else "") for e in s.events]
     return "\n".join(lines) + "\n"
+
+
+def _unprefixed(e: EventLine) -> str:
+    """The operator's Events repeat their reason at the start of the message."""
+    return e.message.removeprefix(f"{e.reason}: ")
 
 
 def _database(s: SchemaScreen, p: Paint, now: datetime) -> list[str]:
@@ -235,7 +240,7 @@ def _gate(s: SchemaScreen, p: Paint) -> list[str]:
     for g in s.pods:
         lines.append(f"  {p.name(clean(g.pod, 253).ljust(width))}  {clean(g.phase, 20):<9}  "
                      f"{p.state(g.open, held_text(g))}")
-        if not g.open and g.message:
+        if not g.open and g.message and g.message not in s.message:  # said once above
             lines.append("      " + clean(g.message))
     if s.pods_not_shown:
         lines.append(f"  and {s.pods_not_shown} more pods (-o json lists the first "
