@@ -138,8 +138,13 @@ def _screen(person: kube.PersonsKube, obj: dict[str, Any], pods: list[dict[str, 
         except kube.ApiError as exc:
             if exc.status != 403:  # a person who may not read Jobs sees the status's word
                 raise
-    return status_screen.screen(obj, pods, person.events_about("DatabaseSchema", name),
-                                job, job_read)
+    try:
+        events = person.events_about("DatabaseSchema", name)
+    except kube.ApiError as exc:
+        if exc.status != 403:  # the screen stands without them
+            raise
+        events = []
+    return status_screen.screen(obj, pods, events, job, job_read)
 
 
 def run_why(args: argparse.Namespace, person: kube.PersonsKube, out: TextIO) -> int:
