@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from schemagate import kube
-from schemagate.core.migration_job import RERUN_ANNOTATION
+from schemagate.core.migration.job import RERUN_ANNOTATION
 from schemagate.core.screens import status as status_screen
 from schemagate.core.screens import why as why_screen
 from schemagate.core.screens.facts import gated_by

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemagate.core.gate import PREFIX, gate_condition_type
-from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.gate.readiness import PREFIX, gate_condition_type
+from schemagate.core.revisions.applied import SCHEMA_LABEL
 
 JSON = Mapping[str, Any]
 

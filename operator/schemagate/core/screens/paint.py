@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemagate.core.scrub import escape_controls
+from schemagate.core.tenancy.scrub import escape_controls
 
 #: Characters of one field shown (messages are bounded by the operator already; labels,
 #: names and Events written by others are not).

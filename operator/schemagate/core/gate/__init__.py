@@ -1,0 +1,1 @@
+"""The readiness gate over plain data: which pods may be Ready, and the pods kept."""
