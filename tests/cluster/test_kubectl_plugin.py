@@ -60,6 +60,7 @@ def test_status_of_a_ready_schema(backend: Backend, db: Database,
     shown = wait_for("a Ready screen", lambda: (r := plugin(
         backend.cluster, "status", "backend-schema", "-n", backend.namespace)).returncode == 0
         and r)
+    assert isinstance(shown, subprocess.CompletedProcess)
     out = shown.stdout
     print(out)  # the sample in docs/kubectl-plugin.md
     assert "\x1b" not in out, "piped: no colour"

@@ -81,7 +81,7 @@ def test_status_says_where_the_check_went_what_is_missing_and_who_is_held() -> N
     assert "\x1b" not in out  # plain when piped
     assert "DatabaseSchema backend-schema" in out and "Not ready  NoRevision" in out
     assert "app on 10.0.0.5:5432 as backend" in out
-    assert "PostgreSQL 16.4, system identifier 7312345678901234567" in out
+    assert "fingerprint: PostgreSQL 16.4, system identifier 7312345678901234567" in out
     assert "checked 30s ago by the operator" in out
     assert "Revision:   no version table" in out
     assert "2 declared, 1 missing: credit_transactions" in out
@@ -197,3 +197,45 @@ def test_bad_usage_exits_2() -> None:
     with pytest.raises(SystemExit) as exited:
         kubectl_plugin.main(["status", "-o", "yaml"])
     assert exited.value.code == kubectl_plugin.EXIT_USAGE
+
+
+def test_no_password_reaches_the_screen_or_the_json() -> None:
+    """The plugin never reads a Secret, but a message may quote a URL or a DSN: its
+    password is masked in every output, whoever wrote the text."""
+    leak = "could not connect to postgresql://backend:hunter2@10.0.0.5/app password=s3cret"
+    hostile = schema(migration={"job": "m", "outcome": "Failed", "message": leak})
+    hostile["status"]["conditions"][0]["message"] = leak
+    hostile["status"]["database"]["password"] = "hunter2"  # not a field the screen reads
+    pods = [pod("backend-1", message=leak)]
+    screen = status.screen(hostile, pods, [{**EVENTS[0], "message": leak}])
+    answer = why.answer(pods[0], {"backend-schema": hostile})
+    outputs = [text(screen), text(screen, colour=True), json.dumps(screen.to_json()),
+               why.render(answer, Paint()), json.dumps(answer.to_json())]
+    for out in outputs:
+        assert "hunter2" not in out and "s3cret" not in out
+        assert "postgresql://backend:***@10.0.0.5/app" in out
+
+
+def test_what_is_printed_from_a_status_is_bounded() -> None:
+    """A status holds at most what the operator writes; one written by others is cut to
+    the same bounds, and the text lists the first names with a count."""
+    many = [f"table_{i:05}" for i in range(5000)]
+    long = schema(missingTables=many)
+    long["status"]["conditions"][0]["message"] = "x" * 100_000
+    screen = status.screen(long, [], [])
+    data = screen.to_json()
+    assert len(data["tables_missing"]) == 100 and len(data["message"]) <= 2003
+    out = text(screen)
+    assert "table_00000, table_00001" in out and "and 90 more" in out
+    assert all(len(line) < 2100 for line in out.splitlines())
+    answer = why.answer(pod("backend-1", message="y" * 100_000),
+                        {"backend-schema": schema(missingTables=many)})
+    as_json = answer.to_json()
+    assert len(as_json["gates"][0]["missing_tables"]) == 100
+    assert len(as_json["gates"][0]["waits_for"]) <= 2003
+
+
+def test_an_ipv6_server_is_written_as_an_address_and_port() -> None:
+    s = schema()
+    s["status"]["database"]["host"] = "fd00::5"
+    assert "app on [fd00::5]:5432 as backend" in text(status.screen(s, [], []))

@@ -1,13 +1,17 @@
-"""Text for a terminal: colour when asked, and every string from the cluster cut to a
-bound and with its control characters escaped, so that no object's field can move the
-cursor, clear the screen or forge a line of the output."""
+"""Text for a terminal: colour when asked, and every string from the cluster without the
+secrets a text may carry (URL passwords, password and token values), cut to a bound and
+with its control characters escaped, so that no object's field can show a password, move
+the cursor, clear the screen or forge a line of the output. JSON gets the same strings,
+unescaped: the encoder escapes them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from schemagate.core.tenancy.scrub import escape_controls
+from schemagate.core.tenancy.scrub import escape_controls, scrub_patterns
 
 #: Characters of one field shown (messages are bounded by the operator already; labels,
 #: names and Events written by others are not).
@@ -17,11 +21,27 @@ _RESET = "\x1b[0m"
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 
 
+def shown(text: object, limit: int = FIELD_LIMIT) -> str:
+    """`text` without its secrets, at most `limit` characters (then `...`). The secrets
+    go first: a cut could leave part of a password no pattern recognises."""
+    value = scrub_patterns("" if text is None else str(text))
+    return value[:limit] + ("..." if len(value) > limit else "")
+
+
 def clean(text: object, limit: int = FIELD_LIMIT) -> str:
-    """`text` as one safe line: at most `limit` characters, control characters escaped."""
-    value = "" if text is None else str(text)
-    cut = value[:limit] + ("..." if len(value) > limit else "")
-    return escape_controls(cut)
+    """`text` as one safe line: `shown`, with its control characters escaped."""
+    return escape_controls(shown(text, limit))
+
+
+def bounded(data: Any) -> Any:
+    """`data` (dicts, lists, scalars) for `-o json`: every string `shown`."""
+    if isinstance(data, str):
+        return shown(data)
+    if isinstance(data, Mapping):
+        return {str(k): bounded(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [bounded(v) for v in data]
+    return data
 
 
 @dataclass(frozen=True)

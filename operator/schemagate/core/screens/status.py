@@ -17,10 +17,17 @@ from schemagate.core.screens.facts import (
     gated_pods,
     newest_events,
 )
-from schemagate.core.screens.paint import Paint, age, clean
+from schemagate.core.screens.paint import Paint, age, bounded, clean
+from schemagate.core.wire.models import MISMATCHES_IN_STATUS, MISSING_IN_STATUS, PLACES_IN_STATUS
 
-#: Names listed in a line of text; `-o json` carries every one the status holds.
+#: Names listed in a line of text; `-o json` carries every one the status holds, up to
+#: the bounds the operator writes it with (a status may have been written by others).
 NAMES_SHOWN = 10
+#: Revisions read from the status, current or expected.
+REVISIONS_SHOWN = 64
+#: What `status.database` says of the database reached; nothing else is read from it.
+DATABASE_FIELDS = ("host", "port", "database", "user", "searchPath", "serverVersion",
+                   "systemIdentifier", "verifiedFrom", "verifyPod")
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,12 @@ class SchemaScreen:
     events: list[EventLine] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data: dict[str, Any] = bounded(asdict(self))
+        return data
+
+
+def _list(value: Any, shown: int) -> list[Any]:
+    return list(value[:shown]) if isinstance(value, list) else []
 
 
 def _tri(status: Any) -> bool | None:
@@ -104,15 +116,17 @@ def screen(obj: JSON, pods: Sequence[JSON], events: Sequence[JSON],
         stalled=_tri(condition(obj, "Stalled").get("status")) is True,
         stale=status.get("observedGeneration") != meta.get("generation"),
         last_verified=status.get("lastVerifiedTime"),
-        database=dict(status.get("database") or {}),
-        revision_current=list(revision.get("current") or []),
-        revision_expected=list(revision.get("expected") or []),
+        database={k: v for k, v in (status.get("database") or {}).items()
+                  if k in DATABASE_FIELDS},
+        revision_current=_list(revision.get("current"), REVISIONS_SHOWN),
+        revision_expected=_list(revision.get("expected"), REVISIONS_SHOWN),
         revision_summary=str(status.get("revisionSummary") or "not read yet"),
         tables_declared=[str(t) for t in spec.get("tables") or []],
-        tables_missing=status.get("missingTables"),
-        found_elsewhere=list(status.get("foundElsewhere") or []),
+        tables_missing=None if status.get("missingTables") is None else
+        _list(status.get("missingTables"), MISSING_IN_STATUS),
+        found_elsewhere=_list(status.get("foundElsewhere"), PLACES_IN_STATUS),
         columns_declared=sum(len(t.get("columns") or []) for t in spec.get("columns") or []),
-        column_mismatches=list(status.get("columnMismatches") or []),
+        column_mismatches=_list(status.get("columnMismatches"), MISMATCHES_IN_STATUS),
         migration_run=str((spec.get("migrations") or {}).get("run") or "External"),
         job=None if not run.get("job") else JobState(
             name=str(run["job"]), outcome=run.get("outcome"), started_at=run.get("startedAt"),
@@ -162,12 +176,13 @@ def _database(s: SchemaScreen, p: Paint, now: datetime) -> list[str]:
     d = s.database
     if not d:
         return [_line(p, "Database", p.warn("not reached yet"))]
-    host = clean(d.get("host") or "the local socket")
-    where = (f"{clean(d.get('database'))} on {host}:{d.get('port') or 5432} "
-             f"as {clean(d.get('user'))}")
-    print_ = (f"PostgreSQL {clean(d.get('serverVersion') or '?')}, system identifier "
-              f"{clean(d.get('systemIdentifier') or 'not readable')}, search_path "
-              f"{clean(d.get('searchPath') or '?')}")
+    host = clean(d.get("host"), 253)
+    at = "the local socket" if not host else \
+        f"{f'[{host}]' if ':' in host else host}:{clean(d.get('port') or 5432, 5)}"
+    where = f"{clean(d.get('database'))} on {at} as {clean(d.get('user'))}"
+    print_ = (f"fingerprint: PostgreSQL {clean(d.get('serverVersion') or '?', 100)}, system "
+              f"identifier {clean(d.get('systemIdentifier') or 'not readable', 40)}, "
+              f"search_path {clean(d.get('searchPath') or '?')}")
     by = "the operator" if d.get("verifiedFrom") != "Pod" else \
         f"verify pod {clean(d.get('verifyPod') or '')}".strip()
     when = f"checked {age(s.last_verified, now)} ago by {by}" if s.last_verified else \

@@ -15,8 +15,9 @@ from schemagate.core.screens.facts import (
     readiness_gates,
     scheduling_gates,
 )
-from schemagate.core.screens.paint import Paint, clean
+from schemagate.core.screens.paint import Paint, bounded, clean
 from schemagate.core.screens.status import names
+from schemagate.core.wire.models import MISSING_IN_STATUS
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class PodAnswer:
         return any(not g.open for g in self.gates)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "held": self.held}
+        data: dict[str, Any] = bounded({**asdict(self), "held": self.held})
+        return data
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def _gate_answer(pod: JSON, name: str, obj: JSON | None) -> GateAnswer:
                 + next_step(reason, facts))
     return GateAnswer(schema=name, found=obj is not None, gates=ties, open=g.open,
                       reason=reason, waits_for=waits,
-                      missing_tables=[str(t) for t in status.get("missingTables") or []],
+                      missing_tables=[str(t) for t in
+                                      (status.get("missingTables") or [])[:MISSING_IN_STATUS]],
                       next_step=step)
 
 
