@@ -76,6 +76,12 @@ def test_status_of_a_ready_schema(backend: Backend, db: Database,
     assert only["name"] == "backend-schema" and only["ready"] is True
     assert only["database"]["database"] == db.name and only["tables_missing"] == []
 
+    coloured = plugin(backend.cluster, "status", "backend-schema", "-n", backend.namespace,
+                      "--color", "always")
+    assert "\x1b[32mReady\x1b[0m" in coloured.stdout  # green, as on a terminal
+    for output in (out, as_json.stdout, coloured.stdout):
+        assert db.password not in output
+
 
 def test_a_missing_table_holds_the_pods_and_why_names_it(
         backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
@@ -109,6 +115,8 @@ def test_a_missing_table_holds_the_pods_and_why_names_it(
                                 backend.namespace, "-o", "json").stdout)
     assert as_json["held"] is True
     assert as_json["gates"][0]["missing_tables"] == ["subscriptions"]
+
+    assert db.password not in status.stdout + why.stdout
 
     absent = plugin(backend.cluster, "why", "pod/no-such-pod", "-n", backend.namespace)
     assert absent.returncode == 1 and "no pod no-such-pod" in absent.stderr
