@@ -6,6 +6,7 @@ export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 
 .PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
         control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
+        bench-plan \
         clean actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -78,12 +79,13 @@ chart:
 	  || exit 1; done
 	@echo "chart: helm lint and helm template pass"
 
-# The GitHub workflows cannot run here; actionlint (built once from the Go module proxy
-# at the version pinned in hack/build-control-plane.sh, cached like helm) checks them.
+# The GitHub workflows (ours, and the example in contrib/github) cannot run here;
+# actionlint (built once from the Go module proxy at the version pinned in
+# hack/build-control-plane.sh, cached like helm) checks them.
 # shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
 actionlint:
 	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
-	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
+	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml contrib/github/*.yaml
 	@echo "actionlint: the workflows pass"
 
 cluster-up: $(VENV)/.installed control-plane node
@@ -104,6 +106,10 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
+
+# `schemagate plan` over 200 revisions next to `alembic upgrade --sql` alone, in one run.
+bench-plan: $(VENV)/.installed
+	$(PY) bench/plan.py
 
 bench-gate: $(VENV)/.installed control-plane
 	$(PY) bench/gate_latency.py
