@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from tests.cluster.identities import Identity, identity
-from tests.cluster.scenario import TABLES, Backend, Database, wait_for
+from tests.cluster.scenario import TABLES, Backend, Database
 from tests.cluster.test_admission import (
     alice,
     alice_creates_jobs,
@@ -28,8 +26,8 @@ from tests.cluster.test_admission import (
     schema,
 )
 from tests.cluster.test_rbac import Release, release_namespace
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 __all__ = ["alice", "another_team", "policy", "release_namespace"]  # fixtures used here
 
 #: Where `pip install` put the plugin: beside this interpreter.
