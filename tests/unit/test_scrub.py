@@ -68,8 +68,12 @@ SCHEMES = ["postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"
 
 # Any printable text, blanks and non-ASCII included; not the mask itself, which a
 # scrubbed text contains by design.
+# A password of ASCII letters alone can be a piece of a fixed word of what the operator
+# writes ("Schema" in SchemaVerified, "observ" in observedGeneration): it would be found
+# there whatever the scrubber does, so such draws prove nothing and are left out.
 passwords = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"),
-                                  exclude_characters="*"), min_size=6, max_size=40)
+                                  exclude_characters="*"), min_size=6, max_size=40) \
+    .filter(lambda p: not (p.isascii() and p.isalpha()))
 users = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
 hosts = st.sampled_from(["db.internal", "10.0.0.5", "127.0.0.1", "pg-0.pg.svc"])
 
@@ -249,11 +253,6 @@ def test_any_other_url_or_dsn_password_is_scrubbed_by_its_shape(
 def test_a_url_read_from_a_secret_never_shows_in_why_it_is_unusable(
         data: st.DataObject, password: str) -> None:
     good = data.draw(urls(password))
-    # A password that is a word of the status itself ("Schema" in "SchemaVerified") is
-    # found there whatever the scrubber does: such a draw proves nothing.
-    fixed = sinks(Scrubber([]), Reason.INVALID_SPEC,
-                  "the URL in Secret backend-db key DATABASE_URL cannot be used: ")
-    assume(not leaks(password, fixed))
     for bad in [good.replace(":5432", ":port"), with_option(good, quote(password, safe="")),
                 good.split("://", 1)[0] + "ql://" + good.split("://", 1)[1]]:
         messages = []
