@@ -7,11 +7,12 @@ schemas that share a database, `reconcile.batch`), equal requirements with one
 statement. The declared tables, the fingerprint and the version table's existence come
 from one catalog statement with the names bound as one parameter; it returns only the
 missing names, so a healthy database sends back one short row. The version table is
-then read as Alembic reads it, at most a few short rows of it. Only when tables are
-missing do we search further: other schemas come with the same query, other databases
-through `search`. Declared columns are checked in the same statement, the same way: one
-count of the columns that match as declared, and only when it falls short, which ones
-do not and what their tables hold instead.
+read as Alembic reads it, at most a few short rows of it, and the declared columns'
+catalog rows are fetched; all of these statements go in one round trip (psycopg's
+pipeline mode). Only when tables are missing do we search further: other schemas come
+with the same query, other databases through `search`. The declared columns' rows are
+compared in Python (`all_columns_match`); only when one differs does a second statement
+say which and what their tables hold instead.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from schemagate.core.check.columns import ColumnFinding, FoundColumn
+from schemagate.core.check.columns import ColumnFinding, FoundColumn, all_columns_match
 from schemagate.core.check.verdict import (
     Observation,
     Place,
@@ -55,7 +58,7 @@ from schemagate.postgres.statements import (
     TABLE_KINDS,
     fingerprint,
     join_lists,
-    read_version_table,
+    version_query,
 )
 
 # The declared columns travel as four bound texts split on the same separator (table,
@@ -74,14 +77,11 @@ COLUMNS_DECLARED = """ROWS FROM (
 COLUMN_MATCHES = """(COALESCE(d.typ, '') = ''
         OR pg_catalog.format_type(a.atttypid, a.atttypmod) = d.typ)
       AND (COALESCE(d.nul, '') = '' OR a.attnotnull = (d.nul = 'f'))"""
-COLUMN_FINDINGS = f"""  CASE WHEN %(column_count)s = 0 OR (
-    SELECT count(*) FROM {COLUMNS_DECLARED}
-    JOIN pg_catalog.pg_class c ON c.relnamespace = (SELECT oid FROM target)
-      AND c.relname = d.tbl::name AND c.relkind IN {TABLE_KINDS}
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = d.col::name
-      AND a.attnum > 0 AND NOT a.attisdropped
-    WHERE {COLUMN_MATCHES}
-  ) = %(column_count)s THEN '{{{{}}}}'::text[] ELSE ARRAY(
+# Which declared columns of present tables differ, and what their tables hold instead:
+# asked only once the fetched rows showed that one does.
+COLUMN_FINDINGS_QUERY = f"""
+WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+SELECT ARRAY(
     SELECT ARRAY[d.tbl, d.col, pg_catalog.format_type(a.atttypid, a.atttypmod),
                  (NOT a.attnotnull)::text, (
       SELECT pg_catalog.string_agg(s.attname::text, %(separator)s ORDER BY s.attnum)
@@ -97,7 +97,28 @@ COLUMN_FINDINGS = f"""  CASE WHEN %(column_count)s = 0 OR (
       AND a.attnum > 0 AND NOT a.attisdropped
     WHERE a.attname IS NULL OR NOT ({COLUMN_MATCHES})
     ORDER BY d.position
-  ) END AS column_findings,"""  # noqa: S608 (only module constants are formatted in)
+  ) AS column_findings
+"""  # noqa: S608 (only module constants are formatted in)
+
+# The declared columns as the catalog has them: the declared tables that have declared
+# columns, by name as the tables are matched, joined to their columns whose names are
+# declared (for any table), so a table of 1,600 columns sends back only those. This is
+# the plain fetch of those rows, the cheapest way to read them; comparing 100,000 of them
+# in Python costs less than any comparison PostgreSQL plans for them (docs/benchmarks.md).
+# At most `column_rows` rows (twice the declared columns): rows beyond the declared ones
+# are only columns declared for another table, and a cut list can only make the
+# comparison fall short, which the findings statement then settles.
+COLUMN_ROWS_QUERY = f"""
+SELECT d.name, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
+       NOT a.attnotnull
+FROM pg_catalog.unnest(pg_catalog.string_to_array(%(column_tables)s, %(separator)s)) AS d(name)
+JOIN pg_catalog.pg_class c ON c.relnamespace = (
+    SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+  AND c.relname = d.name::name AND c.relkind IN {TABLE_KINDS}
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attname = ANY(pg_catalog.string_to_array(%(column_names)s, %(separator)s)::name[])
+LIMIT %(column_rows)s
+"""  # noqa: S608 (only module constants are formatted in; every value is bound)
 
 
 # One round trip answers the whole requirement. The names travel as one bound text
@@ -145,7 +166,6 @@ SELECT
         AND p.relkind IN {TABLE_KINDS})
     ORDER BY d.position, e.nspname
   ) END AS missing,
-{COLUMN_FINDINGS}
   ARRAY(
     SELECT datname::text FROM pg_catalog.pg_database
     WHERE NOT datistemplate AND datallowconn AND datname <> pg_catalog.current_database()
@@ -204,19 +224,14 @@ def observe_many(url: str, asked: Sequence[Asked], *,
     started = time.perf_counter()
     target = parse_url(url)
     server = server_for(target, whole_seconds(connect_timeout))
-    seen: dict[Requirement, tuple[dict[str, Any], tuple[frozenset[str] | None, str | None]]] = {}
     with session(server, url, target, connect_timeout) as conn:
         distinct = list(dict.fromkeys(requirement for requirement, _ in asked))
-        for requirement, row in zip(distinct, _read_catalogs(conn, server, distinct),
-                                    strict=True):
-            current: tuple[frozenset[str] | None, str | None] = (None, None)
-            if requirement.revision_check and row["has_version_table"]:
-                current = _current_revisions(conn, requirement)
-            seen[requirement] = (row, current)
+        seen = dict(zip(distinct, _read_all(conn, server, distinct), strict=True))
     searched: dict[tuple[str, ...], list[Place]] = {}
     observations = []
     for requirement, known in asked:
-        row, current = seen[requirement]
+        read = seen[requirement]
+        row = read.row
         missing = dict.fromkeys(name for name, _ in row["missing"])
         found_elsewhere = [Place(table=name, schema=schema, database=row["database"])
                            for name, schema in row["missing"] if schema is not None]
@@ -228,16 +243,16 @@ def observe_many(url: str, asked: Sequence[Asked], *,
                 searched[names] = search_databases(row["other_databases"], list(names), url,
                                                    target)
             found_elsewhere += searched[names]
+        present = frozenset(requirement.tables)
         observations.append(Observation(
-            present_tables=frozenset(requirement.tables).difference(missing),
-            current_revisions=current[0],
-            version_table_refused=current[1],
+            present_tables=present.difference(missing) if missing else present,
+            current_revisions=read.revisions,
+            version_table_refused=read.refused,
             found_elsewhere=tuple(found_elsewhere),
             fingerprint=fingerprint(row, target),
             schema_exists=row["schema_exists"],
             duration_ms=_ms_since(started),
-            column_findings=tuple(_column_finding(item, row["separator"])
-                                  for item in row["column_findings"]),
+            column_findings=read.findings,
         ))
     return observations
 
@@ -250,6 +265,61 @@ def check_deadline(connect_timeout: float) -> float:
             + search_rounds * session_budget(OTHER_DATABASE_TIMEOUT, OTHER_DATABASE_TIMEOUT))
 
 
+@dataclass
+class _Read:
+    """What one requirement's statements returned: the catalog row, the version table
+    (`revisions`, or why it was `refused`), the column findings."""
+
+    row: dict[str, Any]
+    revisions: frozenset[str] | None = None
+    refused: str | None = None
+    findings: tuple[ColumnFinding, ...] = ()
+
+
+def _read_all(conn: Connection, server: Server,
+              requirements: Sequence[Requirement]) -> list[_Read]:
+    """Each requirement's catalog row, then its version table and its declared columns'
+    rows, those statements all sent in one round trip (psycopg's pipeline mode)."""
+    reads = [_Read(row=row) for row in _read_catalogs(conn, server, requirements)]
+    pg: Any = conn.connection.driver_connection
+    asked: list[tuple[int, bool, str, dict[str, Any] | None]] = []
+    for index, (requirement, read) in enumerate(zip(requirements, reads, strict=True)):
+        if requirement.columns:
+            asked.append((index, True, COLUMN_ROWS_QUERY, _column_params(requirement)))
+        if requirement.revision_check and read.row["has_version_table"]:
+            asked.append((index, False, version_query(
+                pg, _version_schema(requirement), requirement.version_table), None))
+    answers = _pipelined(pg, [(statement, values) for _, _, statement, values in asked])
+    for (index, columns, _, _), rows in zip(asked, answers, strict=True):
+        requirement, read = requirements[index], reads[index]
+        if columns:
+            if not all_columns_match(requirement.columns, rows):
+                read.findings = _column_findings(conn, requirement)
+            continue
+        revisions = [row[0] for row in rows if row[0] is not None]
+        place = f"{_version_schema(requirement)}.{requirement.version_table}"
+        read.refused = limits.version_rows_refused(place, revisions)
+        read.revisions = None if read.refused else frozenset(revisions)
+    return reads
+
+
+def _pipelined(pg: Any, statements: Sequence[tuple[str, dict[str, Any] | None]]
+               ) -> list[list[Any]]:
+    """The rows of each statement, all sent before any answer is read; a statement with
+    no values is sent without parameters, so nothing in it is read as a placeholder."""
+    cursors: list[Any] = []
+    try:
+        if len(statements) == 1:
+            cursors.append(pg.execute(*statements[0]))
+        elif statements:
+            with pg.pipeline():
+                cursors += [pg.execute(statement, values) for statement, values in statements]
+        return [cursor.fetchall() for cursor in cursors]
+    except psycopg.Error as exc:
+        answered = sum(1 for cursor in cursors if cursor.pgresult is not None)
+        raise _wrapped(statements[min(answered, len(statements) - 1)], exc) from exc
+
+
 def _read_catalogs(conn: Connection, server: Server,
                    requirements: Sequence[Requirement]) -> list[dict[str, Any]]:
     """The catalog rows of several requirements: sent together in one round trip
@@ -258,7 +328,7 @@ def _read_catalogs(conn: Connection, server: Server,
     rows: list[dict[str, Any]] = []
     rest = list(requirements)
     if server.control_readable is None or len(rest) == 1:
-        rows.append(_read_catalog(conn, server, rest.pop(0)))
+        rows.append(_catalog_row(conn, server, _catalog_params(rest.pop(0))))
     if not rest:
         return rows
     pg: Any = conn.connection.driver_connection
@@ -270,46 +340,17 @@ def _read_catalogs(conn: Connection, server: Server,
             cursors = [pg.execute(query, params) for params in asked]
     except psycopg.errors.InsufficientPrivilege:
         server.control_readable = False  # revoked since; ask one by one, without it
-        return rows + [_read_catalog(conn, server, requirement) for requirement in rest]
-    for cursor, params in zip(cursors, asked, strict=True):
+        _restart(conn)
+        return rows + [_catalog_row(conn, server, _catalog_params(requirement))
+                       for requirement in rest]
+    for cursor in cursors:
         names = [column.name for column in cursor.description or ()]
-        row = dict(zip(names, cursor.fetchone() or (), strict=True))
-        row["separator"] = params["separator"]
-        rows.append(row)
+        rows.append(dict(zip(names, cursor.fetchone() or (), strict=True)))
     return rows
 
 
-def _read_catalog(conn: Connection, server: Server,
-                  requirement: Requirement) -> dict[str, Any]:
-    """The catalog row for `requirement`, with the system identifier when permitted."""
-    params = _catalog_params(requirement)
-    row = _catalog_row(conn, server, params)
-    row["separator"] = params["separator"]
-    return row
-
-
-def _catalog_params(requirement: Requirement) -> dict[str, Any]:
-    columns = requirement.columns
-    texts = [requirement.tables, [c.table for c in columns], [c.name for c in columns],
-             [c.type or "" for c in columns],
-             ["" if c.nullable is None else "tf"[not c.nullable] for c in columns]]
-    joined, separator = join_lists(texts)
-    params = {
-        "schema": requirement.schema,
-        "version_schema": requirement.version_table_schema,
-        "version_table": requirement.version_table,
-        "names": joined[0],
-        "column_tables": joined[1],
-        "column_names": joined[2],
-        "column_types": joined[3],
-        "column_nullable": joined[4],
-        "column_count": len(columns),
-        "separator": separator,
-    }
-    return params
-
-
 def _catalog_row(conn: Connection, server: Server, params: dict[str, Any]) -> dict[str, Any]:
+    """The catalog row, with the system identifier when permitted."""
     if server.control_readable:
         try:
             return conn.exec_driver_sql(CATALOG_QUERY.format(
@@ -318,14 +359,69 @@ def _catalog_row(conn: Connection, server: Server, params: dict[str, Any]) -> di
             if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
                 raise
             server.control_readable = False  # revoked since; ask without it
-            conn.exec_driver_sql("ROLLBACK")  # the failed statement ended the transaction
-            begin(conn, conn.info["statement_timeout"])
+            _restart(conn)  # the failed statement ended the transaction
     row = conn.exec_driver_sql(CATALOG_QUERY.format(system_identifier="NULL::text"),
                                params).one()._asdict()
     server.control_readable = bool(row["may_read_control"])
     if server.control_readable:
         row["system_identifier"] = conn.exec_driver_sql(SYSTEM_IDENTIFIER_QUERY).scalar()
     return row
+
+
+def _wrapped(statement: tuple[str, dict[str, Any] | None], failed: BaseException | None
+             ) -> DBAPIError:
+    """A driver error as SQLAlchemy raises it, for `session` to report."""
+    assert isinstance(failed, Exception)
+    wrapped = DBAPIError.instance(statement[0], statement[1], failed, psycopg.Error)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+def _restart(conn: Connection) -> None:
+    """A new transaction, as `session` began it, after a statement failed the last."""
+    conn.exec_driver_sql("ROLLBACK")
+    begin(conn, conn.info["statement_timeout"])
+
+
+def _version_schema(requirement: Requirement) -> str:
+    return requirement.version_table_schema or requirement.schema
+
+
+_TABLE, _NAME = attrgetter("table"), attrgetter("name")
+
+
+def _catalog_params(requirement: Requirement) -> dict[str, Any]:
+    joined, separator = join_lists([requirement.tables])
+    return {
+        "schema": requirement.schema,
+        "version_schema": requirement.version_table_schema,
+        "version_table": requirement.version_table,
+        "names": joined[0],
+        "separator": separator,
+    }
+
+
+def _column_params(requirement: Requirement) -> dict[str, Any]:
+    columns = requirement.columns
+    joined, separator = join_lists([list(dict.fromkeys(map(_TABLE, columns))),
+                                    list(dict.fromkeys(map(_NAME, columns)))])
+    return {"schema": requirement.schema, "column_tables": joined[0],
+            "column_names": joined[1], "column_rows": 2 * len(columns),
+            "separator": separator}
+
+
+def _column_findings(conn: Connection, requirement: Requirement) -> tuple[ColumnFinding, ...]:
+    """The declared columns of present tables that do not match, from the catalog."""
+    columns = requirement.columns
+    texts = [[c.table for c in columns], [c.name for c in columns],
+             [c.type or "" for c in columns],
+             ["" if c.nullable is None else "tf"[not c.nullable] for c in columns]]
+    joined, separator = join_lists(texts)
+    found = conn.exec_driver_sql(COLUMN_FINDINGS_QUERY, {
+        "schema": requirement.schema, "column_tables": joined[0], "column_names": joined[1],
+        "column_types": joined[2], "column_nullable": joined[3], "separator": separator,
+    }).scalar()
+    return tuple(_column_finding(item, separator) for item in found or ())
 
 
 def _column_finding(item: Sequence[str | None], separator: str) -> ColumnFinding:
@@ -335,15 +431,6 @@ def _column_finding(item: Sequence[str | None], separator: str) -> ColumnFinding
     found = None if type_ is None else FoundColumn(type=type_, nullable=nullable == "true")
     return ColumnFinding(table=table, name=name, found=found,
                          similar=tuple(similar.split(separator)) if similar else ())
-
-
-def _current_revisions(conn: Connection, requirement: Requirement
-                       ) -> tuple[frozenset[str] | None, str | None]:
-    """The revisions in the version table, or None and why it was not read as such."""
-    schema = requirement.version_table_schema or requirement.schema
-    rows = read_version_table(conn, schema, requirement.version_table)
-    refused = limits.version_rows_refused(f"{schema}.{requirement.version_table}", rows)
-    return (None, refused) if refused else (frozenset(rows), None)
 
 
 def _ms_since(started: float) -> float:

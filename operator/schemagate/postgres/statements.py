@@ -42,13 +42,18 @@ def read_version_table(conn: Connection, schema: str, table: str) -> list[str]:
     """The version table's first rows, at most one more than `limits.MAX_VERSION_ROWS`,
     each cut by the server one character over `limits.MAX_REVISION`: a view that returns
     a 300 MB row or ten million rows sends back a few bytes."""
-    query = sql.SQL(VERSION_QUERY).format(
-        table=sql.Identifier(schema, table), cut=limits.MAX_REVISION + 1,
-        rows=limits.MAX_VERSION_ROWS + 1)
     pg: Any = conn.connection.driver_connection
     # Run without parameters, so nothing in the quoted names is read as a placeholder.
-    rows = conn.exec_driver_sql(query.as_string(pg)).all()
+    rows = conn.exec_driver_sql(version_query(pg, schema, table)).all()
     return [row[0] for row in rows if row[0] is not None]
+
+
+def version_query(pg: Any, schema: str, table: str) -> str:
+    """`read_version_table`'s statement, the names quoted by the driver: run it without
+    parameters."""
+    return sql.SQL(VERSION_QUERY).format(
+        table=sql.Identifier(schema, table), cut=limits.MAX_REVISION + 1,
+        rows=limits.MAX_VERSION_ROWS + 1).as_string(pg)
 
 
 def fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:
