@@ -5,12 +5,12 @@
 `verify_many` answers several requirements on one URL in one connection (the operator's
 schemas that share a database, `reconcile.batch`), equal requirements with one
 statement. The declared tables, the fingerprint and the version table's existence come
-from one catalog statement with the names bound as one parameter; it returns only the
-missing names, so a healthy database sends back one short row. The version table is
-read as Alembic reads it, at most a few short rows of it, and the declared columns'
-catalog rows are fetched; all of these statements go in one round trip (psycopg's
-pipeline mode). Only when tables are missing do we search further: other schemas come
-with the same query, other databases through `search`. The declared columns' rows are
+from one catalog statement with the names bound as one parameter; it counts them, so a
+healthy database sends back one short row. The version table is read as Alembic reads
+it, at most a few short rows of it, and the declared columns' catalog rows are fetched;
+all of these statements go in one round trip (psycopg's pipeline mode). Only when tables
+are missing do we search further: other schemas with a second statement, other
+databases through `search`. The declared columns' rows are
 compared in Python (`all_columns_match`); only when one differs does a second statement
 say which and what their tables hold instead.
 """
@@ -58,6 +58,7 @@ from schemagate.postgres.statements import (
     TABLE_KINDS,
     fingerprint,
     join_lists,
+    read_version_table,
     version_query,
 )
 
@@ -121,16 +122,16 @@ LIMIT %(column_rows)s
 """  # noqa: S608 (only module constants are formatted in; every value is bound)
 
 
-# One round trip answers the whole requirement. The names travel as one bound text
-# parameter, split on a separator that occurs in none of them (a 10,000-element array
-# parameter costs more to encode than the whole query costs to run), and are cast to
-# `name` so they compare as PostgreSQL stores them: byte for byte, truncated at 63 bytes
-# as identifiers are. The array sits in a sub-select, so the planner does not estimate
-# each element. The common case, every table present, is one index scan counting
-# matches; only when the count falls short is the rest evaluated (CASE evaluates its
-# sub-selects lazily): which names are missing, and in which other schemas they exist.
-# Schemas `pg_*` and `information_schema` are the system's own. `{system_identifier}` is
-# the function call once the role is known to be allowed it (its privilege is checked
+# One statement answers the common case. The names travel as one bound text parameter,
+# split on a separator that occurs in none of them (a 10,000-element array parameter
+# costs more to encode than the whole query costs to run), and are cast to `name` so
+# they compare as PostgreSQL stores them: byte for byte, truncated at 63 bytes as
+# identifiers are. The array sits in a sub-select, so the planner does not estimate each
+# element. Every table present is one index scan counting matches. Only when the count
+# falls short does `MISSING_QUERY` say which names are missing and in which other
+# schemas they exist; it is a statement of its own because a fresh server process pays
+# for parsing and planning every part of a statement, run or not. `{system_identifier}`
+# is the function call once the role is known to be allowed it (its privilege is checked
 # when the statement starts, so it cannot hide behind a CASE), else NULL.
 CATALOG_QUERY = f"""
 WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
@@ -145,11 +146,20 @@ SELECT
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = %(version_schema)s AND c.relname = %(version_table)s::name
             AND c.relkind IN {TABLE_KINDS}) AS has_version_table,
-  CASE WHEN (
-    SELECT count(*) FROM pg_catalog.pg_class q
-    WHERE q.relnamespace = (SELECT oid FROM target) AND q.relkind IN {TABLE_KINDS}
-      AND q.relname = ANY((SELECT names FROM declared)::name[])
-  ) = (SELECT pg_catalog.cardinality(names) FROM declared) THEN '{{{{}}}}'::text[] ELSE ARRAY(
+  (SELECT count(*) FROM pg_catalog.pg_class q
+   WHERE q.relnamespace = (SELECT oid FROM target) AND q.relkind IN {TABLE_KINDS}
+     AND q.relname = ANY((SELECT names FROM declared)::name[])
+  ) = (SELECT pg_catalog.cardinality(names) FROM declared) AS all_present
+"""  # noqa: S608 (only module constants are formatted in; every value is bound)
+
+# Which declared names are missing from the schema, in declared order, each with the
+# other schemas that hold a table of that name (`pg_*` and `information_schema` are the
+# system's own), and the other databases this role may search.
+MISSING_QUERY = f"""
+WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
+declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names)
+SELECT
+  ARRAY(
     SELECT ARRAY[d.name, e.nspname::text]
     FROM declared, pg_catalog.unnest(declared.names) WITH ORDINALITY AS d(name, position)
     LEFT JOIN LATERAL (
@@ -165,7 +175,7 @@ SELECT
       WHERE p.relnamespace = (SELECT oid FROM target) AND p.relname = d.name::name
         AND p.relkind IN {TABLE_KINDS})
     ORDER BY d.position, e.nspname
-  ) END AS missing,
+  ) AS missing,
   ARRAY(
     SELECT datname::text FROM pg_catalog.pg_database
     WHERE NOT datistemplate AND datallowconn AND datname <> pg_catalog.current_database()
@@ -278,75 +288,91 @@ class _Read:
 
 def _read_all(conn: Connection, server: Server,
               requirements: Sequence[Requirement]) -> list[_Read]:
-    """Each requirement's catalog row, then its version table and its declared columns'
-    rows, those statements all sent in one round trip (psycopg's pipeline mode)."""
-    reads = [_Read(row=row) for row in _read_catalogs(conn, server, requirements)]
+    """Each requirement's catalog row, version table and declared columns' rows, all sent
+    in one round trip (psycopg's pipeline mode) once the role's right to the system
+    identifier is known; the first statement to a server learns it on its own. A lone
+    statement goes as it is. The version table is read before its existence is known:
+    when it is absent that statement fails, which costs more round trips only then."""
     pg: Any = conn.connection.driver_connection
-    asked: list[tuple[int, bool, str, dict[str, Any] | None]] = []
-    for index, (requirement, read) in enumerate(zip(requirements, reads, strict=True)):
-        if requirement.columns:
-            asked.append((index, True, COLUMN_ROWS_QUERY, _column_params(requirement)))
-        if requirement.revision_check and read.row["has_version_table"]:
-            asked.append((index, False, version_query(
-                pg, _version_schema(requirement), requirement.version_table), None))
-    answers = _pipelined(pg, [(statement, values) for _, _, statement, values in asked])
-    for (index, columns, _, _), rows in zip(asked, answers, strict=True):
+    known: list[dict[str, Any]] = []
+    if server.control_readable is None:
+        known.append(_catalog_row(conn, server, _catalog_params(requirements[0])))
+    query = CATALOG_QUERY.format(system_identifier=READ_SYSTEM_IDENTIFIER
+                                 if server.control_readable else "NULL::text")
+    statements: list[tuple[str, dict[str, Any] | None]] = [
+        (query, _catalog_params(requirement)) for requirement in requirements[len(known):]]
+    columns = [i for i, requirement in enumerate(requirements) if requirement.columns]
+    statements += [(COLUMN_ROWS_QUERY, _column_params(requirements[i])) for i in columns]
+    versions = [i for i, requirement in enumerate(requirements) if requirement.revision_check
+                and (i >= len(known) or known[i]["has_version_table"])]
+    statements += [(version_query(pg, _version_schema(requirements[i]),
+                                  requirements[i].version_table), None) for i in versions]
+    if len(statements) == 1 and not known:  # the catalog statement alone
+        known.append(_catalog_row(conn, server, _catalog_params(requirements[0])))
+        statements = []
+    answers, failed = _pipelined(pg, statements)
+    versions_from = len(statements) - len(versions)
+    if failed is not None and len(answers) < versions_from:
+        if server.control_readable and isinstance(failed, psycopg.errors.InsufficientPrivilege):
+            server.control_readable = False  # revoked since; ask again, without it
+            _restart(conn)
+            return _read_all(conn, server, requirements)
+        raise _wrapped(statements[len(answers)], failed)
+    reads = [_Read(row=row) for row in known]
+    reads += [_Read(row=dict(zip(names, rows[0], strict=True)))
+              for names, rows in answers[:len(requirements) - len(known)]]
+    if failed is not None:
+        _restart(conn)  # an absent version table failed its statement, and the transaction
+    for position, index in enumerate(versions):
         requirement, read = requirements[index], reads[index]
-        if columns:
-            if not all_columns_match(requirement.columns, rows):
-                read.findings = _column_findings(conn, requirement)
+        if not read.row["has_version_table"]:
             continue
-        revisions = [row[0] for row in rows if row[0] is not None]
+        if versions_from + position < len(answers):
+            found = [row[0] for row in answers[versions_from + position][1]]
+        elif versions_from + position == len(answers):
+            raise _wrapped(statements[len(answers)], failed)  # it is there: reading failed
+        else:  # not run: a version table before it was absent
+            found = read_version_table(conn, _version_schema(requirement),
+                                       requirement.version_table)
+        revisions = [revision for revision in found if revision is not None]
         place = f"{_version_schema(requirement)}.{requirement.version_table}"
         read.refused = limits.version_rows_refused(place, revisions)
         read.revisions = None if read.refused else frozenset(revisions)
+    for requirement, read in zip(requirements, reads, strict=True):
+        if read.row["all_present"]:
+            read.row.update(missing=[], other_databases=[])
+        else:
+            read.row.update(conn.exec_driver_sql(
+                MISSING_QUERY, _catalog_params(requirement)).one()._asdict())
+    first_columns = len(requirements) - len(known)
+    for position, index in enumerate(columns):
+        if not all_columns_match(requirements[index].columns,
+                                 answers[first_columns + position][1]):
+            reads[index].findings = _column_findings(conn, requirements[index])
     return reads
 
 
 def _pipelined(pg: Any, statements: Sequence[tuple[str, dict[str, Any] | None]]
-               ) -> list[list[Any]]:
-    """The rows of each statement, all sent before any answer is read; a statement with
-    no values is sent without parameters, so nothing in it is read as a placeholder."""
+               ) -> tuple[list[tuple[list[str], list[Any]]], psycopg.Error | None]:
+    """The column names and rows of each statement up to the first that failed, and its
+    error; all are sent before any answer is read. A statement with no values is sent
+    without parameters, so nothing in it is read as a placeholder."""
+    if not statements:
+        return [], None
     cursors: list[Any] = []
-    try:
-        if len(statements) == 1:
-            cursors.append(pg.execute(*statements[0]))
-        elif statements:
-            with pg.pipeline():
-                cursors += [pg.execute(statement, values) for statement, values in statements]
-        return [cursor.fetchall() for cursor in cursors]
-    except psycopg.Error as exc:
-        answered = sum(1 for cursor in cursors if cursor.pgresult is not None)
-        raise _wrapped(statements[min(answered, len(statements) - 1)], exc) from exc
-
-
-def _read_catalogs(conn: Connection, server: Server,
-                   requirements: Sequence[Requirement]) -> list[dict[str, Any]]:
-    """The catalog rows of several requirements: sent together in one round trip
-    (psycopg's pipeline mode) once the role's right to the system identifier is known;
-    the first statement to this server learns it."""
-    rows: list[dict[str, Any]] = []
-    rest = list(requirements)
-    if server.control_readable is None or len(rest) == 1:
-        rows.append(_catalog_row(conn, server, _catalog_params(rest.pop(0))))
-    if not rest:
-        return rows
-    pg: Any = conn.connection.driver_connection
-    query = CATALOG_QUERY.format(system_identifier=READ_SYSTEM_IDENTIFIER
-                                 if server.control_readable else "NULL::text")
-    asked = [_catalog_params(requirement) for requirement in rest]
+    failed: psycopg.Error | None = None
     try:
         with pg.pipeline():
-            cursors = [pg.execute(query, params) for params in asked]
-    except psycopg.errors.InsufficientPrivilege:
-        server.control_readable = False  # revoked since; ask one by one, without it
-        _restart(conn)
-        return rows + [_catalog_row(conn, server, _catalog_params(requirement))
-                       for requirement in rest]
+            cursors += [pg.execute(statement, values) for statement, values in statements]
+    except psycopg.Error as exc:
+        failed = exc
+    answered: list[tuple[list[str], list[Any]]] = []
     for cursor in cursors:
-        names = [column.name for column in cursor.description or ()]
-        rows.append(dict(zip(names, cursor.fetchone() or (), strict=True)))
-    return rows
+        if cursor.pgresult is None:
+            break
+        answered.append(([column.name for column in cursor.description or ()],
+                         cursor.fetchall()))
+    return answered, failed
 
 
 def _catalog_row(conn: Connection, server: Server, params: dict[str, Any]) -> dict[str, Any]:

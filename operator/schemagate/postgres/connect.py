@@ -69,8 +69,10 @@ class ConnectionFailed(DatabaseError):
         self.message = message
 
 
+@lru_cache(maxsize=32)
 def parse_url(url: str) -> URL:
-    """The backend's URL with the psycopg driver, its own settings kept.
+    """The backend's URL with the psycopg driver, its own settings kept (remembered for
+    the URLs last seen: every check parses its URL).
 
     Accepts `postgres://`, `postgresql://` and `postgresql+<driver>://`; raises
     `InvalidDatabaseUrl` otherwise.
