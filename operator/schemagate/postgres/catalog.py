@@ -138,8 +138,7 @@ WITH target AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %(schema
 declared AS (SELECT pg_catalog.string_to_array(%(names)s, %(separator)s) AS names)
 SELECT
 {SERVER_TEXTS}
-  pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
-    AS may_read_control,
+  {{may_read_control}} AS may_read_control,
   {{system_identifier}} AS system_identifier,
   EXISTS (SELECT FROM target) AS schema_exists,
   EXISTS (SELECT FROM pg_catalog.pg_class c
@@ -184,6 +183,16 @@ SELECT
   ) AS other_databases
 """  # noqa: S608 (only module constants are formatted in; every value is bound)
 READ_SYSTEM_IDENTIFIER = "(SELECT system_identifier::text FROM pg_catalog.pg_control_system())"
+MAY_READ_CONTROL = "pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')"
+
+
+def catalog_query(readable: bool | None) -> str:
+    """The catalog statement: with the system identifier once the role is known to be
+    allowed it (then whether it may is not asked again), else asking whether it may."""
+    if readable:
+        return CATALOG_QUERY.format(system_identifier=READ_SYSTEM_IDENTIFIER,
+                                    may_read_control="true")
+    return CATALOG_QUERY.format(system_identifier="NULL::text", may_read_control=MAY_READ_CONTROL)
 SYSTEM_IDENTIFIER_QUERY = f"SELECT {READ_SYSTEM_IDENTIFIER}"  # noqa: S608 (a constant)
 
 
@@ -297,8 +306,7 @@ def _read_all(conn: Connection, server: Server,
     known: list[dict[str, Any]] = []
     if server.control_readable is None:
         known.append(_catalog_row(conn, server, _catalog_params(requirements[0])))
-    query = CATALOG_QUERY.format(system_identifier=READ_SYSTEM_IDENTIFIER
-                                 if server.control_readable else "NULL::text")
+    query = catalog_query(server.control_readable)
     statements: list[tuple[str, dict[str, Any] | None]] = [
         (query, _catalog_params(requirement)) for requirement in requirements[len(known):]]
     columns = [i for i, requirement in enumerate(requirements) if requirement.columns]
@@ -379,15 +387,13 @@ def _catalog_row(conn: Connection, server: Server, params: dict[str, Any]) -> di
     """The catalog row, with the system identifier when permitted."""
     if server.control_readable:
         try:
-            return conn.exec_driver_sql(CATALOG_QUERY.format(
-                system_identifier=READ_SYSTEM_IDENTIFIER), params).one()._asdict()
+            return conn.exec_driver_sql(catalog_query(True), params).one()._asdict()
         except DBAPIError as exc:
             if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
                 raise
             server.control_readable = False  # revoked since; ask without it
             _restart(conn)  # the failed statement ended the transaction
-    row = conn.exec_driver_sql(CATALOG_QUERY.format(system_identifier="NULL::text"),
-                               params).one()._asdict()
+    row = conn.exec_driver_sql(catalog_query(False), params).one()._asdict()
     server.control_readable = bool(row["may_read_control"])
     if server.control_readable:
         row["system_identifier"] = conn.exec_driver_sql(SYSTEM_IDENTIFIER_QUERY).scalar()
