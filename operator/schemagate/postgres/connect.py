@@ -69,8 +69,10 @@ class ConnectionFailed(DatabaseError):
         self.message = message
 
 
+@lru_cache(maxsize=32)
 def parse_url(url: str) -> URL:
-    """The backend's URL with the psycopg driver, its own settings kept.
+    """The backend's URL with the psycopg driver, its own settings kept (remembered for
+    the URLs last seen: every check parses its URL).
 
     Accepts `postgres://`, `postgresql://` and `postgresql+<driver>://`; raises
     `InvalidDatabaseUrl` otherwise.
@@ -155,7 +157,9 @@ class Server:
 
 @lru_cache(maxsize=32)
 def server_for(url: URL, connect_timeout: int) -> Server:
+    # No hstore: its type lookup would cost three round trips on the first connect.
     engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                           use_native_hstore=False,
                            connect_args=own_params(url, connect_timeout))
     event.listen(engine, "do_connect", guarded_connect)
     return Server(engine)
@@ -181,6 +185,9 @@ def session(server: Server, url: str, target: URL, connect_timeout: float,
                 conn.info["statement_timeout"] = timeout
                 begin(conn, timeout)
                 yield conn
+                # Closed as it is: the server ends the read-only transaction, where a
+                # ROLLBACK would cost one more round trip.
+                conn.invalidate()
         except DBAPIError as exc:
             if silence.fired:
                 raise _silent(silence, target) from None

@@ -12,6 +12,9 @@ same frozen server. `connect_within` makes all the URL's hosts share one deadlin
 from __future__ import annotations
 
 import contextlib
+import heapq
+import ipaddress
+import itertools
 import math
 import os
 import socket
@@ -41,20 +44,52 @@ def session_budget(connect_timeout: float, query_timeout: float) -> float:
     return whole_seconds(connect_timeout) + query_timeout + SILENCE_GRACE
 
 
+class _Watchdog:
+    """One thread that fires every armed `Silence` at its deadline: starting a thread per
+    session would cost each check a thread start (milliseconds on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._armed: list[tuple[float, int, Silence]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, silence: Silence, seconds: float) -> None:
+        with self._wake:
+            heapq.heappush(self._armed, (time.monotonic() + seconds, next(self._order), silence))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="schemagate-silence",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._armed or (
+                        not self._armed[0][2].disarmed
+                        and self._armed[0][0] > time.monotonic()):
+                    self._wake.wait(self._armed[0][0] - time.monotonic() if self._armed
+                                    else None)
+                _, _, silence = heapq.heappop(self._armed)
+            if not silence.disarmed:
+                silence.fire()
+
+
 class Silence:
     """Shuts down the socket of the connection attached to it when `seconds` have passed
     since it was armed; `fired` says it did. It holds a duplicate of the socket until it
     is disarmed, so the number it acts on is never one reused by another connection."""
 
     _current = threading.local()
+    _watchdog = _Watchdog()
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
+        self.disarmed = False
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
 
     @classmethod
     def current(cls) -> Silence | None:
@@ -68,8 +103,10 @@ class Silence:
             if self.fired:
                 self._shut_down()
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.disarmed:
+                return
             self.fired = True
             self._shut_down()
 
@@ -80,13 +117,13 @@ class Silence:
 
     def __enter__(self) -> Silence:
         self._current.silence = self
-        self._timer.start()
+        self._watchdog.arm(self, self.seconds)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
         self._current.silence = None
         with self._lock:
+            self.disarmed = True
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
@@ -97,6 +134,8 @@ def _attempts_within(params: dict[str, Any], seconds: float) -> list[dict[str, A
     up within `seconds`: a name server that never answers would otherwise hold the worker
     for the resolver's own timeouts, once per host. A lookup not done by then goes on in
     its own thread until the resolver gives up; nothing waits for it."""
+    if _nothing_to_look_up(params):
+        return conninfo_attempts(params)
     done = threading.Event()
     found: list[list[dict[str, Any]] | psycopg.Error] = []
 
@@ -116,6 +155,21 @@ def _attempts_within(params: dict[str, Any], seconds: float) -> list[dict[str, A
     if isinstance(found[0], psycopg.Error):
         raise found[0]
     return found[0]
+
+
+def _nothing_to_look_up(params: dict[str, Any]) -> bool:
+    """Whether every host is an IP address or a socket directory, which psycopg uses as
+    they are: then no name server is asked, and no thread is needed to bound it."""
+    hosts = str(params.get("host") or "").split(",")
+    return all(host.startswith("/") or _is_address(host) for host in hosts)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 #: What `psycopg.connect` takes besides the connection string.
@@ -171,7 +225,7 @@ def connect_within(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
 def begin(conn: Connection, statement_timeout: float) -> None:
     """A read-only transaction whose statements the server cancels after
     `statement_timeout`. Transaction-local: behind a pooler it never reaches another
-    client's session, and poolers that refuse a startup option accept it."""
-    conn.exec_driver_sql("BEGIN READ ONLY")
-    conn.exec_driver_sql("SELECT pg_catalog.set_config('statement_timeout', %(t)s, true)",
-                         {"t": f"{max(1, round(statement_timeout * 1000))}ms"})
+    client's session, and poolers that refuse a startup option accept it. One round trip:
+    the two statements go as one simple query (the timeout is our own number)."""
+    milliseconds = max(1, round(statement_timeout * 1000))
+    conn.exec_driver_sql(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {milliseconds:d}")

@@ -20,16 +20,15 @@ TABLE_KINDS = "('r', 'p', 'v', 'm', 'f')"
 
 # Who and where the session is, every text cut by the server one character over the limit
 # (the setting a role or database was given can be as long as it was written), so a longer
-# one is never transferred and can still be told apart.
+# one is never transferred and can still be told apart. Schema names are at most 63
+# bytes; of the effective search path, the first schemas are kept.
 _CUT = limits.MAX_DATABASE_TEXT + 1
 SERVER_TEXTS = f"""  pg_catalog.left(pg_catalog.current_database()::text, {_CUT}) AS database,
   pg_catalog.host(pg_catalog.inet_server_addr()) AS host,
   pg_catalog.inet_server_port() AS port,
   pg_catalog.left(CURRENT_USER::text, {_CUT}) AS "user",
   pg_catalog.left(pg_catalog.current_setting('search_path'), {_CUT}) AS search_path,
-  ARRAY(SELECT pg_catalog.left(s.name, {_CUT})
-        FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(name, i)
-        ORDER BY s.i LIMIT {limits.MAX_SEARCH_PATH}) AS effective_search_path,
+  (pg_catalog.current_schemas(true))[1:{limits.MAX_SEARCH_PATH}] AS effective_search_path,
   pg_catalog.left(pg_catalog.current_setting('server_version'), {_CUT}) AS server_version,"""  # noqa: S608 (only module constants are formatted in)
 
 
@@ -42,13 +41,18 @@ def read_version_table(conn: Connection, schema: str, table: str) -> list[str]:
     """The version table's first rows, at most one more than `limits.MAX_VERSION_ROWS`,
     each cut by the server one character over `limits.MAX_REVISION`: a view that returns
     a 300 MB row or ten million rows sends back a few bytes."""
-    query = sql.SQL(VERSION_QUERY).format(
-        table=sql.Identifier(schema, table), cut=limits.MAX_REVISION + 1,
-        rows=limits.MAX_VERSION_ROWS + 1)
     pg: Any = conn.connection.driver_connection
     # Run without parameters, so nothing in the quoted names is read as a placeholder.
-    rows = conn.exec_driver_sql(query.as_string(pg)).all()
+    rows = conn.exec_driver_sql(version_query(pg, schema, table)).all()
     return [row[0] for row in rows if row[0] is not None]
+
+
+def version_query(pg: Any, schema: str, table: str) -> str:
+    """`read_version_table`'s statement, the names quoted by the driver: run it without
+    parameters."""
+    return sql.SQL(VERSION_QUERY).format(
+        table=sql.Identifier(schema, table), cut=limits.MAX_REVISION + 1,
+        rows=limits.MAX_VERSION_ROWS + 1).as_string(pg)
 
 
 def fingerprint(row: dict[str, Any], target: URL) -> Fingerprint:

@@ -8,8 +8,9 @@ declaration, so what counts as a mismatch is decided here and tested without a s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 #: Column mismatches a message spells out; the count and `column_mismatches` say the rest.
@@ -97,6 +98,39 @@ def column_mismatches(declared: Iterable[ColumnRequirement], findings: Iterable[
         if finding.found is None or mismatch.type_differs or mismatch.nullable_differs:
             mismatches.append(mismatch)
     return tuple(mismatches)
+
+
+#: A column as the catalog shows it: table, name, `format_type`, nullable.
+FoundRow = tuple[str, str, str, bool]
+_SHAPE = attrgetter("table", "name", "type", "nullable")
+
+
+def all_columns_match(declared: Sequence[ColumnRequirement], found: Sequence[FoundRow]) -> bool:
+    """Whether every declared column is among `found` with the declared type and
+    nullability (those given). `found` may hold more (undeclared columns), or fewer (then
+    the answer is no): a no is confirmed by the catalog, which also says what differs.
+
+    Rows in the declared order, every type and nullability declared (what `schemagate
+    snapshot` writes, in the order the catalog reads it), compare as two lists; any other
+    order as two sets; only declarations that leave a type or nullability out are looked
+    at one by one."""
+    shapes = list(map(_SHAPE, declared))
+    if shapes == list(found):
+        return True
+    rows = set(found)
+    unsure = set(shapes).difference(rows)
+    if not unsure:
+        return True
+    by_name = {(table, name): (type_, nullable) for table, name, type_, nullable in rows}
+    for table, name, type_, nullable in unsure:
+        shape = by_name.get((table, name))
+        if shape is None:
+            return False
+        if type_ is not None and shape[0] != type_:
+            return False
+        if nullable is not None and shape[1] != nullable:
+            return False
+    return True
 
 
 _PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")

@@ -88,6 +88,15 @@ class Requirement:
         expected = self.expected_revisions
         object.__setattr__(self, "expected_revisions", frozenset(expected) if expected else None)
 
+    def __hash__(self) -> int:
+        # Computed once: hashing 100,000 declared columns costs more than checking them.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.schema, self.tables, self.revision_check, self.version_table,
+                           self.version_table_schema, self.expected_revisions, self.columns))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     @property
     def version_table_place(self) -> str:
         """`schema.table` of the version table, for messages."""
