@@ -219,9 +219,7 @@ async def pod_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "pods", labels={VERIFY_LABEL: kopf.PRESENT})
 async def verify_pod_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
-    # verifyFrom: Pod - the schema's loop looks at its verify pod now, not at its next poll.
-    _ctx(memo).registry.wake((body.metadata.namespace or "",
-                              body.metadata.labels.get(VERIFY_LABEL, "")))
+    reconcile.verify_pod_seen(body, _ctx(memo))
 
 
 @kopf.on.delete(*RESOURCE)

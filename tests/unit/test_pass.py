@@ -14,7 +14,7 @@ from schemagate.core.gate.readiness import NEW_RELEASE_SETTLE
 from schemagate.core.verify_pod import termination
 from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog
-from schemagate.reconcile import Context, pod_seen, release
+from schemagate.reconcile import Context, pod_seen, release, verify_pod_seen
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import reconcile
 from schemagate.reconcile.schedule import MIN_DELAY
@@ -136,6 +136,14 @@ def test_a_missing_secret_is_said_and_no_database_is_checked() -> None:
     del kube.secrets[(NS, "db")]
     one_pass(kube, ctx)
     assert ready(kube)["reason"] == "SecretNotFound" and db.checks == 0
+
+
+def test_a_selector_the_api_server_cannot_use_is_an_invalid_spec_with_no_pod_at_all() -> None:
+    kube, ctx, db, _ = world(spec={**SPEC, "gate": {"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": []}]}}})
+    one_pass(kube, ctx)
+    assert ready(kube)["reason"] == "InvalidSpec"
+    assert ready(kube)["message"].startswith("gate.podSelector: ")
 
 
 def test_the_url_never_reaches_status_events_or_pods() -> None:
@@ -305,3 +313,20 @@ def test_a_verify_pod_under_way_when_the_schema_is_deleted_is_deleted_with_it() 
     assert kube.under_way() == ["verify-0"]
     asyncio.run(release(kube.schemas.pop(KEY), ctx, LOG))
     assert kube.under_way() == [] and kube.verify_deleted == ["verify-0"]
+
+
+def test_only_the_events_of_the_verify_pod_a_check_waits_for_wake_the_loop() -> None:
+    """A wake-up is a check: a pod whose verdict was read (its sidecar still stopping, say)
+    must not start the next one."""
+    kube, ctx, db, clock = world(spec=IN_POD)
+    kube.verify_script = [RUNNING, finished(Reason.VERIFIED)]
+    one_pass(kube, ctx)
+    wakeup = ctx.registry.looping(KEY)
+    verify_pod_seen(kube.pods[(NS, "verify-0")], ctx)
+    assert wakeup.is_set()  # the check looks at its pod now
+    wakeup.clear()
+    while one_pass(kube, ctx) == POLL:
+        clock.advance(POLL)
+    assert ready(kube)["reason"] == "Verified"
+    verify_pod_seen(kube.pods[(NS, "verify-0")], ctx)
+    assert not wakeup.is_set() and kube.verify_created == ["verify-0"]

@@ -10,7 +10,8 @@ with), `edge` (the Kubernetes API as a pass uses it)."""
 from schemagate.reconcile.author_rights import AuthorRights
 from schemagate.reconcile.context import Context
 from schemagate.reconcile.loop import keep_verified
-from schemagate.reconcile.pods import pod_seen, release
+from schemagate.reconcile.pods import pod_seen, release, verify_pod_seen
 from schemagate.reconcile.registry import Registry
 
-__all__ = ["AuthorRights", "Context", "Registry", "keep_verified", "pod_seen", "release"]
+__all__ = ["AuthorRights", "Context", "Registry", "keep_verified", "pod_seen", "release",
+           "verify_pod_seen"]

@@ -1,7 +1,8 @@
 """The gate on the pods. The pass's step `gate_pods` sets each pod's condition from the
 check just made (patch on change): only it opens a gate. A pod event records the pod,
-writes a closed condition on a pod that has none, and wakes the schema's loop. The
-deletion of a DatabaseSchema releases its gates for good."""
+writes a closed condition on a pod that has none, and wakes the schema's loop; an event
+of the verify pod a check waits for wakes it too. The deletion of a DatabaseSchema
+releases its gates for good."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from schemagate.core.gate.pods import (
 )
 from schemagate.core.status import conditions as cond
 from schemagate.core.status.outcome import Outcome, scrubbed
+from schemagate.core.verify_pod.manifest import VERIFY_LABEL
 from schemagate.core.wire.models import DriftPolicy, GateStatus, LabelSelector
 from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import report
@@ -105,6 +107,7 @@ async def apply_gate(ctx: Context, key: Key, published: Published, *, read_only:
     condition_type = gate.gate_condition_type(name)
     now = ctx.clock()
     selector = published.spec.gate.pod_selector if published.spec else LabelSelector()
+    gate.selector_string(selector)  # unusable: the schema's InvalidSpec, with or without pods
     everything = indexed(ctx, namespace, name, selector)
     pods = [as_it_stands(ctx, p, condition_type, now) for p in everything if p.has_gate]
     ungated = tuple(sorted(p.name for p in everything if not p.has_gate
@@ -198,6 +201,17 @@ async def pod_seen(pod: JSON, ctx: Context) -> None:
         waits = new or (view.condition or {}).get("reason") == gate.AWAITING_FRESH_CHECK
         if waits and not view.is_true and not served_by_check_under_way(ctx, key, view):
             ctx.registry.wake(key)
+
+
+def verify_pod_seen(pod: JSON, ctx: Context) -> None:
+    """A verify pod appeared or changed: when it is the pod a check waits for, the
+    schema's loop looks at it now rather than at its next poll. Any other (one whose
+    verdict was read and that is winding down, one of an earlier life of the operator)
+    wakes nothing: a wake-up is a check, and a check is a pod."""
+    meta = pod["metadata"]
+    key = (meta["namespace"], (meta.get("labels") or {}).get(VERIFY_LABEL, ""))
+    if ctx.verify_pods.follows(key, meta["name"]):
+        ctx.registry.wake(key)
 
 
 async def closed_condition(ctx: Context, key: Key, pod: gate.PodView) -> gate.PodCondition:

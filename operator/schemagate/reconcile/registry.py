@@ -41,7 +41,7 @@ class SchemaState:
     references: frozenset[tuple[str, str, str]] = frozenset()
     #: What the watch last showed of it (generation, rerun annotation); None: not shown yet.
     version: object = None
-    #: What its last check found in other databases (database.OtherDatabases).
+    #: What its last check found in other databases (`postgres.search.OtherDatabases`).
     elsewhere: OtherDatabases | None = None
     #: Its last pass left it settled: every gated pod open, none waiting, nothing running;
     #: its next timed pass may read the watch's copy.

@@ -78,6 +78,11 @@ class VerifyPods:
     def turn_free(self, namespace: str) -> bool:
         return sum(1 for key in self.under_way if key[0] == namespace) < self.per_namespace
 
+    def follows(self, key: Key, pod: str) -> bool:
+        """Whether `pod` is the one a check of the schema waits for."""
+        under_way = self.under_way.get(key)
+        return under_way is not None and under_way.pod == pod
+
     def forget(self, namespace: str, schema: str) -> dict[str, str]:
         """The schema is deleted: its pods as they were known (to delete them)."""
         self.under_way.pop((namespace, schema), None)
