@@ -3,12 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
+# Each build step prints one line (its time, its log in .cluster/build-logs/); its
+# output (pip, apt-get, go, buildah) goes to that log, whose tail is shown on a failure.
+STEP   := bash hack/step.sh
 
 .PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
         control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod crds \
-        clean actionlint
+        clean actionlint helm _venv _chart _actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(STEP) venv $(MAKE) --no-print-directory _venv
+
+_venv:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
@@ -53,25 +59,31 @@ test: lint types layers control-plane chart actionlint node images
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
 control-plane:
-	@bash hack/build-control-plane.sh control-plane >/dev/null
+	@$(STEP) "control plane" bash hack/build-control-plane.sh control-plane
 
 # The real node: the Debian packages it needs (installed when missing, said first),
 # then kubelet, kube-proxy, kube-scheduler and pause built once into the same cache.
 node:
-	@bash hack/bootstrap-node.sh
-	@bash hack/build-control-plane.sh node >/dev/null
+	@$(STEP) "node packages" bash hack/bootstrap-node.sh
+	@$(STEP) "node binaries" bash hack/build-control-plane.sh node
 
 # The node's images (pause, busybox, the python:3.11-slim base, schemagate:dev from
 # our Dockerfile, schemagate/backend:dev), rebuilt only when their inputs change.
 images: $(VENV)/.installed node
-	$(PY) -m localenv.images build
+	@$(STEP) images $(PY) -m localenv.images build
 
 # helm lint and helm template over the chart in each mode, with the pinned helm built once
 # from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
 CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true" \
   "--set metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,metrics.podMonitoring.enabled=true" \
   "--set tenancy.allowedHosts.team-a={db.team-a.svc,10.20.0.0/16}"
-chart:
+helm:
+	@$(STEP) helm bash hack/build-control-plane.sh helm
+
+chart: helm
+	@$(STEP) chart $(MAKE) --no-print-directory _chart
+
+_chart:
 	@helm=$$(bash hack/build-control-plane.sh helm) && for values in $(CHART_VALUES); do \
 	  $$helm lint --strict --quiet charts/schemagate $$values && \
 	  $$helm template schemagate charts/schemagate -n schemagate-system $$values >/dev/null \
@@ -82,17 +94,20 @@ chart:
 # at the version pinned in hack/build-control-plane.sh, cached like helm) checks them.
 # shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
 actionlint:
+	@$(STEP) actionlint $(MAKE) --no-print-directory _actionlint
+
+_actionlint:
 	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
 	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
 	@echo "actionlint: the workflows pass"
 
-cluster-up: $(VENV)/.installed control-plane node
+cluster-up: $(VENV)/.installed control-plane node images
 	$(PY) -m localenv.cluster up
 
 cluster-down: $(VENV)/.installed
 	$(PY) -m localenv.cluster down
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed control-plane node images helm
 	$(PY) -m localenv.demo
 
 chart-readme: $(VENV)/.installed
