@@ -281,14 +281,18 @@ class Kube:
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: PodCondition, transition_time: str,
-                          scrubber: Scrubber) -> None:
-        body = {"status": {"conditions": [{
+                          scrubber: Scrubber, generation: int | None = None) -> None:
+        """`generation`: the pod's metadata.generation the condition was decided on."""
+        condition: JSON = {
             "type": condition_type,
             "status": "True" if wanted.status else "False",
             "reason": wanted.reason,
             "message": scrubber.message(wanted.message),
             "lastTransitionTime": transition_time,
-        }]}}
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        body = {"status": {"conditions": [condition]}}
         try:
             # Strategic merge keyed by `type`: the kubelet's conditions survive.
             response: Any = self.core.patch_namespaced_pod_status(pod, namespace, body,
@@ -299,6 +303,25 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:  # a pod deleted meanwhile needs no gate
                 raise
+
+    def release_start_gate(self, namespace: str, name: str, uid: str, gate: str
+                           ) -> int | None:
+        """Removes the scheduling gate `gate` from the pod `name` while it is the pod with
+        `uid`; returns the pod's generation after that, or None when the pod is gone or is
+        another pod of that name. A gate already removed changes nothing."""
+        # Strategic merge keyed by `name`: the other scheduling gates stay. The uid in
+        # the patch is a precondition: the API server refuses it for another pod (409).
+        body = {"metadata": {"uid": uid},
+                "spec": {"schedulingGates": [{"name": gate, "$patch": "delete"}]}}
+        try:
+            response: Any = self.core.patch_namespaced_pod(name, namespace, body,
+                                                           _preload_content=False)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return None
+            raise
+        generation = json.loads(response.data)["metadata"].get("generation")
+        return generation if isinstance(generation, int) else None
 
     def database_schema(self, namespace: str, name: str) -> JSON | None:
         try:
@@ -333,10 +356,15 @@ def pod_view(pod: Body, condition_type: str, seen: datetime | None = None) -> Po
     current = next((c for c in conditions if c.get("type") == condition_type), None)
     meta = pod["metadata"]
     created = meta.get("creationTimestamp")
+    generation = meta.get("generation")
+    held = any(g.get("name") == condition_type
+               for g in (pod.get("spec") or {}).get("schedulingGates") or ())
     return PodView(name=meta["name"], uid=meta.get("uid", ""), labels=meta.get("labels") or {},
                    annotations=meta.get("annotations") or {},
                    created=_parse_time(created) if created else None,
-                   condition=current, seen=seen, has_gate=carries_gate(pod, condition_type))
+                   condition=current, seen=seen, has_gate=carries_gate(pod, condition_type),
+                   generation=generation if isinstance(generation, int) else None,
+                   held=held)
 
 
 def _parse_time(text: str) -> datetime:

@@ -26,7 +26,7 @@ class PodStatusOnly:
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: gate.PodCondition, transition_time: str,
-                          scrubber: Scrubber) -> None:
+                          scrubber: Scrubber, generation: int | None = None) -> None:
         self.patched.append((pod, wanted.status, wanted.reason))
 
 

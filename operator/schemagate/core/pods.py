@@ -21,6 +21,7 @@ from typing import Any
 
 from schemagate.core.gate import PREFIX, PodCondition, PodView, schema_names_gating
 from schemagate.core.revisions import SCHEMA_LABEL
+from schemagate.core.start_gate import held_schemas
 
 #: The index key of pods that name no DatabaseSchema (a schema name is never empty).
 NAMES_NONE = ""
@@ -45,13 +46,16 @@ class IndexedPod:
     gates: frozenset[str] = frozenset()  # the schema names of its schemagate gates
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     deleting: bool = False
+    generation: int | None = None
+    held: frozenset[str] = frozenset()  # the schema names of its schemagate scheduling gates
 
     def view(self, schema_name: str, seen: datetime | None = None) -> PodView:
         """The pod as one gate sees it."""
         return PodView(name=self.name, uid=self.uid, labels=self.labels,
                        annotations=self.annotations, created=self.created,
                        condition=self.conditions.get(PREFIX + schema_name), seen=seen,
-                       has_gate=schema_name in self.gates)
+                       has_gate=schema_name in self.gates, generation=self.generation,
+                       held=schema_name in self.held)
 
 
 def index_entries(pod: Mapping[str, Any]) -> dict[Key, IndexedPod]:
@@ -75,8 +79,14 @@ def index_entries(pod: Mapping[str, Any]) -> dict[Key, IndexedPod]:
     entry = IndexedPod(name=meta.get("name", ""), uid=meta.get("uid", ""), labels=labels,
                        annotations=dict(meta.get("annotations") or {}),
                        created=parse_time(created) if created else None, gates=gates,
-                       conditions=conditions, deleting=deleting)
+                       conditions=conditions, deleting=deleting,
+                       generation=_generation(meta.get("generation")),
+                       held=held_schemas((pod.get("spec") or {}).get("schedulingGates")))
     return {(namespace, schema): entry for schema in named}
+
+
+def _generation(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_time(text: str) -> datetime:

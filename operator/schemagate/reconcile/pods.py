@@ -19,6 +19,7 @@ from schemagate.core.pods import NAMES_NONE, Written, believed, patch_needed, tr
 from schemagate.reconcile.context import JSON, Context, PodIndex
 from schemagate.reconcile.registry import Published
 from schemagate.reconcile.schedule import serve_at
+from schemagate.reconcile.start_gate import let_start
 
 #: Parallel pod-status patches while opening or closing a gate.
 PATCH_WORKERS = 16
@@ -73,6 +74,11 @@ async def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
     wanted = [gate.pod_condition(check, pod, selected=chosen, selector=selector_text,
                                  latest_generation=latest, templates=templates)
               for pod, chosen in zip(pods, selected, strict=True)]
+    # START-UP GATE (spec.gate.holdStart): held pods that open now start first.
+    if (started := await let_start(ctx, namespace, name, check.state, pods, wanted,
+                                   read_only=read_only)) is None:
+        return None
+    pods = started
     patches = [(pod, want, pod.condition) for pod, want in zip(pods, wanted, strict=True)
                if patch_needed(pod.condition, want)]
     if patches and read_only:
@@ -136,7 +142,8 @@ def patch_one(ctx: Context, namespace: str, schema: str, pod: gate.PodView,
     condition_type = gate.gate_condition_type(schema)
     when = transition_time(current, wanted, cond.timestamp(now))
     scrubber = ctx.registry.scrubbers.of((namespace, schema))
-    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when, scrubber)
+    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when, scrubber,
+                               generation=pod.generation)
     if pod.uid:
         ctx.registry.wrote(pod.uid, condition_type, Written(
             wanted.status, wanted.reason, scrubber.message(wanted.message), when, now))
@@ -209,6 +216,8 @@ async def release(body: JSON, ctx: Context) -> int:
         everything = indexed(ctx.pods, namespace, name, LabelSelector())
     pods = [p for p in everything if p.has_gate]
     wanted = gate.PodCondition(True, state.reason, state.message)
+    # START-UP GATE (spec.gate.holdStart): held pods start, their gate released.
+    pods = await let_start(ctx, namespace, name, state, pods, [wanted] * len(pods)) or pods
     now = ctx.clock()
     patches = [(pod, wanted, current) for pod in pods
                if patch_needed(current := believed_condition(ctx, pod, condition_type, now),
