@@ -117,6 +117,16 @@ class Demo:
                                            p.get("status", {}).get("containerStatuses", []))
                 for p in self.backend_pods()}
 
+    def new_pod_held(self) -> bool:
+        """Whether a pod of the backend, created now, would get the start-up gate (the API
+        server's dry run: admission runs, nothing is created)."""
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "admission-probe", "labels": {"schemagate.io/schema": "backend-schema"}},
+            "spec": {"containers": [{"name": "app", "image": "schemagate/backend:dev"}]}}
+        admitted = json.loads(self.kubectl("create", "--dry-run=server", "-o", "json", "-f",
+                                           "-", input=json.dumps(pod)))
+        return any(g["name"] == SCHEMA_GATE for g in admitted["spec"].get("schedulingGates", []))
+
     def apply(self, *objects: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input="---\n".join(yaml.safe_dump(o) for o in objects))
 
@@ -192,8 +202,13 @@ def apply_backend(demo: Demo, hold_start: bool) -> float:
         schema["spec"]["gate"]["holdStart"] = True
         deployment["spec"]["template"]["metadata"]["labels"]["schemagate.io/schema"] = (
             "backend-schema")
+    demo.apply(schema)
+    if hold_start:
+        # The admission policy reads the DatabaseSchema from its informer: a pod created
+        # before it has seen holdStart would start unheld.
+        wait_for("the admission policy to hold new pods", demo.new_pod_held, timeout=60)
     applied = time.monotonic()
-    demo.apply(deployment, schema)
+    demo.apply(deployment)
     return applied
 
 
@@ -291,6 +306,13 @@ def start_up_gate(demo: Demo, pg: local_postgres.LocalPostgres, hold: float, n: 
     say(f"      schemagate: MigrationNoOp again. Waiting {hold:.0f}s from the apply, as "
         "before: the pods are not started, so nothing crashes")
     wait_out(demo, since, hold)
+    for pod in demo.backend_pods()[:1]:
+        gates = ", ".join(g["name"] for g in pod["spec"].get("schedulingGates", []))
+        said = next((f"; its readiness gate: {c['reason']}: {c['message']}"
+                     for c in pod.get("status", {}).get("conditions", [])
+                     if c["type"] == SCHEMA_GATE), "")
+        say(f"      {pod['metadata']['name']}: {pod['status'].get('phase')}, on no node, "
+            f"scheduling gates: {gates}{said}")
     demo.show("get", "pods", "-o", "wide", "-l", "app=backend")
     step(n + 1, total, "The same fix (kubectl patch dbschema)")
     outcome = fix(demo, "the start-up gate")
