@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"cannot reach the database: {str(exc.orig).strip()[:500]}")
         return 1
     server = ThreadingHTTPServer(("", port), Hello)
+    # A rollout's SIGTERM is a clean stop (exit 0), not a crash.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     say(f"serving on port {server.server_address[1]}")
     server.serve_forever()
     return 0
