@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from localenv import operator as local_operator
+from schemagate import kube as kube_api
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.cluster.fixtures import Kube
@@ -47,9 +48,9 @@ def token_identity(cluster: Cluster, release: Release, directory: Path) -> Ident
 
 @pytest.fixture
 def holding(cluster: Cluster, namespace: str, release_namespace: str,  # noqa: F811
-            tmp_path: Path) -> Iterator[tuple[Release, Identity]]:
-    """The chart with gateInjection.holdStart, watching the test's namespace; the
-    ServiceAccount's token."""
+            tmp_path: Path, crd: None) -> Iterator[tuple[Release, Identity]]:
+    """The chart with gateInjection.holdStart, watching the test's namespace (and this
+    tree's CRD, which knows spec.gate.holdStart); the ServiceAccount's token."""
     values = {"watchNamespaces": f"{{{namespace}}}", "gateInjection.holdStart": "true"}
     with installed(cluster, release_namespace, values, tmp_path / "identity") as release:
         yield release, token_identity(cluster, release, tmp_path / "token")
@@ -58,6 +59,13 @@ def holding(cluster: Cluster, namespace: str, release_namespace: str,  # noqa: F
 def deployment(backend: Backend, version: str, tables: list[str]) -> None:
     """The backend of `version`, exiting 3 unless `tables` exist; its pods carry the
     label schemagate.io/schema only: both gates come from the chart's policies."""
+    # The policies take effect once the API server's informers have them and the schema.
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "probe", "labels": {"schemagate.io/schema": "backend-schema"}},
+        "spec": {"containers": [{"name": "app", "image": "schemagate/backend:dev"}]}}
+    wait_for("both gates injected", lambda: (spec := admitted(
+        backend.cluster, backend.namespace, probe)["spec"]).get("schedulingGates")
+        and spec.get("readinessGates"), timeout=30)
     manifest = backend.deployment_manifest(version=version)
     spec = manifest["spec"]["template"]["spec"]
     del spec["readinessGates"]
@@ -103,11 +111,11 @@ def test_a_rolling_update_serves_from_the_old_pods_while_the_new_ones_are_held(
 
         # The next release needs a table the database does not have yet.
         backend.schema(gate=HOLD, tables=[*TABLES, V2_TABLE])
-        backend.wait_reason("TablesMissing", timeout=30)
+        backend.wait_reason("StampedButMissing", timeout=30)
         deployment(backend, "v2", [*TABLES, V2_TABLE])
         # The operator has answered the new pod (its gate condition) and left it held.
         new = wait_for("the new pod held and answered", lambda: [
-            p for p in pods_of(backend, "v2") if gate_reason(p) == "TablesMissing"],
+            p for p in pods_of(backend, "v2") if gate_reason(p) == "StampedButMissing"],
             timeout=60)
         assert held(new[0]), new[0]["spec"]
         assert new[0]["status"].get("phase") == "Pending"
@@ -140,10 +148,10 @@ def test_held_pods_stay_held_through_a_restart_of_the_operator_then_start(
     try:
         backend.secret(db.url())
         backend.schema(gate=HOLD)
-        backend.wait_reason("TablesMissing", timeout=60)
+        backend.wait_reason("NoRevision", timeout=60)
         deployment(backend, "v1", TABLES)
         wait_for("both pods held and answered", lambda: [
-            gate_reason(p) for p in backend.pods()] == ["TablesMissing"] * 2, timeout=60)
+            gate_reason(p) for p in backend.pods()] == ["NoRevision"] * 2, timeout=60)
         first.stop()
 
         second = start(token, namespace, tmp_path / "second.log")
@@ -197,11 +205,14 @@ def test_the_service_account_may_remove_schemagate_scheduling_gates_and_nothing_
     image = patched(token, namespace, "held", [{"op": "replace",
                     "path": "/spec/containers/0/image", "value": "busybox"}])
     assert image.returncode != 0 and "may not change a pod's spec" in image.stderr
-    ours = patched(token, namespace, "held",
-                   [{"op": "remove", "path": "/spec/schedulingGates/1"}])
-    assert ours.returncode == 0, ours.stderr
-    gates = kube.core.read_namespaced_pod("held", namespace).spec.scheduling_gates
-    assert [g.name for g in gates] == ["example.com/other"]
+    # The operator's own call, with the token: another pod of that name is left alone.
+    operator_api = kube_api.Kube(kube_api.connect(str(token.kubeconfig)))
+    uid = kube.core.read_namespaced_pod("held", namespace).metadata.uid
+    assert operator_api.release_start_gate(namespace, "held", "0" * 8 + uid[8:], GATE) is None
+    generation = operator_api.release_start_gate(namespace, "held", uid, GATE)
+    pod = kube.core.read_namespaced_pod("held", namespace)
+    assert [g.name for g in pod.spec.scheduling_gates] == ["example.com/other"]
+    assert generation == pod.metadata.generation
     assert not token.can_i("update", "pods", "-n", namespace)
     assert not token.can_i("patch", "pods", "-n", "default")
 
