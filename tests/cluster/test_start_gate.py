@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from localenv import operator as local_operator
-from schemagate import kube as kube_api
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
+from schemagate import kube as kube_api
 from tests.cluster.fixtures import Kube
 from tests.cluster.identities import Identity
 from tests.cluster.scenario import TABLES, V2_TABLE, Backend, Database, wait_for
