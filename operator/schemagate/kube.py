@@ -314,8 +314,9 @@ class Kube:
         body = {"metadata": {"uid": uid},
                 "spec": {"schedulingGates": [{"name": gate, "$patch": "delete"}]}}
         try:
-            response: Any = self.core.patch_namespaced_pod(name, namespace, body,
-                                                           _preload_content=False)
+            response: Any = self.core.patch_namespaced_pod(
+                name, namespace, body, _preload_content=False,
+                _content_type="application/strategic-merge-patch+json")
         except ApiException as exc:
             if exc.status in (404, 409):
                 return None
