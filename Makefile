@@ -21,7 +21,7 @@ _venv:
 	@# The local environment (localenv/) and the tests import from the checkout, never
 	@# from the wheel: the repository root goes on the venv's path, not into the package.
 	$(PY) -c 'import sysconfig, sys; open(sysconfig.get_paths()["purelib"] + "/schemagate-dev.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
-	touch $@
+	touch $(VENV)/.installed
 
 venv: $(VENV)/.installed
 

@@ -38,8 +38,8 @@ from localenv import cluster as local_cluster
 from localenv import node as local_node
 from localenv import operator as local_operator
 from localenv import postgres as local_postgres
-from schemagate import database
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.postgres import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("credit_transactions", "agent_executions", "subscriptions")
@@ -149,7 +149,7 @@ def poller_opener(bench: Bench, namespace: str, url: str, n: int) -> Callable[[f
             while True:
                 tick = tick + POLL_SECONDS if tick < committed else tick
                 time.sleep(max(0.0, tick - time.monotonic()))
-                if database.verify(url, requirement, connect_timeout=2).verified:
+                if catalog.verify(url, requirement, connect_timeout=2).verified:
                     body = {"status": {"conditions": [{
                         "type": "schemagate.io/poller", "status": "True", "reason": "Polled",
                         "message": "the init-container waiter saw the tables"}]}}

@@ -3,8 +3,8 @@
 Starts a throw-away PostgreSQL (the embedded one the tests use), creates 10, 1,000
 and 10,000 tables plus an Alembic version table, and times, in the same run:
 
-- schemagate: `database.verify` over every table and the revision, as the operator
-  calls it (a fresh connection each time, see `schemagate.database`);
+- schemagate: `catalog.verify` over every table and the revision, as the operator
+  calls it (a fresh connection each time, see `schemagate.postgres.connect`);
 - bare catalog query: a fresh connection and one `relname = ANY(...)` count, the
   floor for any check that connects and asks the catalog (schemagate adds the
   fingerprint, the search for missing tables and two Alembic statements); the same
@@ -42,9 +42,9 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from localenv.postgres import LocalPostgres, running
-from schemagate import database
-from schemagate.core.columns import ColumnRequirement
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.columns import ColumnRequirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.postgres import catalog
 
 SIZES = (10, 1_000, 10_000)
 REVISION = "bench0001"
@@ -178,7 +178,7 @@ def column_contenders(url: str, columns: list[ColumnRequirement]
 
     def schemagate(requirement: Requirement) -> Callable[[], None]:
         def check() -> None:
-            verdict = database.verify(url, requirement)
+            verdict = catalog.verify(url, requirement)
             assert verdict.verified, verdict.message
         return check
 
@@ -230,7 +230,7 @@ def contenders(url: str, names: list[str], ini: Path, reps: int
     env = {**os.environ, "DATABASE_URL": url}
 
     def schemagate() -> None:
-        verdict = database.verify(url, requirement)
+        verdict = catalog.verify(url, requirement)
         assert verdict.verified, verdict.message
 
     def bare() -> None:

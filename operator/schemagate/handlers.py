@@ -21,10 +21,12 @@ from typing import Any, cast
 import kopf
 
 from schemagate import kube, leader, process, reconcile
-from schemagate.core import gate, migration_job, models
-from schemagate.core.consent import CLONE_FOR
-from schemagate.core.pods import index_entries
-from schemagate.core.scrub import PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
+from schemagate.core.clone.consent import CLONE_FOR
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import index_entries
+from schemagate.core.migration import job as migration_job
+from schemagate.core.tenancy.scrub import PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
+from schemagate.core.wire import models
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
 
@@ -62,7 +64,7 @@ class DigestDiffBase(kopf.AnnotationsDiffBaseStorage):
 
 @kopf.index("", "v1", "pods")
 async def gated_pods(body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """The pods by the schemas they name (`core.pods`). Kopf starts no other handler
+    """The pods by the schemas they name (`core.gate.pods`). Kopf starts no other handler
     before this index holds every pod its first LIST returned, so no first check sees a
     half-filled index; async, so 3,000 pods cost no thread hops."""
     return index_entries(body)

@@ -18,12 +18,13 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.core import limits, models
-from schemagate.core.gate import PodCondition, PodView
-from schemagate.core.migration_job import LastWords, last_words, termination_message
-from schemagate.core.scrub import Scrubber, escape_controls
-from schemagate.core.status import for_people
+from schemagate.core.gate.readiness import PodCondition, PodView
+from schemagate.core.migration.job import LastWords, last_words
+from schemagate.core.status.outcome import for_people
+from schemagate.core.tenancy import limits
+from schemagate.core.tenancy.scrub import Scrubber, escape_controls
 from schemagate.core.verify_pod import VERIFY_LABEL
+from schemagate.core.wire import models
 
 JSON = dict[str, Any]
 Body = Mapping[str, Any]
@@ -31,19 +32,19 @@ Body = Mapping[str, Any]
 ApiError = ApiException
 
 
-class SecretNotFound(Exception):
+class KubeError(Exception):
+    """The API server did not give what was asked; the text never holds a Secret's value."""
+
+
+class SecretNotFound(KubeError):
     """The Secret or its key is missing; the message names which, never a value."""
 
 
-class ValueTooLarge(Exception):
+class ValueTooLarge(KubeError):
     """The Secret's value is over its limit; the message says its size, never its text."""
 
 
-class InvalidSelector(Exception):
-    """The API server refused the pod selector."""
-
-
-class Conflict(Exception):
+class Conflict(KubeError):
     """Someone else wrote the object since we read it (409)."""
 
 
@@ -185,16 +186,6 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:  # created by our previous life: the same Job, by name
                 raise
-
-    def job_termination_message(self, namespace: str, job: str,
-                                scrubber: Scrubber) -> str:
-        """The last words of the Job's newest failed container, for the condition,
-        scrubbed: the tenant's output may print the URL (`sh -x`, an echo), and its log's
-        tail may begin inside it."""
-        response: Any = self.core.list_namespaced_pod(
-            namespace, label_selector=f"batch.kubernetes.io/job-name={job}",
-            _preload_content=False)
-        return termination_message(json.loads(response.data)["items"], scrubber.scrub_tail)
 
     def job_last_words(self, namespace: str, job: str, scrubber: Scrubber
                        ) -> LastWords | None:

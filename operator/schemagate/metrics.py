@@ -11,9 +11,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from schemagate.core.models import GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import GateStatus
+from schemagate.core.wire.reasons import Reason
 
 #: `schemagate_check_failures_total{reason}`: checks that could not look at the schema.
 UNREACHABLE = "unreachable"  # the database did not answer (DatabaseUnreachable)

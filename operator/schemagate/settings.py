@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemagate.core.allowed_hosts import AllowedHosts
 from schemagate.core.leader import LeaseSettings
+from schemagate.core.tenancy.allowed_hosts import AllowedHosts
 
 
 @dataclass(frozen=True)

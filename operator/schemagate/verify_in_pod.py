@@ -23,11 +23,11 @@ from typing import Any
 
 from schemagate import kube
 from schemagate.core import verify_pod as vp
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import PATTERNS, Scrubber
-from schemagate.core.status import Outcome, from_verdict
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.status.outcome import Outcome, from_verdict
+from schemagate.core.tenancy.scrub import PATTERNS, Scrubber
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 
 #: How often a verify pod under way is looked at (one `list` by name): a check takes a
 #: few seconds, a verdict comes at most this much later, and a namespace's verify pods

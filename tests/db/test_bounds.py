@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, connect
 from tests.db.conftest import Tenant
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ def test_a_url_naming_four_silent_hosts_is_unreachable_within_one_connect_timeou
                f"?host={hosts}&port={','.join(map(str, ports))}&sslmode=disable"
                "&gssencmode=disable")
         started = time.monotonic()
-        verdict = database.verify(url, Requirement(tables=("t",)), connect_timeout=2)
+        verdict = catalog.verify(url, Requirement(tables=("t",)), connect_timeout=2)
         elapsed = time.monotonic() - started
 
     assert verdict.reason is Reason.DATABASE_UNREACHABLE
@@ -57,7 +57,7 @@ def test_a_silent_host_before_the_real_one_leaves_it_the_rest_of_the_deadline(
                f"?host=127.0.0.1,{tenant.server.host}&port={silent},{tenant.server.port}"
                "&sslmode=disable&gssencmode=disable")
         started = time.monotonic()
-        verdict = database.verify(url, Requirement(tables=("t",), revision_check=False),
+        verdict = catalog.verify(url, Requirement(tables=("t",), revision_check=False),
                                   connect_timeout=5)
         elapsed = time.monotonic() - started
 
@@ -68,8 +68,8 @@ def test_a_silent_host_before_the_real_one_leaves_it_the_rest_of_the_deadline(
 def test_a_url_naming_too_many_hosts_is_refused_before_any_connection() -> None:
     url = "postgresql://app:pw@/app?host=" + ",".join(f"h{i}" for i in range(9))
     try:
-        database.verify(url, Requirement(tables=("t",)))
-    except database.InvalidDatabaseUrl as exc:
+        catalog.verify(url, Requirement(tables=("t",)))
+    except connect.InvalidDatabaseUrl as exc:
         assert str(exc) == ("the URL names 9 hosts, over the limit of 4; each is tried "
                             "within the same deadline")
     else:
@@ -91,8 +91,8 @@ def owned_view(tenant: Tenant, body: str) -> None:
 def test_a_version_table_returning_a_200_mb_row_costs_nothing(tenant: Tenant) -> None:
     owned_view(tenant, "SELECT pg_catalog.repeat('x', 200000000) AS version_num")
     url = tenant.url()
-    database.verify(url, Requirement(tables=()))  # the driver's one-time set-up, not measured
-    verdict, grown = peak_rss_growth(lambda: database.verify(url, Requirement(tables=())))
+    catalog.verify(url, Requirement(tables=()))  # the driver's one-time set-up, not measured
+    verdict, grown = peak_rss_growth(lambda: catalog.verify(url, Requirement(tables=())))
 
     assert verdict.reason is Reason.REVISION_MISMATCH
     assert verdict.message.startswith(
@@ -107,8 +107,8 @@ def test_a_version_table_of_ten_million_rows_costs_nothing(tenant: Tenant) -> No
     # In the select list, the series streams: the server makes only the rows fetched.
     owned_view(tenant, "SELECT 'r' || pg_catalog.generate_series(1, 10000000) AS version_num")
     url = tenant.url()
-    database.verify(url, Requirement(tables=()))  # the driver's one-time set-up, not measured
-    verdict, grown = peak_rss_growth(lambda: database.verify(url, Requirement(tables=())))
+    catalog.verify(url, Requirement(tables=()))  # the driver's one-time set-up, not measured
+    verdict, grown = peak_rss_growth(lambda: catalog.verify(url, Requirement(tables=())))
 
     assert verdict.reason is Reason.REVISION_MISMATCH
     assert verdict.message.startswith(
@@ -121,7 +121,7 @@ def test_a_version_table_of_32_revisions_of_64_characters_is_read(tenant: Tenant
     owned_view(tenant, "SELECT pg_catalog.lpad(g::text, 64, 'a') AS version_num "
                        "FROM pg_catalog.generate_series(1, 32) AS g")
     heads = frozenset(str(g).rjust(64, "a") for g in range(1, 33))
-    verdict = database.verify(tenant.url(), Requirement(tables=(), expected_revisions=heads))
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(), expected_revisions=heads))
 
     assert verdict.reason is Reason.VERIFIED, verdict.message
     assert verdict.current_revisions == heads
@@ -131,7 +131,7 @@ def test_long_settings_of_the_database_are_cut_by_the_server(tenant: Tenant) -> 
     # 18 KB: libpq itself refuses a reported setting over 30,000 bytes.
     tenant.admin(f"ALTER ROLE {tenant.role} SET search_path = "
                  + ", ".join(f"s{i:06d}" for i in range(2_000)))
-    verdict = database.verify(tenant.url(), Requirement(tables=(), revision_check=False))
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(), revision_check=False))
 
     assert verdict.fingerprint is not None, verdict.message
     assert verdict.fingerprint.search_path == (", ".join(f"s{i:06d}" for i in range(40))[:256]
@@ -143,7 +143,7 @@ def test_a_missing_table_found_in_many_schemas_reports_a_bounded_number(
         tenant: Tenant) -> None:
     tenant.admin("; ".join(f"CREATE SCHEMA s{i:02d}; CREATE TABLE s{i:02d}.t (id int)"
                            for i in range(40)))
-    verdict = database.verify(tenant.url(), Requirement(tables=("t",)))
+    verdict = catalog.verify(tenant.url(), Requirement(tables=("t",)))
 
     assert verdict.reason is Reason.TABLES_ELSEWHERE
     assert [p.schema for p in verdict.found_elsewhere] == [f"s{i:02d}" for i in range(16)]

@@ -1,4 +1,4 @@
-"""`schemagate.database` in process, against the real server: what `observe` sees, how
+"""`schemagate.postgres` in process, against the real server: what `observe` sees, how
 many statements it takes, and how it fails."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, connect, search
 from tests.db.conftest import Tenant
 
 
@@ -37,7 +37,7 @@ def test_observe_reports_what_the_database_shows(tenant: Tenant) -> None:
                  "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
                  "INSERT INTO alembic_version VALUES ('r1'), ('r2')")
     tenant.admin(f"GRANT SELECT ON alembic_version TO {tenant.role}")
-    observation = database.observe(tenant.url(), Requirement(tables=("a", "b", "c")))
+    observation = catalog.observe(tenant.url(), Requirement(tables=("a", "b", "c")))
 
     assert observation.present_tables == frozenset({"a", "b"})
     assert observation.current_revisions == frozenset({"r1", "r2"})
@@ -55,16 +55,16 @@ def test_all_tables_take_one_catalog_statement_however_many(tenant: Tenant,
                                                              statements: list[str]) -> None:
     tables = [f"t{i:04d}" for i in range(2000)]
     tenant.admin("; ".join(f"CREATE TABLE {name} (id int)" for name in tables))
-    database.verify(tenant.url(), Requirement(tables=("t0000",), revision_check=False))
+    catalog.verify(tenant.url(), Requirement(tables=("t0000",), revision_check=False))
 
     statements.clear()
-    verdict = database.verify(tenant.url(), Requirement(tables=tuple(tables),
+    verdict = catalog.verify(tenant.url(), Requirement(tables=tuple(tables),
                                                         revision_check=False))
     assert verdict.reason is Reason.VERIFIED
     assert len([s for s in statements if "pg_class" in s]) == 1
     assert all(name not in s for s in statements for name in ("t0000", "t1999"))
 
-    verdict = database.verify(tenant.url(), Requirement(tables=(*tables, "t2000"),
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(*tables, "t2000"),
                                                         revision_check=False))
     assert verdict.missing_tables == ("t2000",)
 
@@ -72,7 +72,7 @@ def test_all_tables_take_one_catalog_statement_however_many(tenant: Tenant,
 def test_names_longer_than_postgresql_keeps_match_as_the_backend_would(tenant: Tenant) -> None:
     long_name = "a" * 70  # PostgreSQL truncates identifiers to 63 bytes, here and in the backend
     tenant.admin(f"CREATE TABLE {long_name} (id int)")
-    verdict = database.verify(tenant.url(), Requirement(tables=(long_name,),
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(long_name,),
                                                         revision_check=False))
     assert verdict.reason is Reason.VERIFIED
 
@@ -81,39 +81,39 @@ def test_names_holding_the_separator_characters_still_match(tenant: Tenant) -> N
     odd = ["a\x1fb", "c\x1ed", "plain"]
     for name in odd:
         tenant.admin(f'CREATE TABLE "{name}" (id int)')
-    verdict = database.verify(tenant.url(), Requirement(tables=(*odd, "a"),
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(*odd, "a"),
                                                         revision_check=False))
     assert verdict.missing_tables == ("a",)
 
 
 def test_no_declared_tables_is_not_an_error(tenant: Tenant) -> None:
-    verdict = database.verify(tenant.url(), Requirement(tables=(), revision_check=False))
+    verdict = catalog.verify(tenant.url(), Requirement(tables=(), revision_check=False))
     assert verdict.reason is Reason.VERIFIED
     assert verdict.message.startswith("no tables declared for schema public")
 
 
 def test_a_hostile_schema_name_is_only_a_name(tenant: Tenant) -> None:
     tenant.admin("CREATE TABLE a (id int)")
-    verdict = database.verify(tenant.url(), Requirement(
+    verdict = catalog.verify(tenant.url(), Requirement(
         schema="public'; DROP TABLE a; --", tables=("a",), revision_check=False))
     assert verdict.reason is Reason.TABLES_ELSEWHERE
     assert "does not exist there" in verdict.message
-    assert database.verify(tenant.url(), Requirement(tables=("a",), revision_check=False)
+    assert catalog.verify(tenant.url(), Requirement(tables=("a",), revision_check=False)
                            ).verified
 
 
 def test_system_identifier_is_none_when_the_role_may_not_read_it(tenant: Tenant) -> None:
     requirement = Requirement(tables=(), revision_check=False)
-    identifier = database.observe(tenant.url(), requirement).fingerprint.system_identifier
+    identifier = catalog.observe(tenant.url(), requirement).fingerprint.system_identifier
     assert identifier is not None
-    assert database.observe(tenant.url(), requirement).fingerprint.system_identifier == (
+    assert catalog.observe(tenant.url(), requirement).fingerprint.system_identifier == (
         identifier)  # now read within the catalog statement
 
     # Function privileges live in each database's catalog: this touches only the tenant's.
     tenant.admin("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_control_system() FROM PUBLIC")
-    observation = database.observe(tenant.url(), requirement)
+    observation = catalog.observe(tenant.url(), requirement)
     assert observation.fingerprint.system_identifier is None
-    assert database.observe(tenant.url(), requirement).fingerprint.system_identifier is None
+    assert catalog.observe(tenant.url(), requirement).fingerprint.system_identifier is None
 
 
 def test_a_lock_on_the_version_table_cannot_hold_the_check(tenant: Tenant) -> None:
@@ -122,7 +122,7 @@ def test_a_lock_on_the_version_table_cannot_hold_the_check(tenant: Tenant) -> No
                          ) as holder:
         holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
-        verdict = database.verify(tenant.url(), Requirement(tables=()), connect_timeout=2)
+        verdict = catalog.verify(tenant.url(), Requirement(tables=()), connect_timeout=2)
         elapsed = time.monotonic() - started
     assert verdict.reason is Reason.DATABASE_UNREACHABLE
     assert "no answer within 2 s" in verdict.message
@@ -135,7 +135,7 @@ def test_connecting_to_a_silent_server_gives_up_at_the_timeout() -> None:
         listener.listen(4)
         port = listener.getsockname()[1]
         started = time.monotonic()
-        verdict = database.verify(f"postgresql://app:pw@127.0.0.1:{port}/app",
+        verdict = catalog.verify(f"postgresql://app:pw@127.0.0.1:{port}/app",
                                   Requirement(tables=("t",)), connect_timeout=2)
         elapsed = time.monotonic() - started
     assert verdict.reason is Reason.DATABASE_UNREACHABLE
@@ -145,7 +145,7 @@ def test_connecting_to_a_silent_server_gives_up_at_the_timeout() -> None:
 @pytest.mark.parametrize("password", ["p@ss:word/with?odd&chars", "plain-Secret-123"])
 def test_refused_credentials_never_show_the_password(tenant: Tenant, password: str) -> None:
     url = tenant.url(password=password)
-    verdict = database.verify(url, Requirement(tables=("t",)))
+    verdict = catalog.verify(url, Requirement(tables=("t",)))
     assert verdict.reason is Reason.AUTHENTICATION_FAILED
     text = str(verdict.to_json())
     assert password not in text and url not in text
@@ -154,29 +154,29 @@ def test_refused_credentials_never_show_the_password(tenant: Tenant, password: s
 
 def test_scrub_removes_every_spelling_of_the_password() -> None:
     url = "postgresql://app:p%40ss%2Fx@db:5432/app"
-    parsed = database.parse_url(url)
+    parsed = connect.parse_url(url)
     text = f"failed for p@ss/x, p%40ss%2Fx and {url}"
-    assert database.scrub(text, url, parsed) == "failed for ***, *** and ***"
+    assert connect.scrub(text, url, parsed) == "failed for ***, *** and ***"
 
 
 def test_urls_are_switched_to_psycopg_and_keep_their_options() -> None:
-    parsed = database.parse_url(
+    parsed = connect.parse_url(
         "postgres://app:pw@db:5433/app?options=-csearch_path%3Dapp&sslmode=disable")
     assert parsed.drivername == "postgresql+psycopg"
     assert (parsed.host, parsed.port, parsed.database) == ("db", 5433, "app")
     assert dict(parsed.query) == {"options": "-csearch_path=app", "sslmode": "disable"}
-    with pytest.raises(database.InvalidDatabaseUrl):
-        database.parse_url("sqlite:///app.db")
+    with pytest.raises(connect.InvalidDatabaseUrl):
+        connect.parse_url("sqlite:///app.db")
 
 
 def test_the_search_of_other_databases_is_bounded(tenant: Tenant) -> None:
     """At most MAX_DATABASES other databases are searched (in name order), so a server
     with hundreds of tenants cannot turn one failed check into hundreds of connections."""
     others = [tenant.add_database(f"{tenant.database}_o{i:02d}")
-              for i in range(1, database.MAX_DATABASES + 3)]
+              for i in range(1, search.MAX_DATABASES + 3)]
     for name in (others[0], others[-1]):  # the first and one past the bound
         tenant.admin("CREATE TABLE ledger (id int)", database=name)
-    verdict = database.verify(tenant.url(), Requirement(tables=("ledger",),
+    verdict = catalog.verify(tenant.url(), Requirement(tables=("ledger",),
                                                         revision_check=False))
     assert verdict.reason is Reason.TABLES_ELSEWHERE
     assert [p.database for p in verdict.found_elsewhere] == [others[0]]

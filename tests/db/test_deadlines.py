@@ -12,9 +12,9 @@ import time
 
 import psycopg
 
-from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, connect
 from tests.db.conftest import Tenant
 from tests.stalling import PLAIN, Mode, stalling_proxy
 
@@ -32,7 +32,7 @@ def test_a_server_that_authenticates_then_never_answers_is_unreachable_in_time(
         # goes straight to the check.
         for _ in range(2):
             started = time.monotonic()
-            verdict = database.verify(url, Requirement(tables=("t",)), connect_timeout=2)
+            verdict = catalog.verify(url, Requirement(tables=("t",)), connect_timeout=2)
             elapsed = time.monotonic() - started
 
             assert verdict.reason is Reason.DATABASE_UNREACHABLE
@@ -52,13 +52,13 @@ def test_a_server_that_freezes_mid_query_is_unreachable_in_time(tenant: Tenant) 
             psycopg.connect(tenant.server.url(database=tenant.database, driver="postgresql")
                             ) as holder:
         url = proxied_url(tenant, proxy.port)
-        assert database.verify(url, Requirement(tables=()), connect_timeout=2).reason is \
+        assert catalog.verify(url, Requirement(tables=()), connect_timeout=2).reason is \
             Reason.NO_REVISION  # a healthy path first
         holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
         threading.Timer(1.0, proxy.freeze).start()  # while the check waits on the lock
         before = proxy.connections
         started = time.monotonic()
-        verdict = database.verify(url, Requirement(tables=()), connect_timeout=2)
+        verdict = catalog.verify(url, Requirement(tables=()), connect_timeout=2)
         elapsed = time.monotonic() - started
 
     assert verdict.reason is Reason.DATABASE_UNREACHABLE
@@ -70,8 +70,8 @@ def test_a_server_that_freezes_mid_query_is_unreachable_in_time(tenant: Tenant) 
 def test_the_deadline_callers_wait_for_covers_the_whole_check() -> None:
     # connect (rounded up to whole seconds, at least 2), statements, the grace, and the
     # search of other databases: nothing verify does can take longer.
-    assert database.check_deadline(5) == 5 + 5 + 1 + 3 * (2 + 2 + 1)
-    assert database.check_deadline(1) == 2 + 1 + 1 + 15
+    assert catalog.check_deadline(5) == 5 + 5 + 1 + 3 * (2 + 2 + 1)
+    assert catalog.check_deadline(1) == 2 + 1 + 1 + 15
 
 
 def test_the_check_is_read_only_and_its_statement_timeout_stays_in_its_transaction(
@@ -79,16 +79,16 @@ def test_the_check_is_read_only_and_its_statement_timeout_stays_in_its_transacti
     """Behind a transaction pooler a session setting would outlive the check on another
     client's session; a transaction-local one cannot."""
     tenant.admin("CREATE TABLE t (id int)")
-    verdict = database.verify(tenant.url(), Requirement(tables=("t",)), connect_timeout=3)
+    verdict = catalog.verify(tenant.url(), Requirement(tables=("t",)), connect_timeout=3)
     assert verdict.reason is Reason.NO_REVISION
-    with database._server(database.parse_url(tenant.url()), 3).engine.connect() as conn:
+    with connect.server_for(connect.parse_url(tenant.url()), 3).engine.connect() as conn:
         # The same role's fresh session keeps the server default.
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
 
 
 def test_the_url_chooses_its_own_keepalives() -> None:
-    target = database.parse_url("postgresql://app:pw@db/app?keepalives_idle=30")
-    params = database._own_params(target, 5)
+    target = connect.parse_url("postgresql://app:pw@db/app?keepalives_idle=30")
+    params = connect.own_params(target, 5)
     assert "keepalives_idle" not in params  # the URL's 30 stays
     assert params["tcp_user_timeout"] == 10_000 and params["keepalives"] == 1
 

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from schemagate import migrations
-from schemagate.core.alembic_job import EXIT_RETRY
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.job import upgrade
 from tests.db.conftest import Tenant
 from tests.db.test_migrations import TWO_REVISIONS, revision, tables
 
@@ -79,7 +79,7 @@ def test_a_revision_that_raises_or_exits_applies_nothing_and_leaks_nothing(
 
 
 def test_a_busy_lock_asks_for_another_attempt(app: Tenant, tmp_path: Path) -> None:
-    key = migrations.lock_key("public", "alembic_version")
+    key = upgrade.lock_key("public", "alembic_version")
     with psycopg.connect(app.server.url(database=app.database, driver="postgresql"),
                          autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (key,))

@@ -1,4 +1,4 @@
-"""`schemagate.migrations` against the real server: Alembic applied once, into the
+"""`schemagate.job` against the real server: Alembic applied once, into the
 declared schema, as a whole or not at all, by one migrator at a time, and a killed
 migrator leaves nothing behind. Migrators in other processes are real processes."""
 
@@ -18,23 +18,27 @@ from typing import Any
 import psycopg
 import pytest
 
-from schemagate import database, migrations
-from schemagate.core.reasons import Reason
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.wire.reasons import Reason
+from schemagate.job import upgrade
+from schemagate.job.scripts import scripts_from_files
+from schemagate.postgres import connect
 from tests.db.conftest import Tenant
 
 OPTIONS: dict[str, Any] = {"schema": "app", "version_table": "schema_version",
                            "version_table_schema": "public"}
-KEY = migrations.lock_key("public", "schema_version")
+KEY = upgrade.lock_key("public", "schema_version")
 
 # One migrator in its own process; the URL travels in the environment, as in a Pod.
 MIGRATOR = """
 import json, os, sys
 from pathlib import Path
-from schemagate import migrations
+from schemagate.job import upgrade
+from schemagate.job.scripts import scripts_from_files
 job = json.loads(sys.argv[1])
-scripts = migrations.scripts_from_files(job["files"], Path(job["workdir"]))
+scripts = scripts_from_files(job["files"], Path(job["workdir"]))
 try:
-    result = migrations.upgrade(os.environ["DATABASE_URL"], scripts, **job["options"])
+    result = upgrade.upgrade(os.environ["DATABASE_URL"], scripts, **job["options"])
 except Exception as exc:
     print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
     sys.exit(1)
@@ -101,7 +105,7 @@ def start_migrator(tenant: Tenant, files: dict[str, str], workdir: Path,
 # Scripts.
 
 def test_scripts_are_read_through_alembic(tmp_path: Path) -> None:
-    scripts = migrations.scripts_from_files({**TWO_REVISIONS, "README.md": "notes"}, tmp_path)
+    scripts = scripts_from_files({**TWO_REVISIONS, "README.md": "notes"}, tmp_path)
 
     assert scripts.heads == frozenset({"b2"})
     assert scripts.revisions == 2
@@ -113,36 +117,36 @@ def test_scripts_are_read_through_alembic(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("files", [{}, {"README.md": "no revision here"}, {"__init__.py": ""}])
 def test_no_revision_at_all_is_never_a_success(tmp_path: Path, files: dict[str, str]) -> None:
-    with pytest.raises(migrations.NoScripts):
-        migrations.scripts_from_files(files, tmp_path)
+    with pytest.raises(NoScripts):
+        scripts_from_files(files, tmp_path)
 
 
 @pytest.mark.parametrize(("broken", "says"), [
     ("def upgrade(:\n", "line"),
     (revision("b2", "zz", "pass\n"), "zz"),
     (revision("b2", "b2", "pass\n"), "b2"),
-    ("import no_such_module\n", "No module named"),
+    (revision("b2", "a1", "pass\n") + "import no_such_module\n", "No module named"),
     ("down_revision = 'a1'\n", "revision"),
 ])
 def test_files_alembic_cannot_load_are_named(tmp_path: Path, broken: str, says: str) -> None:
     files = {"a1_accounts.py": TWO_REVISIONS["a1_accounts.py"], "b2_broken.py": broken}
-    with pytest.raises(migrations.InvalidScripts, match=says) as caught:
-        migrations.scripts_from_files(files, tmp_path)
+    with pytest.raises(InvalidScripts, match=says) as caught:
+        scripts_from_files(files, tmp_path)
     assert "b2_broken.py" in str(caught.value)
 
 
 def test_a_revision_declared_twice_is_invalid(tmp_path: Path) -> None:
     files = {**TWO_REVISIONS, "b2_again.py": revision("b2", "a1", "pass\n")}
-    with pytest.raises(migrations.InvalidScripts, match="more than once"):
-        migrations.scripts_from_files(files, tmp_path)
+    with pytest.raises(InvalidScripts, match="more than once"):
+        scripts_from_files(files, tmp_path)
 
 
 # Upgrade.
 
 def test_upgrade_lands_in_the_declared_schema_and_runs_once(trap: Tenant, tmp_path: Path) -> None:
-    scripts = migrations.scripts_from_files(TWO_REVISIONS, tmp_path)
+    scripts = scripts_from_files(TWO_REVISIONS, tmp_path)
 
-    result = migrations.upgrade(trap.url(), scripts, **OPTIONS)
+    result = upgrade.upgrade(trap.url(), scripts, **OPTIONS)
 
     assert result.applied
     assert (result.before, result.after) == (frozenset(), frozenset({"b2"}))
@@ -151,18 +155,18 @@ def test_upgrade_lands_in_the_declared_schema_and_runs_once(trap: Tenant, tmp_pa
                             ("public", "schema_version")}
     assert rows(trap, "SELECT version_num FROM public.schema_version") == [("b2",)]
 
-    again = migrations.upgrade(trap.url(), scripts, **OPTIONS)
+    again = upgrade.upgrade(trap.url(), scripts, **OPTIONS)
     assert not again.applied
     assert again.before == again.after == frozenset({"b2"})
     assert "already at b2" in again.message
 
 
 def test_a_new_revision_is_applied_on_top(trap: Tenant, tmp_path: Path) -> None:
-    migrations.upgrade(trap.url(), migrations.scripts_from_files(
+    upgrade.upgrade(trap.url(), scripts_from_files(
         {"a1_accounts.py": TWO_REVISIONS["a1_accounts.py"]}, tmp_path), **OPTIONS)
 
-    result = migrations.upgrade(
-        trap.url(), migrations.scripts_from_files(TWO_REVISIONS, tmp_path), **OPTIONS)
+    result = upgrade.upgrade(
+        trap.url(), scripts_from_files(TWO_REVISIONS, tmp_path), **OPTIONS)
 
     assert result.applied and (result.before, result.after) == ({"a1"}, {"b2"})
     assert ("app", "ledger") in tables(trap)
@@ -170,13 +174,13 @@ def test_a_new_revision_is_applied_on_top(trap: Tenant, tmp_path: Path) -> None:
 
 def test_a_database_ahead_of_the_scripts_fails_and_says_why(trap: Tenant,
                                                              tmp_path: Path) -> None:
-    migrations.upgrade(trap.url(), migrations.scripts_from_files(TWO_REVISIONS, tmp_path),
+    upgrade.upgrade(trap.url(), scripts_from_files(TWO_REVISIONS, tmp_path),
                        **OPTIONS)
-    older = migrations.scripts_from_files(
+    older = scripts_from_files(
         {"a1_accounts.py": TWO_REVISIONS["a1_accounts.py"]}, tmp_path)
 
-    with pytest.raises(migrations.MigrationFailed, match="newer release"):
-        migrations.upgrade(trap.url(), older, **OPTIONS)
+    with pytest.raises(upgrade.MigrationFailed, match="newer release"):
+        upgrade.upgrade(trap.url(), older, **OPTIONS)
     assert rows(trap, "SELECT version_num FROM public.schema_version") == [("b2",)]
 
 
@@ -189,10 +193,10 @@ def test_a_failing_revision_rolls_back_the_whole_run(trap: Tenant, tmp_path: Pat
                                                      error: str) -> None:
     files = {"a1_accounts.py": TWO_REVISIONS["a1_accounts.py"],
              "b2_fails.py": revision("b2", "a1", body)}
-    scripts = migrations.scripts_from_files(files, tmp_path)
+    scripts = scripts_from_files(files, tmp_path)
 
-    with pytest.raises(migrations.MigrationFailed) as caught:
-        migrations.upgrade(trap.url(), scripts, **OPTIONS)
+    with pytest.raises(upgrade.MigrationFailed) as caught:
+        upgrade.upgrade(trap.url(), scripts, **OPTIONS)
 
     assert error in caught.value.message
     assert caught.value.message.startswith("b2_fails.py: ")
@@ -203,15 +207,15 @@ def test_a_failing_revision_rolls_back_the_whole_run(trap: Tenant, tmp_path: Pat
 
 def test_a_table_lock_not_granted_in_time_fails_retryably(trap: Tenant, tmp_path: Path) -> None:
     first = {"a1_accounts.py": TWO_REVISIONS["a1_accounts.py"]}
-    migrations.upgrade(trap.url(), migrations.scripts_from_files(first, tmp_path), **OPTIONS)
-    scripts = migrations.scripts_from_files({**first, "b2_plan.py": revision("b2", "a1", """\
+    upgrade.upgrade(trap.url(), scripts_from_files(first, tmp_path), **OPTIONS)
+    scripts = scripts_from_files({**first, "b2_plan.py": revision("b2", "a1", """\
         op.add_column("accounts", sa.Column("plan", sa.Text))
         """)}, tmp_path)
     with psycopg.connect(trap.url(scheme="postgresql")) as backend:
         backend.execute("SELECT * FROM app.accounts")  # a long transaction of the backend
         started = time.monotonic()
-        with pytest.raises(migrations.MigrationFailed) as caught:
-            migrations.upgrade(trap.url(), scripts, lock_timeout="500ms", **OPTIONS)
+        with pytest.raises(upgrade.MigrationFailed) as caught:
+            upgrade.upgrade(trap.url(), scripts, lock_timeout="500ms", **OPTIONS)
     assert time.monotonic() - started < 5
     assert caught.value.retryable
     assert "lock_timeout 500ms" in caught.value.message
@@ -261,19 +265,19 @@ def test_a_migrator_killed_mid_statement_frees_the_lock_and_leaves_nothing(
 
     assert released < 5
     assert tables(trap) == set()
-    result = migrations.upgrade(trap.url(), migrations.scripts_from_files(
+    result = upgrade.upgrade(trap.url(), scripts_from_files(
         {"a1_slow.py": revision("a1", None, body.format(seconds=0))}, tmp_path), **OPTIONS)
     assert result.applied and result.after == {"a1"}
 
 
 def test_a_busy_lock_is_reported_with_its_holder(trap: Tenant, tmp_path: Path) -> None:
-    scripts = migrations.scripts_from_files(TWO_REVISIONS, tmp_path)
+    scripts = scripts_from_files(TWO_REVISIONS, tmp_path)
     with psycopg.connect(trap.url(scheme="postgresql", query="application_name=other-migrator"),
                          autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (KEY,))
         started = time.monotonic()
-        with pytest.raises(migrations.MigrationLockBusy) as caught:
-            migrations.upgrade(trap.url(), scripts, lock_wait_seconds=1, **OPTIONS)
+        with pytest.raises(upgrade.MigrationLockBusy) as caught:
+            upgrade.upgrade(trap.url(), scripts, lock_wait_seconds=1, **OPTIONS)
         waited = time.monotonic() - started
         holder_pid = holder.info.backend_pid
 
@@ -293,11 +297,11 @@ def test_migrations_of_two_databases_in_one_process_stay_apart(trap: Tenant,
         op.execute("SELECT pg_sleep(0.5)")
         op.create_table("accounts", sa.Column("id", sa.BigInteger, primary_key=True))
         """)}
-    results: dict[str, migrations.UpgradeResult] = {}
+    results: dict[str, upgrade.UpgradeResult] = {}
 
     def run(name: str) -> None:
-        scripts = migrations.scripts_from_files(files, tmp_path)
-        results[name] = migrations.upgrade(trap.url(database=name), scripts, **OPTIONS)
+        scripts = scripts_from_files(files, tmp_path)
+        results[name] = upgrade.upgrade(trap.url(database=name), scripts, **OPTIONS)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in (trap.database, other)]
     for thread in threads:
@@ -314,10 +318,10 @@ def test_migrations_of_two_databases_in_one_process_stay_apart(trap: Tenant,
 # Passwords.
 
 def test_refused_credentials_never_show_the_password(trap: Tenant, tmp_path: Path) -> None:
-    scripts = migrations.scripts_from_files(TWO_REVISIONS, tmp_path)
+    scripts = scripts_from_files(TWO_REVISIONS, tmp_path)
     wrong = "Wr0ng-P@ss w%rd"
-    with pytest.raises(database.ConnectionFailed) as caught:
-        migrations.upgrade(trap.url(password=wrong), scripts, **OPTIONS)
+    with pytest.raises(connect.ConnectionFailed) as caught:
+        upgrade.upgrade(trap.url(password=wrong), scripts, **OPTIONS)
     assert caught.value.reason is Reason.AUTHENTICATION_FAILED
     assert wrong not in str(caught.value) and "Wr0ng" not in str(caught.value)
 
@@ -328,9 +332,9 @@ def test_a_failure_echoing_the_url_never_shows_the_password(trap: Tenant,
         url = op.get_bind().engine.url.render_as_string(hide_password=False)
         raise RuntimeError(f"cannot work with {url}")
         """)
-    scripts = migrations.scripts_from_files({"a1_echo.py": echo}, tmp_path)
-    with pytest.raises(migrations.MigrationFailed) as caught:
-        migrations.upgrade(trap.url(), scripts, **OPTIONS)
+    scripts = scripts_from_files({"a1_echo.py": echo}, tmp_path)
+    with pytest.raises(upgrade.MigrationFailed) as caught:
+        upgrade.upgrade(trap.url(), scripts, **OPTIONS)
     assert "cannot work with" in caught.value.message
     assert trap.password not in caught.value.message
 
@@ -358,10 +362,10 @@ def test_a_version_table_no_alembic_wrote_is_read_no_further(trap: Tenant,
     trap.admin("CREATE VIEW public.schema_version AS SELECT 'r' || "
                "pg_catalog.generate_series(1, 10000000) AS version_num")
     trap.admin(f"ALTER VIEW public.schema_version OWNER TO {trap.role}")
-    scripts = migrations.scripts_from_files(TWO_REVISIONS, tmp_path)
+    scripts = scripts_from_files(TWO_REVISIONS, tmp_path)
 
-    with pytest.raises(migrations.MigrationFailed,
+    with pytest.raises(upgrade.MigrationFailed,
                        match="^the version table public.schema_version has more than 32 rows "
                              r"\(Alembic writes one per head\); nothing was run$"):
-        migrations.upgrade(trap.url(), scripts, **OPTIONS)
+        upgrade.upgrade(trap.url(), scripts, **OPTIONS)
     assert tables(trap) == set()

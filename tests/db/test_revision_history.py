@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from schemagate import database
-from schemagate.core.migration import Step
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
-from schemagate.core.revisions import Graph, missing_revisions
-from schemagate.core.status import from_verdict, next_status
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.migration.judge import Step
+from schemagate.core.revisions.applied import Graph, missing_revisions
+from schemagate.core.status.outcome import from_verdict, next_status
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
+from schemagate.postgres import catalog
 from schemagate.reconcile.loop import knowledge
 from tests.db.conftest import Tenant
 
@@ -37,7 +37,7 @@ def check(tenant: Tenant, previous: DatabaseSchemaStatus, needs: str, *,
           ) -> tuple[DatabaseSchemaStatus, str | None]:
     """The next status after one check, and what a pod naming `needs` is told (None:
     it opens)."""
-    verdict = database.verify(tenant.url(database=database_name), REQUIREMENT)
+    verdict = catalog.verify(tenant.url(database=database_name), REQUIREMENT)
     assert verdict.verified, verdict.message
     outcome = from_verdict(verdict)
     known = knowledge(outcome, Step(outcome, graph=graph), previous, None)
@@ -54,7 +54,7 @@ def test_a_database_that_went_back_to_a_revision_never_seen_keeps_c_closed(
         status, told = check(tenant, status, "c")
     assert told is not None and "schemagate cannot tell" in told
     assert status.revision is not None and status.revision.history == ["b"]
-    fingerprint = database.verify(tenant.url(), REQUIREMENT).fingerprint
+    fingerprint = catalog.verify(tenant.url(), REQUIREMENT).fingerprint
     assert fingerprint is not None and fingerprint.system_identifier is not None
     assert status.revision.history_of == f"{fingerprint.system_identifier}/{tenant.database}"
 

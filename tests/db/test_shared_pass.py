@@ -7,9 +7,9 @@ import time
 
 import psycopg
 
-from schemagate import database
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement
+from schemagate.core.check.verdict import Requirement
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, search
 from tests.db.conftest import Tenant
 
 
@@ -44,14 +44,14 @@ def test_many_schemas_on_one_url_cost_one_connection(tenant: Tenant) -> None:
     asked = [(Requirement(tables=("a", "b"), revision_check=False), None)] * 50 + [
         (Requirement(tables=("a", "missing"), revision_check=False), None)]
     before = settled_sessions(tenant, tenant.database)
-    verdicts = database.verify_many(url, asked, connect_timeout=5)
+    verdicts = catalog.verify_many(url, asked, connect_timeout=5)
     assert settled_sessions(tenant, tenant.database) - before == 1
     assert [v.reason for v in verdicts[:50]] == [Reason.VERIFIED] * 50
     assert verdicts[50].reason is Reason.TABLES_MISSING
     assert verdicts[50].missing_tables == ("missing",)
     # Once the server is known, distinct requirements travel together (one round trip).
     tenant.admin("CREATE TABLE missing (id int)")
-    again = database.verify_many(url, list(reversed(asked)), connect_timeout=5)
+    again = catalog.verify_many(url, list(reversed(asked)), connect_timeout=5)
     assert [v.reason for v in again] == [Reason.VERIFIED] * 51
     assert again[0].fingerprint is not None and again[0].fingerprint.database == tenant.database
 
@@ -62,16 +62,16 @@ def test_the_other_databases_are_searched_again_only_when_the_missing_tables_cha
     tenant.admin("CREATE TABLE credit_transactions (id int)", database=other)
     url = tenant.url()
     requirement = Requirement(tables=("credit_transactions",), revision_check=False)
-    first = database.verify(url, requirement, connect_timeout=5)
+    first = catalog.verify(url, requirement, connect_timeout=5)
     assert first.reason is Reason.TABLES_ELSEWHERE
-    known = database.in_other_databases(first)
+    known = search.in_other_databases(first)
     assert known is not None and [p.database for p in known.places] == [other]
 
     before = settled_sessions(tenant, other)
-    again = database.verify(url, requirement, connect_timeout=5, known=known)
+    again = catalog.verify(url, requirement, connect_timeout=5, known=known)
     assert settled_sessions(tenant, other) == before  # not searched: same missing tables
     assert (again.reason, again.message) == (first.reason, first.message)
 
     wider = Requirement(tables=("credit_transactions", "subscriptions"), revision_check=False)
-    database.verify(url, wider, connect_timeout=5, known=known)
+    catalog.verify(url, wider, connect_timeout=5, known=known)
     assert settled_sessions(tenant, other) == before + 1  # other tables missing: searched

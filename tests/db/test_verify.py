@@ -347,7 +347,7 @@ def test_the_termination_message_holds_the_verdict_within_4_kib(
     """What a verify pod of verifyFrom: Pod leaves for the operator: 2,000 tables
     declared, all missing, the same verdict as --json in at most 4 KiB, whole."""
     from schemagate.core import verify_pod
-    from schemagate.core.verdict import Requirement
+    from schemagate.core.check.verdict import Requirement
 
     tables = [f"missing_table_number_{i:04d}_{tenant.suffix}" for i in range(2_000)]
     project.add_revision("3f2a9c", None, [])

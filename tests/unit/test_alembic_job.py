@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from schemagate.cli import build_parser
-from schemagate.core import alembic_job
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.migration import alembic_job
+from schemagate.core.wire.models import DatabaseSchemaSpec
 
 IMAGE = "registry.example/schemagate:1.2.3"
 FILES = {"3f2a9c_billing.py": "revision = '3f2a9c'\n", "7b1e44_invoices.py": "revision = 'x'\n"}

@@ -10,18 +10,19 @@ from typing import Any
 
 import pytest
 
-from schemagate import cli, database
-from schemagate.core.allowed_hosts import (
+from schemagate import cli
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.tenancy.allowed_hosts import (
     AllowedHosts,
     InvalidAllowedHosts,
     host_patterns,
     load,
 )
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber
-from schemagate.core.verdict import Verdict
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
+from schemagate.postgres import catalog, connect
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import verify
@@ -119,16 +120,16 @@ def test_a_large_file_is_read_in_linear_time_and_a_larger_one_refused() -> None:
     ("postgresql://u:p@/db", [None]),
 ])
 def test_the_hosts_of_a_url_are_those_libpq_connects_to(url: str, hosts: list[str]) -> None:
-    assert database.url_hosts(url) == hosts
+    assert connect.url_hosts(url) == hosts
 
 
 class Server:
-    """Stands for `database.verify_many`: records each connection attempt."""
+    """Stands for `catalog.verify_many`: records each connection attempt."""
 
     def __init__(self) -> None:
         self.urls: list[str] = []
 
-    def __call__(self, url: str, asked: Sequence[database.Asked], timeout: float
+    def __call__(self, url: str, asked: Sequence[catalog.Asked], timeout: float
                  ) -> list[Verdict]:
         self.urls.append(url)
         return [Verdict(verified=True, reason=Reason.VERIFIED, message="ok") for _ in asked]

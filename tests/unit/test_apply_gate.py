@@ -5,10 +5,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemagate.core import gate
-from schemagate.core.models import DatabaseSchemaSpec, DriftPolicy
-from schemagate.core.pods import WRITE_SETTLE, index_entries
-from schemagate.core.scrub import Scrubber
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import WRITE_SETTLE, index_entries
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import DatabaseSchemaSpec, DriftPolicy
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.pods import apply_gate

@@ -11,10 +11,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from schemagate.cli import build_parser
-from schemagate.core import author_rights
-from schemagate.core.author_rights import Binding
-from schemagate.core.models import DatabaseSchemaSpec, MigrationStatus
-from schemagate.core.reasons import Reason
+from schemagate.core.tenancy import author_rights
+from schemagate.core.tenancy.author_rights import Binding
+from schemagate.core.wire.models import DatabaseSchemaSpec, MigrationStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import AuthorRights, Context, Registry
 from schemagate.reconcile.loop import check_and_migrate

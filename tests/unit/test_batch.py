@@ -6,21 +6,21 @@ from collections.abc import Sequence
 
 import pytest
 
-from schemagate import database
 from schemagate.bulkhead import Bulkheads, NoAnswer
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, connect
 from schemagate.reconcile.batch import Batches
 
 
 class Recorder:
-    """Stands for `database.verify_many`: records each pass (one connection each)."""
+    """Stands for `catalog.verify_many`: records each pass (one connection each)."""
 
     def __init__(self, fail: Exception | None = None) -> None:
         self.passes: list[tuple[str, int]] = []
         self.fail = fail
 
-    def __call__(self, url: str, asked: Sequence[database.Asked], timeout: float
+    def __call__(self, url: str, asked: Sequence[catalog.Asked], timeout: float
                  ) -> list[Verdict]:
         self.passes.append((url, len(asked)))
         if self.fail is not None:
@@ -60,7 +60,7 @@ def test_an_ask_during_a_pass_goes_in_the_next_one() -> None:
 
 
 def test_an_unusable_url_is_told_to_every_ask_of_the_pass() -> None:
-    batches = Batches(run=Recorder(fail=database.InvalidDatabaseUrl("not a URL")))
+    batches = Batches(run=Recorder(fail=connect.InvalidDatabaseUrl("not a URL")))
 
     async def main() -> list[BaseException | Verdict]:
         return await asyncio.gather(*(batches.verify("x", Requirement(tables=("t",)), 5.0,
@@ -68,7 +68,7 @@ def test_an_unusable_url_is_told_to_every_ask_of_the_pass() -> None:
                                       for _ in range(3)), return_exceptions=True)
 
     results = asyncio.run(main())
-    assert all(isinstance(r, database.InvalidDatabaseUrl) for r in results)
+    assert all(isinstance(r, connect.InvalidDatabaseUrl) for r in results)
 
 
 @pytest.mark.parametrize("timeouts", [(5.0, 10.0)])

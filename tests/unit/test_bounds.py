@@ -17,12 +17,13 @@ import pytest
 from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
-from schemagate import database, kube
-from schemagate.core import limits
-from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.revision_graph import ScriptGraph
+from schemagate import kube
+from schemagate.core.revisions.graph import ScriptGraph
+from schemagate.core.tenancy import limits
+from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
+from schemagate.postgres import connect, deadlines
 from schemagate.reconcile import Context, Registry, migrate
 from schemagate.reconcile.loop import Outcome, explain_invalid, read_url
 
@@ -120,18 +121,18 @@ def test_a_revision_file_that_cannot_be_followed_is_the_schemas_invalid_spec() -
     "postgresql://app:pw@/app?hostaddr=10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5",
 ])
 def test_a_url_naming_more_than_four_hosts_cannot_be_used(url: str) -> None:
-    with pytest.raises(database.InvalidDatabaseUrl,
+    with pytest.raises(connect.InvalidDatabaseUrl,
                        match="^the URL names 5 hosts, over the limit of 4; each is tried "
                              "within the same deadline$"):
-        database.parse_url(url)
+        connect.parse_url(url)
 
 
 def test_every_host_of_a_url_counts_however_it_is_spelt() -> None:
     """The loopback check reads them all: `host=` repeated reached it as its last only."""
     url = "postgresql://app:pw@/app?host=127.0.0.1:5432&host=db.example:5432"
-    assert database.url_hosts(url) == ["127.0.0.1", "db.example"]
-    assert database.url_hosts("postgresql://app:pw@db/app") == ["db"]
-    assert database.url_hosts("postgresql://app:pw@/app") == [None]
+    assert connect.url_hosts(url) == ["127.0.0.1", "db.example"]
+    assert connect.url_hosts("postgresql://app:pw@db/app") == ["db"]
+    assert connect.url_hosts("postgresql://app:pw@/app") == [None]
 
 
 def spec_with_selector(selector: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def test_a_host_name_that_never_resolves_ends_within_the_connect_deadline(
     try:
         with pytest.raises(psycopg.errors.ConnectionTimeout,
                            match="host names were not resolved within 2 s"):
-            database._connect_within("host=a.example,b.example port=5432,5432 "
+            deadlines.connect_within("host=a.example,b.example port=5432,5432 "
                                      "connect_timeout=2")
         assert time.monotonic() - started < 2.5
     finally:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from schemagate.cli import build_parser
-from schemagate.core import allowed_hosts, models
+from schemagate.core.tenancy import allowed_hosts
+from schemagate.core.wire import models
 from tests.chart import (
     CHART,
     ROOT,

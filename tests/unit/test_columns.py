@@ -9,20 +9,25 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from schemagate.core import gate
-from schemagate.core import snapshot as snap
-from schemagate.core.columns import ColumnFinding, ColumnMismatch, ColumnRequirement, FoundColumn
-from schemagate.core.models import (
+from schemagate.core.check import snapshot as snap
+from schemagate.core.check.columns import (
+    ColumnFinding,
+    ColumnMismatch,
+    ColumnRequirement,
+    FoundColumn,
+)
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.check.verdict import Fingerprint, Observation, Requirement, Verdict, decide
+from schemagate.core.gate import readiness as gate
+from schemagate.core.status.outcome import from_verdict, next_status
+from schemagate.core.wire.models import (
     MISMATCHES_IN_STATUS,
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
     DriftPolicy,
     GateStatus,
 )
-from schemagate.core.reasons import SCHEMA_NOT_AS_DECLARED, Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.status import from_verdict, next_status
-from schemagate.core.verdict import Fingerprint, Observation, Requirement, Verdict, decide
+from schemagate.core.wire.reasons import SCHEMA_NOT_AS_DECLARED, Reason
 from tests.unit.test_gate import check, pod
 from tests.unit.test_gate import decide as gate_decision
 
@@ -239,8 +244,8 @@ def test_what_snapshot_prints_reads_back_as_it_was(output: snap.Format) -> None:
 
 
 def test_a_migration_that_fixed_some_columns_is_no_no_op() -> None:
-    from schemagate.core import migration
-    from schemagate.core.models import MigrationSnapshot
+    from schemagate.core.migration import judge as migration
+    from schemagate.core.wire.models import MigrationSnapshot
 
     def columns_differ(count: int) -> Verdict:
         return Verdict(verified=False, reason=Reason.COLUMNS_MISMATCH, message="m",

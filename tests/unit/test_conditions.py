@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from schemagate.core import conditions as cond
+from schemagate.core.status import conditions as cond
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import kopf
 import pytest
 
 from schemagate import handlers
-from schemagate.core import consent
-from schemagate.core import pod_template as template
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.clone import consent
+from schemagate.core.clone import pod_template as template
+from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.reconcile import Registry
 
 

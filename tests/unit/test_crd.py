@@ -72,7 +72,7 @@ def test_kubectl_explain_describes_every_field() -> None:
     undescribed = [path for path, node in fields if not str(node.get("description", "")).strip()]
     assert fields and "spec.gate.onDrift" in dict(fields)
     assert not undescribed, "fields without a description (Field(description=...) in " \
-        "core/models.py): " + ", ".join(undescribed)
+        "core/wire/models.py): " + ", ".join(undescribed)
 
 
 def test_every_string_list_and_map_of_the_spec_is_bounded() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.wire.models import DatabaseSchemaSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "charts" / "schemagate" / "README.md",

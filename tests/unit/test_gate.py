@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemagate.core import gate
-from schemagate.core.models import DriftPolicy, LabelSelector
-from schemagate.core.revisions import Knowledge, parse_history
+from schemagate.core.gate import readiness as gate
+from schemagate.core.revisions.applied import Knowledge, parse_history
+from schemagate.core.wire.models import DriftPolicy, LabelSelector
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from schemagate import crd
-from schemagate.core import conditions as cond
-from schemagate.core import migration
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, next_status
+from schemagate.core.migration import judge as migration
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome, next_status
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
+from schemagate.core.wire.reasons import Reason
 from tests import kstatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,15 +75,12 @@ NEEDS_A_PERSON = {
                                     "password authentication failed for user backend"),
     "MigrationNoOp": Outcome(Reason.MIGRATION_NO_OP,
                              "migration Job m reported success but the database is unchanged"),
-    "MigrationFailed after its retries": migration.failed("alembic upgrade heads",
-                                                         "syntax error", None),
+    "MigrationFailed": migration.failed("alembic upgrade heads", "syntax error", None),
 }
 WILL_GET_BETTER = {
     "TablesMissing": Outcome(Reason.TABLES_MISSING, "subscriptions missing from public"),
     "NoRevision": Outcome(Reason.NO_REVISION, "no migration recorded"),
     "DatabaseUnreachable": Outcome(Reason.DATABASE_UNREACHABLE, "timeout"),
-    "MigrationFailed, to be retried": migration.failed("alembic upgrade heads", "lock timeout",
-                                                      None, retries_left=True),
 }
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemagate import migrations
-from schemagate.core import revision_files as keys
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.revisions import keys
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.job.scripts import scripts_from_files
 from schemagate.reconcile.loop import explain_invalid
 
 REVISION = "revision = 'a1'\ndown_revision = None\n"
@@ -35,8 +36,8 @@ REVISION = "revision = 'a1'\ndown_revision = None\n"
 ])
 def test_a_key_that_is_not_a_plain_file_name_is_refused(tmp_path: Path, name: str,
                                                        shown: str) -> None:
-    with pytest.raises(migrations.InvalidScripts) as refused:
-        migrations.scripts_from_files({"a1.py": REVISION, name: REVISION}, tmp_path)
+    with pytest.raises(InvalidScripts) as refused:
+        scripts_from_files({"a1.py": REVISION, name: REVISION}, tmp_path)
     assert str(refused.value) == (
         f"key {shown} is not a plain file name: a revision file's key is letters, digits, "
         "'-', '_' and '.', ends in .py and does not start with '.'")
@@ -45,8 +46,8 @@ def test_a_key_that_is_not_a_plain_file_name_is_refused(tmp_path: Path, name: st
 
 def test_a_huge_key_is_refused_and_quoted_short(tmp_path: Path) -> None:
     name = "a" * 100_000 + ".py"
-    with pytest.raises(migrations.InvalidScripts) as refused:
-        migrations.scripts_from_files({name: REVISION}, tmp_path)
+    with pytest.raises(InvalidScripts) as refused:
+        scripts_from_files({name: REVISION}, tmp_path)
     message = str(refused.value)
     assert message.startswith("key 'aaaa") and "...' (100003 characters)" in message
     assert "longer than 253 characters" in message and len(message) < 200
@@ -54,23 +55,23 @@ def test_a_huge_key_is_refused_and_quoted_short(tmp_path: Path) -> None:
 
 def test_too_many_keys_or_bytes_are_refused(tmp_path: Path) -> None:
     many = {f"r{n:04d}.py": REVISION for n in range(keys.MAX_FILES + 1)}
-    with pytest.raises(migrations.InvalidScripts, match="1001 keys; at most 1000"):
-        migrations.scripts_from_files(many, tmp_path)
+    with pytest.raises(InvalidScripts, match="1001 keys; at most 1000"):
+        scripts_from_files(many, tmp_path)
     big = {"a1.py": REVISION + "# " + "x" * keys.MAX_TOTAL_BYTES}
-    with pytest.raises(migrations.InvalidScripts, match="bytes; at most 1,048,576 are read"):
-        migrations.scripts_from_files(big, tmp_path)
+    with pytest.raises(InvalidScripts, match="bytes; at most 1,048,576 are read"):
+        scripts_from_files(big, tmp_path)
 
 
 def test_many_ignored_keys_make_a_short_message(tmp_path: Path) -> None:
     files = {f"notes-{n}.txt": "" for n in range(500)}
-    with pytest.raises(migrations.NoScripts) as none:
-        migrations.scripts_from_files(files, tmp_path)
+    with pytest.raises(NoScripts) as none:
+        scripts_from_files(files, tmp_path)
     assert str(none.value).startswith("no revision files (*.py): only 'notes-0.txt', ")
     assert str(none.value).endswith("and 495 more") and len(str(none.value)) < 200
 
 
 def test_plain_names_pass(tmp_path: Path) -> None:
-    scripts = migrations.scripts_from_files({"0001_initial-tables.py": REVISION,
+    scripts = scripts_from_files({"0001_initial-tables.py": REVISION,
                                              "README.md": "x"}, tmp_path)
     assert scripts.heads == frozenset({"a1"}) and scripts.ignored == ("README.md",)
 

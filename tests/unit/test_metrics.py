@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemagate.core.models import GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import GateStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from tests.chart import CHART, of_kind, one, render
 

@@ -9,11 +9,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from schemagate.core.migration_job import LastWords
-from schemagate.core.models import DatabaseSchemaSpec, MigrationOutcome, MigrationStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, from_verdict
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.migration.job import LastWords
+from schemagate.core.status.outcome import Outcome, from_verdict
+from schemagate.core.wire.models import DatabaseSchemaSpec, MigrationOutcome, MigrationStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import migrate
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)

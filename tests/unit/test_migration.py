@@ -1,9 +1,9 @@
 """A run that says it succeeded is judged by the database."""
 
-from schemagate.core import migration
-from schemagate.core.models import MigrationSnapshot
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.core.check.verdict import Fingerprint, Verdict
+from schemagate.core.migration import judge as migration
+from schemagate.core.wire.models import MigrationSnapshot
+from schemagate.core.wire.reasons import Reason
 
 FP = Fingerprint(host="10.0.0.5", port=5432, database="app", user="backend",
                  search_path="public", server_version="18")

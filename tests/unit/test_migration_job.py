@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from schemagate.core import migration_job as jobs
-from schemagate.core.consent import CLONE_FOR
-from schemagate.core.models import JobSpec
+from schemagate.core.clone.consent import CLONE_FOR
+from schemagate.core.migration import job as jobs
+from schemagate.core.wire.models import JobSpec
 
 
 def deployment() -> dict[str, Any]:
@@ -112,7 +112,7 @@ def test_job_state(conditions: list[dict[str, str]], state: str) -> None:
 
 
 def test_the_snapshot_before_the_run_rides_on_the_job() -> None:
-    from schemagate.core.models import MigrationSnapshot
+    from schemagate.core.wire.models import MigrationSnapshot
 
     before = MigrationSnapshot(revision=None, tables_present=1)
     manifest = jobs.with_snapshot({"metadata": {"name": "j", "annotations": {"a": "b"}}},

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 
-from schemagate.core import migration
-from schemagate.core.alembic_job import EXIT_RETRY
-from schemagate.core.migration_job import JobState, LastWords
-from schemagate.core.migration_run import (
+from schemagate.core.check.verdict import Fingerprint, Verdict
+from schemagate.core.migration import judge as migration
+from schemagate.core.migration.alembic_job import EXIT_RETRY
+from schemagate.core.migration.job import JobState, LastWords
+from schemagate.core.migration.run import (
     ObservedJob,
     Situation,
     decide,
     read_report,
 )
-from schemagate.core.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, from_verdict
-from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.core.status.outcome import Outcome, from_verdict
+from schemagate.core.wire.models import MigrationOutcome, MigrationSnapshot, MigrationStatus
+from schemagate.core.wire.reasons import Reason
 
 FP = Fingerprint(host="10.0.0.5", port=5432, database="app", user="backend",
                  search_path="public", server_version="18")

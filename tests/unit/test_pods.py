@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from schemagate.core import pods
-from schemagate.core.gate import PodCondition
+from schemagate.core.gate import pods
+from schemagate.core.gate.readiness import PodCondition
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

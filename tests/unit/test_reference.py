@@ -11,9 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemagate import crd
 from schemagate.cli import build_parser
-from schemagate.core import conditions, gate, migration
-from schemagate.core.reasons import Reason
-from schemagate.core.status import NEEDS_A_PERSON
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import judge as migration
+from schemagate.core.status import conditions
+from schemagate.core.status.outcome import NEEDS_A_PERSON
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

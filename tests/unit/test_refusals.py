@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from schemagate import database
-from schemagate.core.models import SecretKeyRef
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber
-from schemagate.core.status import Outcome
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import SecretKeyRef
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
+from schemagate.postgres import catalog
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import keep_verified
@@ -48,14 +48,14 @@ class OneSchema:
 
 
 class Server:
-    """Stands for `database.verify_many`: answers each pass with the next reason, and
+    """Stands for `catalog.verify_many`: answers each pass with the next reason, and
     records when each pass (one connection attempt) began."""
 
     def __init__(self, *reasons: Reason) -> None:
         self.reasons = list(reasons)
         self.attempts: list[float] = []
 
-    def __call__(self, url: str, asked: Sequence[database.Asked], timeout: float
+    def __call__(self, url: str, asked: Sequence[catalog.Asked], timeout: float
                  ) -> list[Verdict]:
         self.attempts.append(time.monotonic())
         reason = self.reasons.pop(0) if len(self.reasons) > 1 else self.reasons[0]

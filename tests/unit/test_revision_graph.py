@@ -8,13 +8,15 @@ import re
 import textwrap
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
-from schemagate import migrations
-from schemagate.core.revision_graph import InvalidScripts, NoScripts, read_graph
+from schemagate.core.revisions.graph import read_graph
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.job.scripts import alembic_config, scripts_from_files
 
 
 def revision(rev: str, down: object, *, depends_on: object = None, labels: object = None,
@@ -52,10 +54,32 @@ BRANCHED = {
 ])
 def test_the_same_heads_and_graph_as_alembic(files: dict[str, str], tmp_path: Path) -> None:
     ours = read_graph(files)
-    alembic = migrations.scripts_from_files(files, tmp_path)
-    assert ours.heads == alembic.heads
-    assert dict(ours.graph) == dict(alembic.graph)
-    assert ours.ignored == alembic.ignored
+    laid_out = scripts_from_files(files, tmp_path)
+    assert (ours.heads, dict(ours.graph)) == alembic_reads(laid_out.directory)
+    assert ours.ignored == laid_out.ignored
+
+
+def test_the_job_refuses_files_whose_heads_alembic_reads_otherwise(tmp_path: Path) -> None:
+    # The reader takes the top-level literal; Alembic runs the file and ends at c3.
+    files = {"a1.py": revision("a1", None),
+             "b2.py": revision("b2", "a1") + "\nif True:\n    revision = 'c3'\n"}
+    assert read_graph(files).heads == {"b2"}
+    with pytest.raises(InvalidScripts, match="Alembic finds the heads c3, the files declare b2"):
+        scripts_from_files(files, tmp_path)
+
+
+def alembic_reads(directory: Path) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The heads and graph as Alembic itself loads the files laid out in `directory`."""
+    script = ScriptDirectory.from_config(alembic_config(directory))
+
+    def below(revisions: str | Sequence[str] | None) -> frozenset[str]:
+        if revisions is None:
+            return frozenset()
+        return frozenset([revisions] if isinstance(revisions, str) else revisions)
+
+    return frozenset(script.get_heads()), {
+        sc.revision: below(sc.down_revision) | below(sc.dependencies)
+        for sc in script.walk_revisions()}
 
 
 def test_a_dependency_on_a_branch_label_is_the_labelled_revision() -> None:

@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemagate.core import gate
-from schemagate.core.migration import Step
-from schemagate.core.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.revisions import HISTORY_LIMIT, Graph
-from schemagate.core.status import from_verdict, next_status
-from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.core.check.verdict import Fingerprint, Verdict
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration.judge import Step
+from schemagate.core.revisions.applied import HISTORY_LIMIT, Graph
+from schemagate.core.status.outcome import from_verdict, next_status
+from schemagate.core.wire.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile.loop import knowledge
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

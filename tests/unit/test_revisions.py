@@ -1,6 +1,6 @@
 """What a pod's revision annotation asks for, and when the database has it."""
 
-from schemagate.core import revisions as r
+from schemagate.core.revisions import applied as r
 
 
 def test_the_annotation_is_a_comma_separated_list_and_blank_means_none() -> None:

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
-from schemagate.core import conditions as cond
-from schemagate.core.models import DatabaseSchemaSpec, DatabaseSchemaStatus, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import DatabaseSchemaSpec, DatabaseSchemaStatus, GateStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import schedule
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -23,18 +23,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
-from schemagate import cli, database, migrations
-from schemagate.core import gate, migration_run
-from schemagate.core.migration_job import JobState, last_words, termination_message
-from schemagate.core.models import (
-    DatabaseSchemaStatus,
-    DriftPolicy,
-    GateStatus,
-    MigrationOutcome,
-    MigrationStatus,
+from schemagate import cli
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import run as migration_run
+from schemagate.core.migration.job import JobState, describe, last_words
+from schemagate.core.revisions.keys import InvalidScripts
+from schemagate.core.status.outcome import (
+    Outcome,
+    for_people,
+    from_verdict,
+    next_status,
+    scrubbed,
+    transition,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import (
+from schemagate.core.tenancy.scrub import (
     MASK,
     MAX_SECRETS,
     PATTERNS,
@@ -44,15 +47,17 @@ from schemagate.core.scrub import (
     scrub,
     scrub_patterns,
 )
-from schemagate.core.status import (
-    Outcome,
-    for_people,
-    from_verdict,
-    next_status,
-    scrubbed,
-    transition,
+from schemagate.core.wire.models import (
+    DatabaseSchemaStatus,
+    DriftPolicy,
+    GateStatus,
+    MigrationOutcome,
+    MigrationStatus,
 )
-from schemagate.core.verdict import Verdict
+from schemagate.core.wire.reasons import Reason
+from schemagate.job import upgrade
+from schemagate.job.scripts import Scripts, scripts_from_files
+from schemagate.postgres import connect
 from tests.unit.test_gate import check, decide, pod
 
 EXAMPLES = settings(max_examples=40, deadline=None,
@@ -141,18 +146,18 @@ def leaks(password: str, outputs: list[str]) -> list[str]:
 # The edges, each fed `payload`; `url` is the Secret's URL the operator read.
 
 def driver_errors(url: str, payload: str) -> list[str]:
-    target = database.parse_url(url)
+    target = connect.parse_url(url)
     orig = psycopg.OperationalError(f'connection to server failed: FATAL: {payload}')
-    connect = database._connection_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
-    query = database._query_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
-    return [str(connect), str(query)]
+    refused = connect.connection_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
+    query = connect.query_failure(DBAPIError("SELECT 1", {}, orig), url, target, 5)
+    return [str(refused), str(query)]
 
 
 def alembic_failure(url: str, payload: str) -> list[str]:
-    scripts = migrations.Scripts(directory=Path("/nonexistent"), heads=frozenset(), revisions=0)
-    run = migrations._Settings("public", "alembic_version", "public", 10, "5s", "15min")
-    failed = migrations._failure(RuntimeError(payload), url, database.parse_url(url),
-                                 scripts, run)
+    scripts = Scripts(directory=Path("/nonexistent"), heads=frozenset(), revisions=0)
+    run = upgrade._Settings("public", "alembic_version", "public", 10, "5s", "15min")
+    failed = upgrade._failure(RuntimeError(payload), url, connect.parse_url(url),
+                              scripts, run)
     return [str(failed)]
 
 
@@ -160,8 +165,8 @@ def revision_import_failure(payload: str) -> list[str]:
     """A revision file that raises at import, with the payload in its message."""
     with tempfile.TemporaryDirectory() as workdir:
         source = f"revision = 'a1'\ndown_revision = None\nraise RuntimeError({payload!r})\n"
-        with pytest.raises(migrations.InvalidScripts) as raised:
-            migrations.scripts_from_files({"a1_raise.py": source}, Path(workdir))
+        with pytest.raises(InvalidScripts) as raised:
+            scripts_from_files({"a1_raise.py": source}, Path(workdir))
     return [str(raised.value)]
 
 
@@ -200,9 +205,9 @@ def every_edge(scrubber: Scrubber, url: str, payload: str) -> list[tuple[Reason,
             *((Reason.MIGRATION_FAILED, m) for m in alembic_job_failure(scrubber, url,
                                                                           payload)),
             *((Reason.MIGRATION_FAILED, m) for m in alembic_failure(url, payload)),
-            # kube.Kube.job_termination_message: the tenant's output
-            (Reason.MIGRATION_FAILED, termination_message([failed_pod(traced(payload))],
-                                                          scrubber.scrub_tail))]
+            # kube.Kube.job_last_words: the tenant's output, a raw traced tail
+            (Reason.MIGRATION_FAILED, describe(last_words([failed_pod(traced(payload))],
+                                                          scrubber)))]
 
 
 def through_everything(url: str, payload: str) -> list[str]:
@@ -248,8 +253,8 @@ def test_a_url_read_from_a_secret_never_shows_in_why_it_is_unusable(
                 good.split("://", 1)[0] + "ql://" + good.split("://", 1)[1]]:
         messages = []
         try:
-            database.parse_url(bad)
-        except database.InvalidDatabaseUrl as exc:
+            connect.parse_url(bad)
+        except connect.InvalidDatabaseUrl as exc:
             messages.append(f"the URL in Secret backend-db key DATABASE_URL cannot be used: "
                             f"{exc}")
         scrubber = Scrubber([bad])

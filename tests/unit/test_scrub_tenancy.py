@@ -18,10 +18,10 @@ import pytest
 from kubernetes import client
 
 from schemagate import cli, handlers, kube
-from schemagate.core import gate
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import MASK, PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
-from schemagate.core.verdict import Verdict
+from schemagate.core.check.verdict import Verdict
+from schemagate.core.gate import readiness as gate
+from schemagate.core.tenancy.scrub import MASK, PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.loop import reconcile

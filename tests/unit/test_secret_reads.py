@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from schemagate.core.models import DatabaseSchemaSpec, SecretKeyRef
+from schemagate.core.wire.models import DatabaseSchemaSpec, SecretKeyRef
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.loop import read_url

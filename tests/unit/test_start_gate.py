@@ -5,11 +5,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from schemagate.core import gate, start_gate
-from schemagate.core.models import DatabaseSchemaSpec, DriftPolicy
-from schemagate.core.pods import index_entries
-from schemagate.core.reasons import Reason
-from schemagate.core.scrub import Scrubber
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate import start as start_gate
+from schemagate.core.gate.pods import index_entries
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.models import DatabaseSchemaSpec, DriftPolicy
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.pods import apply_gate

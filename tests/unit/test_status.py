@@ -2,11 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
-from schemagate.core import conditions as cond
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome, from_verdict, next_status, transition
-from schemagate.core.verdict import Fingerprint, Place, Verdict
+from schemagate.core.check.verdict import Fingerprint, Place, Verdict
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome, from_verdict, next_status, transition
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
+from schemagate.core.wire.reasons import Reason
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FP = Fingerprint(host="10.0.0.5", port=5432, database="app", user="backend",
@@ -68,7 +68,7 @@ def test_only_a_change_of_verdict_is_a_transition() -> None:
 
 
 def test_kubectl_columns_read_as_sentences() -> None:
-    from schemagate.core.status import missing_summary, revision_summary
+    from schemagate.core.status.outcome import missing_summary, revision_summary
 
     assert missing_summary(["a", "b", "c"]) == "3 tables: a, b, c"
     assert missing_summary(["a"]) == "1 table: a"

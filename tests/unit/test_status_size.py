@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from schemagate.core import conditions as cond
-from schemagate.core.columns import ColumnFinding, ColumnRequirement, FoundColumn
-from schemagate.core.models import DatabaseSchemaStatus, GateStatus
-from schemagate.core.status import from_verdict, next_status, size
-from schemagate.core.verdict import Fingerprint, Observation, Place, Requirement, decide
+from schemagate.core.check.columns import ColumnFinding, ColumnRequirement, FoundColumn
+from schemagate.core.check.verdict import Fingerprint, Observation, Place, Requirement, decide
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import from_verdict, next_status, size
+from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMIT = 64 * 1024

@@ -1,4 +1,4 @@
-"""The decision over plain data: every precedence rule of DESIGN.md, no sockets."""
+"""The decision over plain data: every precedence rule of `core.check.verdict`, no sockets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import (
+from schemagate.core.check.verdict import (
     Fingerprint,
     Observation,
     Place,
@@ -16,6 +15,7 @@ from schemagate.core.verdict import (
     decide,
     names,
 )
+from schemagate.core.wire.reasons import Reason
 
 TABLES = ("credit_transactions", "agent_executions", "subscriptions")
 FINGERPRINT = Fingerprint(host="10.0.0.5", port=5432, database="app", user="app",
@@ -115,7 +115,8 @@ def test_stamped_but_missing_at_the_expected_revision() -> None:
 
 
 def test_missing_tables_at_another_revision_than_expected_is_a_mismatch() -> None:
-    # DESIGN.md names no reason for it; see the module docstring of core.verdict.
+    # Tables missing and the version table at another revision: running the migrations
+    # is what fixes it, hence a mismatch rather than missing tables (rule 4 of core.check.verdict).
     verdict = decide(requirement(expected_revisions=frozenset({"3f2a9c"})),
                      observation(present=TABLES[:1], revisions={"1a0b"}))
     assert verdict.reason is Reason.REVISION_MISMATCH

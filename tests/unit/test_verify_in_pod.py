@@ -14,11 +14,11 @@ import pytest
 
 from schemagate import verify_in_pod
 from schemagate.core import verify_pod as vp
-from schemagate.core.consent import CLONE_FOR
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.scrub import Scrubber
-from schemagate.core.verdict import Fingerprint, Verdict
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.check.verdict import Fingerprint, Verdict
+from schemagate.core.clone.consent import CLONE_FOR
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.pods import release

@@ -16,14 +16,14 @@ from pydantic import ValidationError
 
 from schemagate import cli
 from schemagate.core import verify_pod as vp
-from schemagate.core.columns import ColumnMismatch, ColumnRequirement, FoundColumn
-from schemagate.core.consent import CLONE_FOR
-from schemagate.core.models import DatabaseSchemaSpec, GateStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions import SCHEMA_LABEL
-from schemagate.core.status import Outcome
-from schemagate.core.verdict import Fingerprint, Place, Verdict
+from schemagate.core.check.columns import ColumnMismatch, ColumnRequirement, FoundColumn
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.check.verdict import Fingerprint, Place, Verdict
+from schemagate.core.clone.consent import CLONE_FOR
+from schemagate.core.revisions.applied import SCHEMA_LABEL
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import DatabaseSchemaSpec, GateStatus
+from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
 from schemagate.reconcile import loop as reconcile_loop
@@ -115,7 +115,7 @@ def test_the_url_comes_from_the_secret_and_never_into_the_pod() -> None:
 
 
 def test_a_password_written_into_the_deployment_stays_behind() -> None:
-    from schemagate.core.scrub import Scrubber
+    from schemagate.core.tenancy.scrub import Scrubber
 
     scrubber = Scrubber()
     scrubber.learn("postgresql://backend:hunter2@10.0.0.5/app")

@@ -1,7 +1,7 @@
 """`verifyFrom: Pod`: the check run where the backend stands (pure).
 
 The verify pod is cloned from the backend Deployment by the rules the migration Job
-uses (`core.pod_template`): its service account (Workload Identity), its sidecars (a
+uses (`core.clone.pod_template`): its service account (Workload Identity), its sidecars (a
 Cloud SQL Auth Proxy on 127.0.0.1), the named container's env, envFrom and mounts. Its
 one container runs `schemagate verify --json` from the operator's own image, restricted,
 without any service account token, with the URL taken by the kubelet from the backend's
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemagate.core import pod_template as template
-from schemagate.core.columns import ColumnMismatch, ColumnRequirement, FoundColumn
-from schemagate.core.models import GROUP, KIND, VERSION, DatabaseSchemaSpec
-from schemagate.core.reasons import Reason
-from schemagate.core.verdict import Fingerprint, Place, Requirement, Verdict
+from schemagate.core.check.columns import ColumnMismatch, ColumnRequirement, FoundColumn
+from schemagate.core.check.verdict import Fingerprint, Place, Requirement, Verdict
+from schemagate.core.clone import pod_template as template
+from schemagate.core.wire.models import GROUP, KIND, VERSION, DatabaseSchemaSpec
+from schemagate.core.wire.reasons import Reason
 
 JSON = dict[str, Any]
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from schemagate import kube
-from schemagate.core import author_rights
-from schemagate.core.author_rights import Binding
-from schemagate.core.models import DatabaseSchemaSpec
+from schemagate.core.tenancy import author_rights
+from schemagate.core.tenancy.author_rights import Binding
+from schemagate.core.wire.models import DatabaseSchemaSpec
 
 #: Seconds a binding found in force is trusted before it is looked up again.
 KEEP_ENFORCED = 60.0

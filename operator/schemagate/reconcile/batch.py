@@ -2,7 +2,7 @@
 
 Every schema's loop asks for its own check; the asks for one URL (and connect timeout)
 that arrive together are answered by one pass: one fresh connection, one catalog
-statement per distinct requirement (`database.verify_many`). Idle loops wake on the same
+statement per distinct requirement (`catalog.verify_many`). Idle loops wake on the same
 tick (`schedule.aligned`), so at idle a database sees one connection per interval, not
 one per schema. A pass collects asks until none has come for `QUIET` seconds, for at
 most `GATHER_AT_MOST`; asks that arrive while a pass runs go in the next. Schemas of
@@ -16,9 +16,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from schemagate import database
 from schemagate.bulkhead import Bulkheads
-from schemagate.core.verdict import Requirement, Verdict
+from schemagate.core.check.verdict import Requirement, Verdict
+from schemagate.postgres import catalog, connect, search
 
 #: A pass starts once no ask has come for this long (seconds)...
 QUIET = 0.02
@@ -26,13 +26,13 @@ QUIET = 0.02
 GATHER_AT_MOST = 0.5
 
 #: (url, asked, connect_timeout) -> one verdict per ask; blocking, run in a thread.
-RunPass = Callable[[str, Sequence[database.Asked], float], list[Verdict]]
+RunPass = Callable[[str, Sequence[catalog.Asked], float], list[Verdict]]
 #: One schema's ask: its question, its namespace, where its verdict goes.
-_Ask = tuple[database.Asked, str, asyncio.Future[Verdict]]
+_Ask = tuple[catalog.Asked, str, asyncio.Future[Verdict]]
 
 
-def _verify_many(url: str, asked: Sequence[database.Asked], timeout: float) -> list[Verdict]:
-    return database.verify_many(url, asked, connect_timeout=timeout)
+def _verify_many(url: str, asked: Sequence[catalog.Asked], timeout: float) -> list[Verdict]:
+    return catalog.verify_many(url, asked, connect_timeout=timeout)
 
 
 @dataclass
@@ -49,10 +49,10 @@ class Batches:
     _draining: dict[tuple[str, float], asyncio.Task[None]] = field(default_factory=dict)
 
     async def verify(self, url: str, requirement: Requirement, connect_timeout: float,
-                     known: database.OtherDatabases | None = None, *, namespace: str
+                     known: search.OtherDatabases | None = None, *, namespace: str
                      ) -> Verdict:
         """The verdict of the next pass over `url` for `requirement` of a schema in
-        `namespace`; raises what `database.verify_many` raises (`InvalidDatabaseUrl`),
+        `namespace`; raises what `catalog.verify_many` raises (`InvalidDatabaseUrl`),
         and `NoAnswer`."""
         key = (url, connect_timeout)
         answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
@@ -67,7 +67,7 @@ class Batches:
         if self.databases is None:
             return await asyncio.to_thread(self.run, url, asked, timeout)
         return await self.databases.run({namespace for _, namespace, _ in batch},
-                                        database.server_of(url), database.check_deadline(timeout),
+                                        connect.server_of(url), catalog.check_deadline(timeout),
                                         self.run, url, asked, timeout)
 
     async def _drain(self, key: tuple[str, float]) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from schemagate import kube
 from schemagate.bulkhead import Bulkheads
-from schemagate.core.allowed_hosts import AllowedHosts
-from schemagate.core.pods import IndexedPod, Key
+from schemagate.core.gate.pods import IndexedPod, Key
+from schemagate.core.tenancy.allowed_hosts import AllowedHosts
 from schemagate.metrics import Metrics
 from schemagate.reconcile.author_rights import AuthorRights
 from schemagate.reconcile.batch import Batches
@@ -24,7 +24,7 @@ JSON = Mapping[str, Any]
 
 #: Posts a Kubernetes Event about the object: (body, reason, message, warning).
 Announce = Callable[[JSON, str, str, bool], None]
-#: The pod watch's index (`core.pods`): live, read on the event loop only.
+#: The pod watch's index (`core.gate.pods`): live, read on the event loop only.
 PodIndex = Mapping[Key, Collection[IndexedPod]]
 
 

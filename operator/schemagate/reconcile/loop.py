@@ -16,10 +16,24 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemagate import database, kube, verify_in_pod
+from schemagate import kube, verify_in_pod
 from schemagate.bulkhead import NoAnswer
-from schemagate.core import allowed_hosts, gate, migration
-from schemagate.core.models import (
+from schemagate.core.check.requirement import requirement_for
+from schemagate.core.gate import readiness as gate
+from schemagate.core.migration import judge as migration
+from schemagate.core.revisions.applied import Knowledge, parse_history
+from schemagate.core.status.outcome import (
+    Outcome,
+    from_verdict,
+    next_status,
+    revision_history,
+    scrubbed,
+    transition,
+)
+from schemagate.core.tenancy import allowed_hosts
+from schemagate.core.tenancy.scrub import Scrubber
+from schemagate.core.verify_pod import local_only, loopback_message
+from schemagate.core.wire.models import (
     DatabaseSchemaSpec,
     DatabaseSchemaStatus,
     DriftPolicy,
@@ -29,19 +43,8 @@ from schemagate.core.models import (
     SecretKeyRef,
     VerifyFrom,
 )
-from schemagate.core.reasons import Reason
-from schemagate.core.requirement import requirement_for
-from schemagate.core.revisions import Knowledge, parse_history
-from schemagate.core.scrub import Scrubber
-from schemagate.core.status import (
-    Outcome,
-    from_verdict,
-    next_status,
-    revision_history,
-    scrubbed,
-    transition,
-)
-from schemagate.core.verify_pod import local_only, loopback_message
+from schemagate.core.wire.reasons import Reason
+from schemagate.postgres import catalog, connect, search
 from schemagate.reconcile import migrate
 from schemagate.reconcile.context import JSON, Context
 from schemagate.reconcile.liveness import PASS_BOUND
@@ -122,8 +125,8 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
                                              ctx.verify_image, ctx.clock, ctx.verify_pods,
                                              ctx.registry.scrubbers.of(_key(body)))
     try:
-        hosts = database.url_hosts(url)
-    except database.InvalidDatabaseUrl as exc:
+        hosts = connect.url_hosts(url)
+    except connect.InvalidDatabaseUrl as exc:
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
     local = [why for host in hosts if (why := local_only(host)) is not None]
@@ -143,14 +146,14 @@ async def verify(body: JSON, spec: DatabaseSchemaSpec, url: str, ctx: Context,
                                                    namespace=namespace)
             else:
                 verdict = await ctx.databases.run(
-                    namespace, database.server_of(url), database.check_deadline(timeout),
-                    database.verify, url, requirement, connect_timeout=timeout)
+                    namespace, connect.server_of(url), catalog.check_deadline(timeout),
+                    catalog.verify, url, requirement, connect_timeout=timeout)
     except NoAnswer as exc:
         return Outcome(Reason.DATABASE_UNREACHABLE, f"{exc}; the check was abandoned")
-    except database.InvalidDatabaseUrl as exc:
+    except connect.InvalidDatabaseUrl as exc:
         return Outcome(Reason.INVALID_SPEC, f"the URL in Secret {ref.name} key {ref.key} "
                                             f"cannot be used: {exc}")
-    if key is not None and (found := database.in_other_databases(verdict)) is not None:
+    if key is not None and (found := search.in_other_databases(verdict)) is not None:
         ctx.registry.elsewhere[key] = found
         ctx.metrics.verified_at(key[0], key[1], time.time())
     return from_verdict(verdict)

@@ -1,8 +1,8 @@
 """The migration step of both modes, thin: read what the run needs, let the core decide
-(`core.migration_run.decide`), do what it says (create the Job, or nothing).
+(`core.migration.run.decide`), do what it says (create the Job, or nothing).
 
 `run: Job` clones the backend's Deployment; `run: Alembic` runs the ConfigMap's
-revision files in a Job of the operator's own image (`core.alembic_job`). Either way
+revision files in a Job of the operator's own image (`core.migration.alembic_job`). Either way
 the step is given this pass's verification and returns a `migration.Step`: it never
 calls back into the loop, and no tenant code ever runs in this process.
 """
@@ -16,15 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from schemagate import kube
-from schemagate.core import alembic_job, migration
-from schemagate.core import migration_job as jobs
-from schemagate.core.conditions import timestamp
-from schemagate.core.migration_run import Decision, ObservedJob, Situation, decide
-from schemagate.core.models import AlembicSpec, DatabaseSchemaSpec, JobSpec, MigrationStatus
-from schemagate.core.reasons import Reason
-from schemagate.core.revision_graph import InvalidScripts, NoScripts, ScriptGraph, read_graph
-from schemagate.core.scrub import PATTERNS, Scrubber
-from schemagate.core.status import Outcome
+from schemagate.core.migration import alembic_job
+from schemagate.core.migration import job as jobs
+from schemagate.core.migration import judge as migration
+from schemagate.core.migration.run import Decision, ObservedJob, Situation, decide
+from schemagate.core.revisions.graph import ScriptGraph, read_graph
+from schemagate.core.revisions.keys import InvalidScripts, NoScripts
+from schemagate.core.status.conditions import timestamp
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.tenancy.scrub import PATTERNS, Scrubber
+from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec, JobSpec, MigrationStatus
+from schemagate.core.wire.reasons import Reason
 
 JSON = dict[str, Any]
 Step = migration.Step

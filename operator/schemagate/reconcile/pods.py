@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from schemagate import kube
-from schemagate.core import conditions as cond
-from schemagate.core import gate
-from schemagate.core.models import DatabaseSchemaSpec, GateStatus, LabelSelector
-from schemagate.core.pods import NAMES_NONE, Written, believed, patch_needed, transition_time
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import NAMES_NONE, Written, believed, patch_needed, transition_time
+from schemagate.core.status import conditions as cond
+from schemagate.core.wire.models import DatabaseSchemaSpec, GateStatus, LabelSelector
 from schemagate.reconcile.context import JSON, Context, PodIndex
 from schemagate.reconcile.registry import Published
 from schemagate.reconcile.schedule import serve_at

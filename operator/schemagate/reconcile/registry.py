@@ -7,12 +7,12 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemagate.core import gate
-from schemagate.core.models import DatabaseSchemaSpec
-from schemagate.core.pods import Written
-from schemagate.core.scrub import Scrubbers
-from schemagate.core.status import Outcome
-from schemagate.database import OtherDatabases
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate.pods import Written
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.tenancy.scrub import Scrubbers
+from schemagate.core.wire.models import DatabaseSchemaSpec
+from schemagate.postgres.search import OtherDatabases
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -50,7 +50,7 @@ class Registry:
         field(default_factory=dict)
     #: Bumped by every change of a Secret: a read that began before it is not kept.
     secret_changes: int = 0
-    #: What each schema's last check found in other databases (database.OtherDatabases).
+    #: What each schema's last check found in other databases (search.OtherDatabases).
     elsewhere: dict[Key, OtherDatabases] = field(default_factory=dict)
     #: Whether each schema's last pass left it settled: every gated pod open, none
     #: waiting, nothing running; its next timed pass may read the watch's copy.

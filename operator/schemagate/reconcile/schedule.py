@@ -6,10 +6,15 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemagate.core import conditions as cond
-from schemagate.core.models import DatabaseSchemaSpec, DatabaseSchemaStatus, GateStatus, VerifyFrom
-from schemagate.core.reasons import Reason
-from schemagate.core.status import Outcome
+from schemagate.core.status import conditions as cond
+from schemagate.core.status.outcome import Outcome
+from schemagate.core.wire.models import (
+    DatabaseSchemaSpec,
+    DatabaseSchemaStatus,
+    GateStatus,
+    VerifyFrom,
+)
+from schemagate.core.wire.reasons import Reason
 
 #: How soon to look again after the database could not be reached (seconds, capped by
 #: the resource's own interval): soon enough to notice recovery, rare enough not to hammer.

@@ -1,5 +1,5 @@
 """The start-up gate on the pods: remove the scheduling gate of each held pod whose
-readiness gate opens now (`core.start_gate`), before its condition is written, so the
+readiness gate opens now (`core.gate.start`), before its condition is written, so the
 condition observes the pod's generation after that change."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from schemagate.core import gate, start_gate
+from schemagate.core.gate import readiness as gate
+from schemagate.core.gate import start as start_gate
 from schemagate.reconcile.context import Context
 
 #: Parallel pod patches while letting a rollout's pods start.

@@ -1,0 +1,2 @@
+"""The gates over plain data: which pods may be Ready, which held pods may start, and
+the pods kept."""

@@ -1,0 +1,1 @@
+"""The status a DatabaseSchema shows: one check's outcome folded into conditions."""
