@@ -13,7 +13,7 @@ from schemagate.core.wire.models import DatabaseSchemaSpec, DriftPolicy
 from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.reconcile import Context, Registry
-from schemagate.reconcile.pods import apply_gate
+from schemagate.reconcile.pods import apply_gate, release
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 SPEC = DatabaseSchemaSpec.model_validate({
@@ -120,3 +120,27 @@ def test_only_schemagate_scheduling_gates_name_schemas() -> None:
     assert start_gate.held_schemas([{"name": "example.com/x"}, {"name": "schemagate.io/s"}]) \
         == frozenset({"s"})
     assert start_gate.held_schemas(None) == frozenset()
+
+
+def test_an_open_pod_whose_spec_changed_gets_its_condition_again_with_its_generation() -> None:
+    kube = Pods()
+    changed = held_pod("a")
+    changed["metadata"]["generation"] = 3
+    changed["spec"]["schedulingGates"] = []
+    changed["status"] = {"phase": "Running", "conditions": [
+        {"type": "schemagate.io/s", "status": "True", "reason": "Verified", "message": "m",
+         "observedGeneration": 1, "lastTransitionTime": "2026-01-01T11:00:05Z"}]}
+    asyncio.run(apply_gate(context(kube, changed), "ns", "s", check(True), SPEC))
+    assert kube.calls == [("condition", "a", True, 3)]
+    kube.calls.clear()
+    changed["status"]["conditions"][0]["observedGeneration"] = 3
+    asyncio.run(apply_gate(context(kube, changed), "ns", "s", check(True), SPEC))
+    assert kube.calls == []
+
+
+def test_the_deletion_of_the_schema_lets_its_held_pods_start() -> None:
+    kube = Pods()
+    asyncio.run(release({"metadata": {"namespace": "ns", "name": "s"}},
+                        context(kube, held_pod("a"))))
+    assert kube.calls == [("release", "a", "uid-a", "schemagate.io/s"),
+                          ("condition", "a", True, 2)]

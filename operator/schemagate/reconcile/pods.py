@@ -80,7 +80,7 @@ async def apply_gate(ctx: Context, namespace: str, name: str, check: gate.Check,
         return None
     pods = started
     patches = [(pod, want, pod.condition) for pod, want in zip(pods, wanted, strict=True)
-               if patch_needed(pod.condition, want)]
+               if patch_needed(pod.condition, want, pod.generation)]
     if patches and read_only:
         return None
     if patches:
@@ -146,7 +146,8 @@ def patch_one(ctx: Context, namespace: str, schema: str, pod: gate.PodView,
                                generation=pod.generation)
     if pod.uid:
         ctx.registry.wrote(pod.uid, condition_type, Written(
-            wanted.status, wanted.reason, scrubber.message(wanted.message), when, now))
+            wanted.status, wanted.reason, scrubber.message(wanted.message), when, now,
+            pod.generation))
 
 
 async def gate_new_pod(pod: JSON, ctx: Context) -> None:
@@ -186,7 +187,7 @@ async def gate_new_pod(pod: JSON, ctx: Context) -> None:
             if not served_by_check_under_way(ctx, key, view, known.templates):
                 ctx.registry.wake(key)
             continue
-        if patch_needed(view.condition, wanted):
+        if patch_needed(view.condition, wanted, view.generation):
             await asyncio.to_thread(patch_one, ctx, namespace, schema_name, view, wanted,
                                     view.condition)
         if view.condition is None and not wanted.status:
@@ -221,7 +222,7 @@ async def release(body: JSON, ctx: Context) -> int:
     now = ctx.clock()
     patches = [(pod, wanted, current) for pod in pods
                if patch_needed(current := believed_condition(ctx, pod, condition_type, now),
-                               wanted)]
+                               wanted, pod.generation)]
     if patches:
         await asyncio.to_thread(patch_all, ctx, namespace, name, patches)
     return len(pods)

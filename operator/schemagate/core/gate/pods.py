@@ -102,32 +102,49 @@ class Written:
     message: str
     transition_time: str
     at: datetime
+    generation: int | None = None  # the pod's metadata.generation it observed
 
-    def as_condition(self) -> dict[str, str]:
-        return {"status": "True" if self.status else "False", "reason": self.reason,
-                "message": self.message, "lastTransitionTime": self.transition_time}
+    def as_condition(self) -> dict[str, Any]:
+        condition: dict[str, Any] = {
+            "status": "True" if self.status else "False", "reason": self.reason,
+            "message": self.message, "lastTransitionTime": self.transition_time}
+        if self.generation is not None:
+            condition["observedGeneration"] = self.generation
+        return condition
 
 
-def shows(condition: Mapping[str, Any] | None, status: bool, reason: str, message: str) -> bool:
+def shows(condition: Mapping[str, Any] | None, status: bool, reason: str, message: str,
+          generation: int | None = None) -> bool:
+    """The condition says this, and observed the pod's `generation` (or a later one: a
+    copy of the pod older than the condition must not take it back)."""
     if condition is None:
         return False
-    return (condition.get("status"), condition.get("reason"), condition.get("message")) == (
-        "True" if status else "False", reason, message)
+    if (condition.get("status"), condition.get("reason"), condition.get("message")) != (
+            "True" if status else "False", reason, message):
+        return False
+    if generation is None:
+        return True
+    observed = condition.get("observedGeneration")
+    return isinstance(observed, int) and observed >= generation
 
 
 def believed(seen: Mapping[str, Any] | None, written: Written | None,
              now: datetime) -> Mapping[str, Any] | None:
     """The pod's condition as it stands: the watch's copy, unless we patched it lately
     and the copy does not show that patch yet."""
-    if written is None or shows(seen, written.status, written.reason, written.message):
+    if written is None or shows(seen, written.status, written.reason, written.message,
+                                written.generation):
         return seen
     if now - written.at < WRITE_SETTLE:
         return written.as_condition()
     return seen
 
 
-def patch_needed(current: Mapping[str, Any] | None, wanted: PodCondition) -> bool:
-    return not shows(current, wanted.status, wanted.reason, wanted.message)
+def patch_needed(current: Mapping[str, Any] | None, wanted: PodCondition,
+                 generation: int | None = None) -> bool:
+    """The condition says otherwise, or observed an older `generation` of the pod (a
+    change of its spec, or a condition written before conditions carried it)."""
+    return not shows(current, wanted.status, wanted.reason, wanted.message, generation)
 
 
 def transition_time(current: Mapping[str, Any] | None, wanted: PodCondition,
