@@ -126,8 +126,8 @@ bench-gate: $(VENV)/.installed control-plane
 bench-leader: $(VENV)/.installed control-plane
 	$(PY) bench/leader_handover.py
 
-# N = 10, 100, 1000 DatabaseSchemas (3 gated pods each) with and without --no-economy;
-# about 25 minutes in all: `.venv/bin/python bench/scale.py --sizes 10 100` for a part.
+# N = 10, 100, 1000 DatabaseSchemas (3 gated pods each); `--baseline DIR` (a checkout of
+# a tagged commit) runs its operator side by side. `--sizes 10 100` for a part.
 bench-scale: $(VENV)/.installed control-plane node
 	$(PY) bench/scale.py
 

@@ -2,8 +2,9 @@
 
 On the local cluster and an embedded PostgreSQL: N DatabaseSchemas across 10 namespaces
 and 5 databases (two namespaces per database, so schemas of both share a URL), 3 gated
-pods each, created in bulk while the operator runs. Side by side, the same operator with
-its savings (the default) and with `--no-economy` (each schema on its own, as before).
+pods each, created in bulk while the operator runs. Side by side, this checkout's operator
+("ours") and, with `--baseline DIR`, the operator of another checkout ("baseline"; e.g.
+`git worktree add /tmp/pre-redesign pre-redesign`, a tagged commit).
 
 The pods exist in the API server but no kubelet runs them: 3,000 real containers do not
 fit on 2 cores. Each carries a scheduling gate (`spec.schedulingGates`), so the scheduler
@@ -24,7 +25,7 @@ Measured, for each N and each mode:
   until its 3 gate conditions are True, the median of 3.
 
 Run: `make bench-scale` or `.venv/bin/python bench/scale.py [--sizes 10 100 1000]
-[--modes on off] [--idle 60]`; under `flock /tmp/schemagate-turn.lock` on shared machines.
+[--baseline DIR] [--idle 60]`; under `flock /tmp/schemagate-turn.lock` on shared machines.
 """
 
 from __future__ import annotations
@@ -234,17 +235,32 @@ def baseline(bench: Bench, seconds: float) -> float:
     return (bench.server_requests() - before - 1) * 60 / seconds  # our own GET /metrics
 
 
+def started_operator(bench: Bench, namespaces: list[str], mode: str, n: int,
+                     code: Path | None) -> local_operator.OperatorProcess:
+    """This checkout's operator, or (`code`) the one of the checkout at `code`."""
+    saved = os.environ.get("PYTHONPATH")
+    if code is not None:
+        os.environ["PYTHONPATH"] = str(code / "operator")
+    try:
+        return local_operator.start(bench.c.kubeconfig, namespaces, ROOT / ".cluster" /
+                                    "logs" / f"bench-scale-{mode}-{n}.log")
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
 def run_one(bench: Bench, n: int, mode: str, databases: list[str], idle: float,
-            server_baseline: float, flip_times: int) -> Row:
+            server_baseline: float, flip_times: int, baseline_code: Path | None = None
+            ) -> Row:
     row = Row(n, mode)
     namespaces = bench.namespaces(f"scale-{mode}-{n}")
     for i, ns in enumerate(namespaces):
         url = bench.pg.pod_url(database=databases[i % DATABASES])
         bench.core.create_namespaced_secret(ns, {"metadata": {"name": "db"},
                                                  "stringData": {"url": url}})
-    args = [] if mode == "on" else ["--no-economy"]
-    op = local_operator.start(bench.c.kubeconfig, namespaces, ROOT / ".cluster" / "logs" /
-                              f"bench-scale-{mode}-{n}.log", extra_args=args)
+    op = started_operator(bench, namespaces, mode, n, baseline_code)
     pid = op.process.pid
     schemas = [(namespaces[i % NAMESPACES], f"s-{i}") for i in range(n)]
     flip_ns, flip_name = schemas[0]
@@ -369,10 +385,10 @@ def report(rows: list[Row], server_baseline: float) -> None:
               f"{fmt(r.schemas_ready)} / {fmt(r.pods_ready)} | {r.cpu_percent:.1f} % | "
               f"{r.operator_requests:.0f} / {r.server_requests:.0f} | {db:.1f} | "
               f"{r.status_writes} | {r.rss_mib:.0f} MiB ({r.peak_mib:.0f}) | {fmt(r.flip)} |")
-    pairs = [(by_key[(n, "off")], by_key[(n, "on")]) for n, mode in by_key
-             if mode == "on" and (n, "off") in by_key]
+    pairs = [(by_key[(n, "baseline")], by_key[(n, "ours")]) for n, mode in by_key
+             if mode == "ours" and (n, "baseline") in by_key]
     if pairs:
-        print("\nratios, --no-economy over the default (higher: the default is cheaper)\n")
+        print("\nratios, baseline over ours (higher: ours is cheaper)\n")
         print("| N | all schemas Ready | all pods Ready | CPU idle | operator requests | "
               "server requests | DB connections | RSS | flip |")
         print("|" + "---|" * 9)
@@ -385,7 +401,7 @@ def report(rows: list[Row], server_baseline: float) -> None:
                   f"{ratio(off.server_requests, on.server_requests)} | "
                   f"{ratio(db_off, db_on)} | {ratio(off.rss_mib, on.rss_mib)} | "
                   f"{ratio(off.flip, on.flip)} |")
-    targets = [r for r in rows if r.n == 1000 and r.mode == "on"]
+    targets = [r for r in rows if r.n == 1000 and r.mode == "ours"]
     for r in targets:
         db = max(r.db_connections.values())
         checks = [("all schemas Ready within 60 s", r.schemas_ready is not None
@@ -403,7 +419,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--modes", nargs="+", choices=("on", "off"), default=["on", "off"])
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of the code to compare against (its operator/)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds measured at idle")
     parser.add_argument("--flips", type=int, default=3, help="flips measured (the median)")
     args = parser.parse_args()
@@ -435,9 +452,11 @@ def measure_all(args: argparse.Namespace) -> None:
         server_baseline = baseline(bench, 60)
         print(f"API server, no operator: {server_baseline:.0f} requests a minute", flush=True)
         for n in args.sizes:
-            for mode in args.modes:
+            for mode, code in (("ours", None), ("baseline", args.baseline)):
+                if mode == "baseline" and code is None:
+                    continue
                 rows.append(run_one(bench, n, mode, databases, args.idle, server_baseline,
-                                   args.flips))
+                                    args.flips, code))
     report(rows, server_baseline)
 
 

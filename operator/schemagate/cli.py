@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from schemagate.core import verify_pod
 from schemagate.core.check import snapshot as snapshot_
 from schemagate.core.check.columns import describe_mismatch
 from schemagate.core.check.requirement import column_requirements
@@ -28,6 +27,7 @@ from schemagate.core.leader import LeaseSettings, LeaseTiming
 from schemagate.core.migration.alembic_job import EXIT_RETRY
 from schemagate.core.tenancy import allowed_hosts
 from schemagate.core.tenancy.scrub import Scrubber, escape_controls
+from schemagate.core.verify_pod.termination import termination_message
 from schemagate.core.wire.reasons import CONNECTION_FAILURES, SCHEMA_NOT_AS_DECLARED, Reason
 from schemagate.postgres import catalog, connect, snapshot
 from schemagate.settings import Settings
@@ -241,7 +241,7 @@ def _usage_error(message: str, *, as_json: bool, command: str = "verify",
 
 def _write_termination_message(path: Path, verdict: Verdict) -> None:
     try:
-        path.write_text(verify_pod.termination_message(verdict), encoding="utf-8")
+        path.write_text(termination_message(verdict), encoding="utf-8")
     except OSError as exc:
         print(f"schemagate verify: cannot write {path}: {exc}", file=sys.stderr)
 
@@ -365,11 +365,6 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="watch Secrets to re-check a schema as soon as its Secret changes "
                           "(needs list and watch on Secrets; default on). --no-watch-secrets "
                           "reads only the Secrets the schemas name, at every check (get only)")
-    run.add_argument("--economy", action=argparse.BooleanOptionalAction, default=True,
-                     help="the savings at scale (default on): pods from the pod watch's "
-                          "index, pod conditions and status written only on change, one "
-                          "connection per database per pass. --no-economy checks each "
-                          "schema on its own, as before (for make bench-scale)")
     run.add_argument("--allowed-hosts-file", metavar="FILE", type=Path,
                      help="YAML mapping each namespace (or * for the others) to the "
                           "database hosts its URLs may name: host names, *.suffix, IP "
@@ -458,7 +453,6 @@ def run_operator(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         watch_secrets=args.watch_secrets,
         verify_image=args.verify_image or None,
-        economy=args.economy,
         lease=lease,
         allowed_hosts=allowed,
         author_rights_binding=None if args.no_author_rights else args.author_rights_binding,

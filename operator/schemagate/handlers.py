@@ -26,6 +26,7 @@ from schemagate.core.gate import readiness as gate
 from schemagate.core.gate.pods import index_entries
 from schemagate.core.migration import job as migration_job
 from schemagate.core.tenancy.scrub import PATTERNS, Scrubber, Scrubbers, ScrubbingFilter
+from schemagate.core.verify_pod.manifest import VERIFY_LABEL
 from schemagate.core.wire import models
 from schemagate.metrics import Metrics
 from schemagate.settings import Settings
@@ -94,13 +95,13 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -
         (kopf.warn if warning else kopf.info)(body, reason=reason,
                                               message=scrubber.message(message))
 
+    api: kube.Kube = memo["kube"]
     memo["context"] = reconcile.Context(
-        kube=memo["kube"], registry=reconcile.Registry(scrubbers=scrubbers), metrics=metrics,
+        kube=api, registry=reconcile.Registry(scrubbers=scrubbers), metrics=metrics,
         announce=announce,
         verify_image=operator_settings.verify_image,
-        pods=kwargs["gated_pods"] if operator_settings.economy else None,  # the live index
-        economy=operator_settings.economy,
-        keep_secrets=operator_settings.economy and operator_settings.watch_secrets,
+        pods=kwargs["gated_pods"],  # the live index
+        keep_secrets=operator_settings.watch_secrets,
         allowed_hosts=operator_settings.allowed_hosts,
         author_rights=reconcile.AuthorRights(operator_settings.author_rights_binding,
                                              memo["kube"].admission_policy_binding))
@@ -211,19 +212,23 @@ async def pod_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
         _ctx(memo).registry.pod_gone(body.metadata.uid or "")
     elif not body.metadata.get("deletionTimestamp"):
         try:
-            await reconcile.gate_new_pod(body, _ctx(memo))
+            await reconcile.pod_seen(body, _ctx(memo))
         except kube.ApiError as exc:  # one line, not the client's dump; the loop retries
             raise kopf.TemporaryError(kube.describe(exc), delay=5) from None
+
+
+@kopf.on.event("", "v1", "pods", labels={VERIFY_LABEL: kopf.PRESENT})
+async def verify_pod_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    # verifyFrom: Pod - the schema's loop looks at its verify pod now, not at its next poll.
+    _ctx(memo).registry.wake((body.metadata.namespace or "",
+                              body.metadata.labels.get(VERIFY_LABEL, "")))
 
 
 @kopf.on.delete(*RESOURCE)
 async def release_gates(body: kopf.Body, memo: Any, logger: kopf.Logger,
                         **_: Any) -> None:
-    released = await reconcile.release(body, _ctx(memo))
+    await reconcile.release(body, _ctx(memo), logger)
     _ctx(memo).metrics.forget(body.metadata.namespace or "", body.metadata.name or "")
-    message = f"released the gate of {released} pod(s): the DatabaseSchema is being deleted"
-    logger.info("%s", message)
-    kopf.info(body, reason=gate.GATE_RELEASED, message=message)
 
 
 class _CloudSeverity(logging.Filter):
@@ -239,8 +244,8 @@ class _QuietWatchers(logging.Filter):
     one line per watch event. INFO is for transitions, so these go down to DEBUG."""
 
     _chatty = tuple(f"Handler '{name}' succeeded"
-                    for name in ("pod_changed", "secret_changed", "schema_changed",
-                                 "config_map_changed", "deployment_changed"))
+                    for name in ("pod_changed", "verify_pod_changed", "secret_changed",
+                                 "schema_changed", "config_map_changed", "deployment_changed"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and record.getMessage().startswith(self._chatty):
@@ -259,8 +264,7 @@ def _scrubber_of(record: logging.LogRecord, scrubbers: Scrubbers) -> Scrubber:
 
 
 def run(settings: Settings) -> None:
-    if settings.economy:
-        process.keep_memory_small()  # before any thread starts
+    process.keep_memory_small()  # before any thread starts
     if settings.kubeconfig:
         # Kopf's own login reads KUBECONFIG; our client is given the same file explicitly.
         os.environ["KUBECONFIG"] = settings.kubeconfig

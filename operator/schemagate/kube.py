@@ -12,18 +12,17 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from schemagate.core.gate.readiness import PodCondition, PodView
+from schemagate.core.gate.readiness import PodCondition
 from schemagate.core.migration.job import LastWords, last_words
 from schemagate.core.status.outcome import for_people
 from schemagate.core.tenancy import limits
 from schemagate.core.tenancy.scrub import Scrubber, escape_controls
-from schemagate.core.verify_pod import VERIFY_LABEL
+from schemagate.core.verify_pod.manifest import VERIFY_LABEL
 from schemagate.core.wire import models
 
 JSON = dict[str, Any]
@@ -262,14 +261,6 @@ class Kube:
         value = raw.decode("utf-8").strip()
         return value
 
-    def pods(self, namespace: str, condition_type: str) -> list[PodView]:
-        """Every pod of the namespace not being deleted, as seen by one gate: those that
-        carry it, and those that do not (a gate that was never added is reported)."""
-        response: Any = self.core.list_namespaced_pod(namespace, _preload_content=False)
-        pods = json.loads(response.data)["items"]
-        return [pod_view(pod, condition_type) for pod in pods
-                if not pod["metadata"].get("deletionTimestamp")]
-
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: PodCondition, transition_time: str,
                           scrubber: Scrubber, generation: int | None = None) -> None:
@@ -336,31 +327,6 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise
-
-
-def carries_gate(pod: Body, condition_type: str) -> bool:
-    gates = (pod.get("spec") or {}).get("readinessGates") or ()
-    return any(g.get("conditionType") == condition_type for g in gates)
-
-
-def pod_view(pod: Body, condition_type: str, seen: datetime | None = None) -> PodView:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    current = next((c for c in conditions if c.get("type") == condition_type), None)
-    meta = pod["metadata"]
-    created = meta.get("creationTimestamp")
-    generation = meta.get("generation")
-    held = any(g.get("name") == condition_type
-               for g in (pod.get("spec") or {}).get("schedulingGates") or ())
-    return PodView(name=meta["name"], uid=meta.get("uid", ""), labels=meta.get("labels") or {},
-                   annotations=meta.get("annotations") or {},
-                   created=_parse_time(created) if created else None,
-                   condition=current, seen=seen, has_gate=carries_gate(pod, condition_type),
-                   generation=generation if isinstance(generation, int) else None,
-                   held=held)
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 # The leader-election Lease (schemagate.leader). Each call has its own deadline: a leader

@@ -24,11 +24,6 @@ class Settings:
     #: The operator's own image, for the pods it runs: the `run: Alembic` migration Job
     #: (and `verifyFrom: Pod`). None: such specs are refused with InvalidSpec.
     verify_image: str | None = None
-    #: The savings at scale: pods from the watch's index, pod conditions and status written
-    #: only on change, one connection per database per pass, other databases searched
-    #: only when the missing tables change, Secrets kept while watched. False
-    #: (`--no-economy`): as before, for `make bench-scale` to compare against.
-    economy: bool = True
     #: Set: act only while holding this Lease (more than one replica). None: always act.
     lease: LeaseSettings | None = None
     #: The database hosts each namespace's URLs may name (--allowed-hosts-file); empty:

@@ -346,8 +346,8 @@ def test_the_termination_message_holds_the_verdict_within_4_kib(
         tenant: Tenant, project: AlembicProject, tmp_path: Path) -> None:
     """What a verify pod of verifyFrom: Pod leaves for the operator: 2,000 tables
     declared, all missing, the same verdict as --json in at most 4 KiB, whole."""
-    from schemagate.core import verify_pod
     from schemagate.core.check.verdict import Requirement
+    from schemagate.core.verify_pod import termination
 
     tables = [f"missing_table_number_{i:04d}_{tenant.suffix}" for i in range(2_000)]
     project.add_revision("3f2a9c", None, [])
@@ -357,8 +357,8 @@ def test_the_termination_message_holds_the_verdict_within_4_kib(
                             "--termination-message-path", str(message))
     assert run.returncode == 1 and run.reason == "StampedButMissing"
     text = message.read_text()
-    assert len(text.encode()) <= verify_pod.TERMINATION_LIMIT
-    back = verify_pod.read_verdict(text, Requirement(tables=tuple(tables)))
+    assert len(text.encode()) <= termination.TERMINATION_LIMIT
+    back = termination.read_verdict(text, Requirement(tables=tuple(tables)))
     assert back.reason.value == run.reason and back.message == run.document["message"]
     assert back.missing_tables == tuple(tables[: len(back.missing_tables)])
     assert back.fingerprint is not None and back.fingerprint.user == run.document[

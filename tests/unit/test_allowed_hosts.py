@@ -3,9 +3,11 @@ have the operator connect anywhere else: a URL naming another host is its schema
 InvalidSpec, with no connection attempted."""
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,14 +20,11 @@ from schemagate.core.tenancy.allowed_hosts import (
     host_patterns,
     load,
 )
-from schemagate.core.tenancy.scrub import Scrubber
-from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.core.wire.reasons import Reason
-from schemagate.metrics import Metrics
 from schemagate.postgres import catalog, connect
-from schemagate.reconcile import Context, Registry
 from schemagate.reconcile.batch import Batches
-from schemagate.reconcile.loop import verify
+from schemagate.reconcile.loop import reconcile
+from tests.support.fake_kube import FakeKube
 
 FILE = """
 team-a: [db.team-a.svc.cluster.local, "*.rds.amazonaws.com", 10.20.0.0/16, "fd00:20::/32"]
@@ -135,21 +134,17 @@ class Server:
         return [Verdict(verified=True, reason=Reason.VERIFIED, message="ok") for _ in asked]
 
 
-class NoApi:
-    scrubber = Scrubber()
-
-
-SPEC = DatabaseSchemaSpec.model_validate({
-    "database": {"urlSecretRef": {"name": "db", "key": "url"}}, "tables": ["t"]})
-
-
 def check(url: str, namespace: str = "team-a") -> tuple[Any, Server]:
-    server = Server()
-    fake: Any = NoApi()
-    ctx = Context(kube=fake, registry=Registry(), metrics=Metrics(), announce=lambda *_: None,
-                  batches=Batches(run=server), allowed_hosts=load(FILE))
-    body = {"metadata": {"namespace": namespace, "name": "s"}}
-    return asyncio.run(verify(body, SPEC, url, ctx)), server
+    """One pass of a schema whose Secret holds `url`: what its status says (reason and
+    message), and the connections attempted."""
+    server, kube = Server(), FakeKube()
+    body = kube.add_schema(namespace, "s", {"database": {"urlSecretRef": {
+        "name": "db", "key": "url"}}, "tables": ["t"]})
+    kube.add_secret(namespace, "db", url=url)
+    ctx = kube.context(batches=Batches(run=server), allowed_hosts=load(FILE))
+    asyncio.run(reconcile(body, ctx, logging.getLogger("test")))
+    ready = kube.status(namespace, "s")["conditions"][0]
+    return SimpleNamespace(reason=Reason(ready["reason"]), message=ready["message"]), server
 
 
 @pytest.mark.parametrize(("url", "named"), [

@@ -3,6 +3,7 @@ only while the API server checks the author's (the chart's policy binding), or w
 operator was told the cluster has no such policy."""
 
 import asyncio
+import logging
 import threading
 import time
 from typing import Any
@@ -13,11 +14,11 @@ from kubernetes.client.exceptions import ApiException
 from schemagate.cli import build_parser
 from schemagate.core.tenancy import author_rights
 from schemagate.core.tenancy.author_rights import Binding
-from schemagate.core.wire.models import DatabaseSchemaSpec, MigrationStatus
+from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.core.wire.reasons import Reason
-from schemagate.metrics import Metrics
-from schemagate.reconcile import AuthorRights, Context, Registry
-from schemagate.reconcile.loop import check_and_migrate
+from schemagate.reconcile import AuthorRights
+from schemagate.reconcile.loop import reconcile
+from tests.support.fake_kube import FakeKube
 
 DATABASE: dict[str, Any] = {"urlSecretRef": {"name": "db", "key": "url"}}
 JOB = {"run": "Job", "job": {"fromDeployment": {"name": "backend"},
@@ -133,16 +134,18 @@ def test_a_binding_the_operator_may_not_read_is_said_and_a_failing_api_is_retrie
 
 
 def test_a_job_schema_without_the_binding_is_invalid_and_reads_no_secret() -> None:
-    nothing: Any = object()  # a Kube with no method: any call would fail the test
-    ctx = Context(kube=nothing, registry=Registry(), metrics=Metrics(),
-                  announce=lambda *_: None,
-                  author_rights=AuthorRights("sg-author-rights", Bindings(None)))
-    body = {"metadata": {"namespace": "team-a", "name": "backend-schema", "uid": "u"}}
-    step = asyncio.run(check_and_migrate(body, spec(**JOB), MigrationStatus(), ctx))
-    assert step.outcome.reason is Reason.INVALID_SPEC
-    assert step.outcome.message.startswith("migrations.run: Job: the operator would create a "
-                                           "Job or a pod with its own rights, and the "
-                                           "admission policy binding sg-author-rights")
+    kube = FakeKube()
+    body = kube.add_schema("team-a", "backend-schema", spec(**JOB).model_dump(
+        by_alias=True, mode="json", exclude_none=True))
+    kube.add_secret("team-a", "db", url="postgresql://app@db/app")
+    ctx = kube.context(author_rights=AuthorRights("sg-author-rights", Bindings(None)))
+    asyncio.run(reconcile(body, ctx, logging.getLogger("test")))
+    ready = kube.status("team-a", "backend-schema")["conditions"][0]
+    assert ready["reason"] == Reason.INVALID_SPEC.value
+    assert ready["message"].startswith("migrations.run: Job: the operator would create a "
+                                       "Job or a pod with its own rights, and the "
+                                       "admission policy binding sg-author-rights")
+    assert kube.secret_reads == 0 and kube.jobs == {}
 
 
 @pytest.mark.parametrize(("argv", "binding"), [

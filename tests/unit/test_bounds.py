@@ -19,13 +19,15 @@ from pydantic import ValidationError
 
 from schemagate import kube
 from schemagate.core.revisions.graph import ScriptGraph
+from schemagate.core.status.outcome import Outcome
 from schemagate.core.tenancy import limits
 from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec
 from schemagate.core.wire.reasons import Reason
 from schemagate.metrics import Metrics
 from schemagate.postgres import connect, deadlines
 from schemagate.reconcile import Context, Registry, migrate
-from schemagate.reconcile.loop import Outcome, explain_invalid, read_url
+from schemagate.reconcile.steps import explain_invalid, secret_url
+from tests.support.fake_kube import FakeKube
 
 SPEC = DatabaseSchemaSpec.model_validate({
     "database": {"urlSecretRef": {"name": "db", "key": "url"}}, "tables": ["t"]})
@@ -54,7 +56,7 @@ def context(value: str) -> Context:
 
 
 def read(ctx: Context) -> str | Outcome:
-    return asyncio.run(read_url(SPEC, "team-a", ctx))
+    return asyncio.run(secret_url(SPEC, "team-a", ctx))
 
 
 def test_a_huge_secret_value_is_the_schemas_invalid_spec_at_once() -> None:
@@ -78,18 +80,16 @@ def test_a_url_of_the_limit_is_read() -> None:
     assert read(context(url)) == url
 
 
-class OneConfigMap:
-    def __init__(self, data: dict[str, str]) -> None:
-        self.data = data
-
-    def config_map(self, namespace: str, name: str) -> dict[str, Any]:
-        return {"data": self.data}
+def config_map(data: dict[str, str]) -> FakeKube:
+    kube = FakeKube()
+    kube.config_maps[("team-a", "scripts")] = {"data": data}
+    return kube
 
 
 def test_revision_files_are_read_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ConfigMap holds up to 1 MiB of them: the loop keeps answering meanwhile."""
     hostile = "revision = 'a1'\n" + "x = [" + "0," * 500_000 + "]\n"
-    fake: Any = OneConfigMap({"a1.py": hostile})
+    fake = config_map({"a1.py": hostile})
     alembic = AlembicSpec.model_validate({"configMapRef": {"name": "scripts"}})
     read_in: list[threading.Thread] = []
     read_graph = migrate.read_graph
@@ -106,7 +106,7 @@ def test_revision_files_are_read_off_the_event_loop(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_revision_file_that_cannot_be_followed_is_the_schemas_invalid_spec() -> None:
-    fake: Any = OneConfigMap({"a1.py": "revision = 'a1'\nx = '''" + "0" * 900_000})
+    fake = config_map({"a1.py": "revision = 'a1'\nx = '''" + "0" * 900_000})
     alembic = AlembicSpec.model_validate({"configMapRef": {"name": "scripts"}})
     outcome = asyncio.run(migrate.read_scripts("team-a", alembic, fake))
 

@@ -1,7 +1,6 @@
 """Consent to being cloned is the annotation schemagate.io/clone-for on the Deployment
 object, never a label: every gated Deployment carries the schema label."""
 
-import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -109,7 +108,7 @@ def test_consenting_wakes_the_schemas_that_clone_the_deployment() -> None:
     re-checks the schema at once, instead of at its next interval."""
     registry = Registry()
     key = ("team-a", "backend-schema")
-    registry.wakeups[key] = asyncio.Event()
+    wakeup = registry.looping(key)
     registry.watch(key, DatabaseSchemaSpec.model_validate({
         "database": {"urlSecretRef": {"name": "s", "key": "k"}}, "tables": ["t"],
         "migrations": {"run": "Job", "job": {"fromDeployment": {"name": "backend"},
@@ -121,8 +120,8 @@ def test_consenting_wakes_the_schemas_that_clone_the_deployment() -> None:
                                        "generation": 3, **metadata}})
         handlers.deployment_changed(type=type, namespace="team-a", name="backend",
                                     body=body, memo=memo)
-        woken = registry.wakeups[key].is_set()
-        registry.wakeups[key].clear()
+        woken = wakeup.is_set()
+        wakeup.clear()
         return woken
 
     assert seen({"labels": {"schemagate.io/schema": "backend-schema"}}, type="ADDED")

@@ -15,7 +15,7 @@ from schemagate.core.revisions import keys
 from schemagate.core.revisions.keys import InvalidScripts, NoScripts
 from schemagate.core.wire.models import DatabaseSchemaSpec
 from schemagate.job.scripts import scripts_from_files
-from schemagate.reconcile.loop import explain_invalid
+from schemagate.reconcile.steps import explain_invalid
 
 REVISION = "revision = 'a1'\ndown_revision = None\n"
 

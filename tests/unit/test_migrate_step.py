@@ -15,6 +15,7 @@ from schemagate.core.status.outcome import Outcome, from_verdict
 from schemagate.core.wire.models import DatabaseSchemaSpec, MigrationOutcome, MigrationStatus
 from schemagate.core.wire.reasons import Reason
 from schemagate.reconcile import migrate
+from tests.support.fake_kube import FakeKube
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
 BODY = {"metadata": {"namespace": "team-a", "name": "backend-schema", "uid": "u",
@@ -26,27 +27,10 @@ SPEC = DatabaseSchemaSpec.model_validate({
 HOSTILE = "import os\nos._exit(1)\nrevision = 'a1'\ndown_revision = None\n"
 
 
-class Kube:
-    def __init__(self, data: dict[str, str]) -> None:
-        self.data = data
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.accounts: list[dict[str, Any]] = []
-        self.words: LastWords | None = None
-
-    def config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return {"data": self.data} if name == "migrations" else None
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.jobs.get(name)
-
-    def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
-        self.jobs[manifest["metadata"]["name"]] = manifest
-
-    def ensure_service_account(self, namespace: str, manifest: dict[str, Any]) -> None:
-        self.accounts.append(manifest)
-
-    def job_last_words(self, namespace: str, name: str, scrubber: Any) -> LastWords | None:
-        return self.words
+def with_files(data: dict[str, str]) -> FakeKube:
+    kube = FakeKube()
+    kube.config_maps[("team-a", "migrations")] = {"data": data}
+    return kube
 
 
 def verdict(verified: bool) -> Outcome:
@@ -67,7 +51,7 @@ def step(kube: Any, outcome: Outcome, previous: MigrationStatus,
 
 
 def test_a_hostile_revision_is_read_never_run_and_goes_to_its_job() -> None:
-    kube = Kube({"a1.py": HOSTILE})
+    kube = with_files({"a1.py": HOSTILE})
     started = step(kube, verdict(False), MigrationStatus())  # os._exit would end this test
     assert started.record is not None and started.record.outcome is MigrationOutcome.RUNNING
     (job,) = kube.jobs.values()
@@ -79,16 +63,16 @@ def test_a_hostile_revision_is_read_never_run_and_goes_to_its_job() -> None:
     assert len(kube.jobs) == 1 and again.record == started.record  # one Job per change
 
     job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
-    kube.words = LastWords(0, json.dumps({"outcome": "Applied", "message": "applied a1"}))
+    kube.last_words = LastWords(0, json.dumps({"outcome": "Applied", "message": "applied a1"}))
     done = step(kube, verdict(True), started.record)
     assert done.outcome.verified
     assert done.record is not None and done.record.outcome is MigrationOutcome.APPLIED
 
 
 def test_without_its_image_the_operator_says_so_only_when_a_job_is_needed() -> None:
-    assert step(Kube({"a1.py": HOSTILE}), verdict(True), MigrationStatus(), image=None
+    assert step(with_files({"a1.py": HOSTILE}), verdict(True), MigrationStatus(), image=None
                 ).outcome.verified
-    needed = step(Kube({"a1.py": HOSTILE}), verdict(False), MigrationStatus(), image=None)
+    needed = step(with_files({"a1.py": HOSTILE}), verdict(False), MigrationStatus(), image=None)
     assert needed.outcome.reason is Reason.INVALID_SPEC and "--verify-image" in \
         needed.outcome.message
 
@@ -96,7 +80,7 @@ def test_without_its_image_the_operator_says_so_only_when_a_job_is_needed() -> N
 def test_a_config_map_that_makes_no_graph_is_invalid() -> None:
     async def run() -> object:
         return await migrate.read_scripts("team-a", SPEC.migrations.alembic,  # type: ignore[arg-type]
-                                          Kube({"a1.py": "revision = f'{x}'\n"}))
+                                          with_files({"a1.py": "revision = f'{x}'\n"}))
     outcome = asyncio.run(run())
     assert isinstance(outcome, Outcome) and outcome.reason is Reason.INVALID_SPEC
     assert "ConfigMap migrations: a1.py: revision is not a literal" in outcome.message

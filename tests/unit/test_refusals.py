@@ -6,19 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from schemagate.core.check.verdict import Verdict
 from schemagate.core.status.outcome import Outcome
-from schemagate.core.tenancy.scrub import Scrubber
-from schemagate.core.wire.models import SecretKeyRef
 from schemagate.core.wire.reasons import Reason
-from schemagate.metrics import Metrics
 from schemagate.postgres import catalog
-from schemagate.reconcile import Context, Registry
+from schemagate.reconcile import Context
 from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import keep_verified
 from schemagate.reconcile.schedule import Backoff, refusals_after
+from tests.support.fake_kube import FakeKube
 
 KEY = ("ns", "s")
 BODY = {"metadata": {"namespace": "ns", "name": "s", "generation": 1},
@@ -28,23 +27,12 @@ BODY = {"metadata": {"namespace": "ns", "name": "s", "generation": 1},
 HOLD = 0.4
 
 
-class OneSchema:
-    """The project's `kube.Kube` as far as one schema's pass goes: its object, its Secret
-    and the statuses written."""
-
-    def __init__(self) -> None:
-        self.scrubber = Scrubber()
-        self.statuses: list[dict[str, Any]] = []
-
-    def database_schema(self, namespace: str, name: str) -> dict[str, Any]:
-        return {**BODY, "status": self.statuses[-1] if self.statuses else {}}
-
-    def read_secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
-        return "postgresql://app:guess@10.0.0.5/app"
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
-                     scrubber: object = None) -> None:
-        self.statuses.append(status)
+def one_schema() -> FakeKube:
+    """The API server with one schema and its Secret."""
+    kube = FakeKube(clock=lambda: datetime.now(UTC))
+    kube.add_schema("ns", "s", BODY["spec"])
+    kube.add_secret("ns", "db", url="postgresql://app:guess@10.0.0.5/app")
+    return kube
 
 
 class Server:
@@ -65,11 +53,9 @@ class Server:
                 for _ in asked]
 
 
-def context(server: Server, kube: OneSchema) -> Context:
-    fake: Any = kube
-    return Context(kube=fake, registry=Registry(), metrics=Metrics(), announce=lambda *_: None,
-                   pods={}, batches=Batches(run=server), keep_secrets=True,
-                   backoff=Backoff(first=HOLD, cap=HOLD))
+def context(server: Server, kube: FakeKube) -> Context:
+    return kube.context(pods={}, batches=Batches(run=server), keep_secrets=True,
+                        backoff=Backoff(first=HOLD, cap=HOLD))
 
 
 async def until(condition: Any, within: float = 5.0) -> None:
@@ -80,7 +66,7 @@ async def until(condition: Any, within: float = 5.0) -> None:
 
 
 def test_secret_writes_during_the_wait_after_a_refusal_start_no_attempt() -> None:
-    server, kube = Server(Reason.AUTHENTICATION_FAILED), OneSchema()
+    server, kube = Server(Reason.AUTHENTICATION_FAILED), one_schema()
     ctx = context(server, kube)
     writes: list[float] = []
 
@@ -104,7 +90,7 @@ def test_secret_writes_during_the_wait_after_a_refusal_start_no_attempt() -> Non
     assert [round(t - first, 1) for t in server.attempts if t - first < HOLD] == [0]
     assert len(server.attempts) == 2
     assert "credentials refused: next attempt in 0.4 s" in \
-        kube.statuses[0]["conditions"][0]["message"]
+        kube.statuses[0][1]["conditions"][0]["message"]
 
 
 def test_the_wait_doubles_with_each_refusal_and_a_check_that_reads_the_database_resets_it(
@@ -128,7 +114,7 @@ def test_the_wait_doubles_with_each_refusal_and_a_check_that_reads_the_database_
 
 
 def test_after_a_successful_check_a_secret_write_is_checked_at_once() -> None:
-    server, kube = Server(Reason.AUTHENTICATION_FAILED, Reason.VERIFIED), OneSchema()
+    server, kube = Server(Reason.AUTHENTICATION_FAILED, Reason.VERIFIED), one_schema()
     ctx = context(server, kube)
 
     async def main() -> None:
@@ -144,7 +130,7 @@ def test_after_a_successful_check_a_secret_write_is_checked_at_once() -> None:
     first, second, third = server.attempts[:3]
     assert second - first >= HOLD
     assert third - second < 5  # not held (the interval is 30 s): the write was checked
-    assert "next attempt" not in kube.statuses[-1]["conditions"][0]["message"]
+    assert "next attempt" not in kube.statuses[-1][1]["conditions"][0]["message"]
 
 
 def logger() -> logging.Logger:
@@ -152,14 +138,14 @@ def logger() -> logging.Logger:
 
 
 def test_a_schema_deleted_while_it_waits_after_a_refusal_stops_at_once() -> None:
-    server, kube = Server(Reason.AUTHENTICATION_FAILED), OneSchema()
+    server, kube = Server(Reason.AUTHENTICATION_FAILED), one_schema()
     ctx = context(server, kube)
     ctx.backoff = Backoff(first=60, cap=60)
 
     async def main() -> None:
         stopped: list[bool] = []
         loop = asyncio.create_task(keep_verified(BODY, stopped, ctx, logger()))
-        await until(lambda: KEY in ctx.registry.held)
+        await until(lambda: KEY in ctx.registry.schemas and ctx.registry.of(KEY).held)
         stopped.append(True)
         ctx.registry.forget(KEY)  # what releasing its gates does
         await asyncio.wait_for(loop, timeout=5)

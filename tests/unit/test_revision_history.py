@@ -1,7 +1,7 @@
 """Which database's past opens a pod: `status.revision.history`, check after check.
 
 Each check goes the way the operator's does: the knowledge the gate leans on
-(`loop.knowledge`) from the status stored so far, then the next status, merge-patched
+(`steps.knowledge`) from the status stored so far, then the next status, merge-patched
 onto the stored object as the API server does.
 """
 
@@ -16,7 +16,7 @@ from schemagate.core.revisions.applied import HISTORY_LIMIT, Graph
 from schemagate.core.status.outcome import from_verdict, next_status
 from schemagate.core.wire.models import DatabaseSchemaStatus, DriftPolicy, GateStatus
 from schemagate.core.wire.reasons import Reason
-from schemagate.reconcile.loop import knowledge
+from schemagate.reconcile.steps import knowledge
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GATE = GateStatus(condition_type="schemagate.io/backend-schema")

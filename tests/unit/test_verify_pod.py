@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +15,20 @@ import pytest
 from pydantic import ValidationError
 
 from schemagate import cli
-from schemagate.core import verify_pod as vp
 from schemagate.core.check.columns import ColumnMismatch, ColumnRequirement, FoundColumn
 from schemagate.core.check.requirement import requirement_for
 from schemagate.core.check.verdict import Fingerprint, Place, Verdict
 from schemagate.core.clone.consent import CLONE_FOR
 from schemagate.core.revisions.applied import SCHEMA_LABEL
 from schemagate.core.status.outcome import Outcome
+from schemagate.core.verify_pod import loopback, manifest, progress, termination
 from schemagate.core.wire.models import DatabaseSchemaSpec, GateStatus
 from schemagate.core.wire.reasons import Reason
-from schemagate.metrics import Metrics
-from schemagate.reconcile import Context, Registry
+from schemagate.reconcile import Registry
 from schemagate.reconcile import loop as reconcile_loop
+from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.schedule import RECHECK_IN_POD, RECHECK_WHILE_PODS_WAIT, next_delay
+from tests.support.fake_kube import FakeKube
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
 IMAGE = "europe-docker.pkg.dev/p/r/schemagate:0.1.0"
@@ -74,7 +75,7 @@ def deployment(opted_in: bool = True) -> dict[str, Any]:
 
 
 def build(s: DatabaseSchemaSpec | None = None, d: dict[str, Any] | None = None) -> dict[str, Any]:
-    return vp.verify_pod(schema="backend-schema", uid="u-1", spec=s or spec(),
+    return manifest.verify_pod(schema="backend-schema", uid="u-1", spec=s or spec(),
                          deployment=d or deployment(), image=IMAGE)
 
 
@@ -106,11 +107,11 @@ def test_the_verify_pod_connects_with_the_specs_own_timeout() -> None:
 
 def test_the_url_comes_from_the_secret_and_never_into_the_pod() -> None:
     (verify,) = build()["spec"]["containers"]
-    url = next(e for e in verify["env"] if e["name"] == vp.URL_ENV)
-    assert url == {"name": vp.URL_ENV, "valueFrom": {"secretKeyRef": {
+    url = next(e for e in verify["env"] if e["name"] == manifest.URL_ENV)
+    assert url == {"name": manifest.URL_ENV, "valueFrom": {"secretKeyRef": {
         "name": "backend-db", "key": "DATABASE_URL"}}}
     args = verify["args"]
-    assert args[args.index("--url-env") + 1] == vp.URL_ENV
+    assert args[args.index("--url-env") + 1] == manifest.URL_ENV
     assert not any("postgres" in a for a in args)
 
 
@@ -122,7 +123,7 @@ def test_a_password_written_into_the_deployment_stays_behind() -> None:
     d = deployment()
     d["spec"]["template"]["spec"]["containers"][0]["env"].append(
         {"name": "LEGACY_URL", "value": "postgresql://backend:hunter2@10.0.0.5/app"})
-    pod = vp.verify_pod(schema="backend-schema", uid="u", spec=spec(), deployment=d,
+    pod = manifest.verify_pod(schema="backend-schema", uid="u", spec=spec(), deployment=d,
                         image=IMAGE, clean=lambda v: scrubber.scrub(v) == v)
     assert "hunter2" not in json.dumps(pod)
     assert {"name": "PGSSLMODE", "value": "disable"} in pod["spec"]["containers"][0]["env"]
@@ -133,14 +134,14 @@ def test_the_verify_container_is_restricted_and_holds_no_token() -> None:
     assert verify["securityContext"] == {
         "runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert {"name": "schemagate-no-token", "mountPath": vp.TOKEN_PATH, "readOnly": True} in \
+    assert {"name": "schemagate-no-token", "mountPath": manifest.TOKEN_PATH, "readOnly": True} in \
         verify["volumeMounts"]
     assert build()["spec"]["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000}
 
 
 def test_no_service_selects_it_and_no_gate_holds_it() -> None:
     pod = build()
-    assert pod["metadata"]["labels"] == {vp.VERIFY_LABEL: "backend-schema"}
+    assert pod["metadata"]["labels"] == {manifest.VERIFY_LABEL: "backend-schema"}
     assert "readinessGates" not in pod["spec"]
     assert pod["metadata"]["generateName"] == "backend-schema-verify-"
     assert pod["metadata"]["ownerReferences"][0]["uid"] == "u-1"
@@ -151,18 +152,18 @@ def test_the_same_check_is_the_same_hash() -> None:
     assert first["metadata"]["annotations"] == again["metadata"]["annotations"]
     changed = deployment()
     changed["spec"]["template"]["spec"]["initContainers"][1]["image"] = "cloud-sql-proxy:3"
-    assert build(d=changed)["metadata"]["annotations"][vp.HASH_ANNOTATION] != \
-        first["metadata"]["annotations"][vp.HASH_ANNOTATION]
+    assert build(d=changed)["metadata"]["annotations"][manifest.HASH_ANNOTATION] != \
+        first["metadata"]["annotations"][manifest.HASH_ANNOTATION]
 
 
 def test_the_deployment_must_have_consented() -> None:
-    with pytest.raises(vp.InvalidVerifyPod, match="has not consented to verification"):
+    with pytest.raises(manifest.InvalidVerifyPod, match="has not consented to verification"):
         build(d=deployment(opted_in=False))
 
 
 def test_a_missing_container_is_named() -> None:
     s = spec(verifyPod={"fromDeployment": {"name": "backend", "container": "worker"}})
-    with pytest.raises(vp.InvalidVerifyPod, match="no container worker .*app, metrics"):
+    with pytest.raises(manifest.InvalidVerifyPod, match="no container worker .*app, metrics"):
         build(s)
 
 
@@ -172,8 +173,8 @@ def test_declared_columns_ride_in_an_annotation_read_through_the_downward_api() 
         "columns": [{"table": "subscriptions", "columns": [{"name": "id", "type": "bigint"}]}]})
     pod = build(s)
     (verify,) = pod["spec"]["containers"]
-    assert f"--columns-file={vp.COLUMNS_DIR}/columns.json" in verify["args"]
-    declared = json.loads(pod["metadata"]["annotations"][vp.COLUMNS_ANNOTATION])
+    assert f"--columns-file={manifest.COLUMNS_DIR}/columns.json" in verify["args"]
+    declared = json.loads(pod["metadata"]["annotations"][manifest.COLUMNS_ANNOTATION])
     assert declared == {"columns": [{"table": "subscriptions",
                                      "columns": [{"name": "id", "type": "bigint"}]}]}
 
@@ -199,8 +200,8 @@ def test_ten_thousand_missing_tables_fit_in_4_kib_as_whole_json() -> None:
                       missing_tables=missing, current_revisions=frozenset(),
                       found_elsewhere=tuple(Place(t, "migrator", "app") for t in missing),
                       fingerprint=FINGERPRINT)
-    text = vp.termination_message(verdict)
-    assert len(text.encode()) <= vp.TERMINATION_LIMIT
+    text = termination.termination_message(verdict)
+    assert len(text.encode()) <= termination.TERMINATION_LIMIT
     body = json.loads(text)
     assert body["missing"]["count"] == 10_000 and body["elsewhere"]["count"] == 10_000
     assert body["missing"]["first"][0] == missing[0] and body["missing"]["first"]
@@ -215,7 +216,8 @@ def test_the_verdict_comes_back_as_it_was() -> None:
                       current_revisions=frozenset({"3f2a9c"}),
                       expected_revisions=frozenset({"3f2a9c"}), fingerprint=FINGERPRINT,
                       duration_ms=12.5)
-    assert vp.read_verdict(vp.termination_message(verdict), requirement) == verdict
+    text = termination.termination_message(verdict)
+    assert termination.read_verdict(text, requirement) == verdict
 
 
 def test_column_mismatches_come_back_against_the_declaration() -> None:
@@ -227,15 +229,15 @@ def test_column_mismatches_come_back_against_the_declaration() -> None:
     verdict = Verdict(verified=False, reason=Reason.COLUMNS_MISMATCH, message="m",
                       column_mismatches=(ColumnMismatch(declared, FoundColumn("integer", False)),),
                       fingerprint=FINGERPRINT)
-    back = vp.read_verdict(vp.termination_message(verdict), requirement_for(s))
+    back = termination.read_verdict(termination.termination_message(verdict), requirement_for(s))
     assert back.column_mismatches == verdict.column_mismatches
 
 
 @pytest.mark.parametrize("text", ["", "Traceback (most recent call last):", '{"v": 2}',
                                   '{"v": 1, "reason": "Nonsense"}'])
 def test_anything_else_is_no_verdict(text: str) -> None:
-    with pytest.raises(vp.NoVerdict):
-        vp.read_verdict(text, requirement_for(spec()))
+    with pytest.raises(termination.NoVerdict):
+        termination.read_verdict(text, requirement_for(spec()))
 
 
 def pod(created: datetime = NOW, **status: Any) -> dict[str, Any]:
@@ -245,7 +247,7 @@ def pod(created: datetime = NOW, **status: Any) -> dict[str, Any]:
 
 
 def test_a_finished_check_is_done_with_its_message() -> None:
-    done = vp.progress(pod(containerStatuses=[{"name": "verify", "state": {"terminated": {
+    done = progress.progress(pod(containerStatuses=[{"name": "verify", "state": {"terminated": {
         "exitCode": 1, "message": '{"v":1}'}}}]), NOW)
     assert (done.running, done.exit_code, done.message) == (False, 1, '{"v":1}')
 
@@ -253,7 +255,7 @@ def test_a_finished_check_is_done_with_its_message() -> None:
 def test_an_image_that_cannot_be_pulled_fails_at_once_naming_the_container() -> None:
     waiting = pod(containerStatuses=[{"name": "verify", "state": {"waiting": {
         "reason": "ImagePullBackOff", "message": 'Back-off pulling image "schemagate:nope"'}}}])
-    failed = vp.progress(waiting, NOW + timedelta(seconds=3)).failed
+    failed = progress.progress(waiting, NOW + timedelta(seconds=3)).failed
     assert failed is not None
     assert "cannot start: container verify is ImagePullBackOff" in failed
     assert "schemagate:nope" in failed
@@ -263,8 +265,8 @@ def test_an_unschedulable_pod_ends_at_the_deadline_with_the_schedulers_words() -
     pending = pod(phase="Pending", conditions=[{
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient memory."}])
-    assert vp.progress(pending, NOW + timedelta(seconds=30)).running
-    failed = vp.progress(pending, NOW + vp.DEADLINE).failed
+    assert progress.progress(pending, NOW + timedelta(seconds=30)).running
+    failed = progress.progress(pending, NOW + manifest.DEADLINE).failed
     assert failed is not None and "within 120 s: not scheduled (Unschedulable" in failed
     assert "Insufficient memory" in failed
 
@@ -275,12 +277,12 @@ def test_a_sidecar_that_never_starts_is_named_at_the_deadline() -> None:
                                         "state": {"running": {}}}],
                 containerStatuses=[{"name": "verify", "state": {"waiting": {
                     "reason": "PodInitializing"}}}])
-    failed = vp.progress(stuck, NOW + vp.DEADLINE).failed
+    failed = progress.progress(stuck, NOW + manifest.DEADLINE).failed
     assert failed is not None and "sidecar cloud-sql-proxy has not started" in failed
 
 
 def test_a_pod_failed_by_the_kubelet_says_so() -> None:
-    failed = vp.progress(pod(phase="Failed", reason="DeadlineExceeded",
+    failed = progress.progress(pod(phase="Failed", reason="DeadlineExceeded",
                              message="Pod was active on the node longer than allowed"), NOW)
     assert failed.failed is not None and "DeadlineExceeded" in failed.failed
 
@@ -294,33 +296,19 @@ def named(name: str, minute: int, finished: bool) -> dict[str, Any]:
 def test_the_last_few_finished_pods_stay_and_no_second_one_runs() -> None:
     pods = [named(f"p{i}", i, finished=True) for i in range(6)] + [named("live", 7, False),
                                                                     named("other", 8, False)]
-    assert vp.to_delete(pods, current="live") == ["other", "p2", "p1", "p0"]
-    assert vp.to_delete(pods[:6], keep=2) == ["p3", "p2", "p1", "p0"]
-
-
-def test_a_running_pod_of_the_same_check_is_adopted() -> None:
-    manifest = build()
-    running = {**named("earlier", 1, False), "metadata": {
-        "name": "earlier", "annotations": dict(manifest["metadata"]["annotations"])}}
-    assert vp.adoptable([running], manifest) == "earlier"
-    running["metadata"]["annotations"][vp.HASH_ANNOTATION] = "0000000000"
-    assert vp.adoptable([running], manifest) is None
+    assert progress.to_delete(pods, current="live") == ["other", "p2", "p1", "p0"]
+    assert progress.to_delete(pods[:6], keep=2) == ["p3", "p2", "p1", "p0"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.9.8.7", "::1", "[::1]", "localhost",
                                   "LOCALHOST.", "db.localhost", "/cloudsql/p:r:i", None, ""])
 def test_addresses_only_the_backends_pod_reaches(host: str | None) -> None:
-    assert vp.local_only(host) is not None
+    assert loopback.local_only(host) is not None
 
 
 @pytest.mark.parametrize("host", ["10.0.0.5", "db.example.com", "2001:db8::1", "localhostx"])
 def test_addresses_the_operator_may_reach(host: str) -> None:
-    assert vp.local_only(host) is None
-
-
-def operator_context() -> Context:
-    return Context(kube=None, registry=Registry(), metrics=Metrics(),  # type: ignore[arg-type]
-                   announce=lambda *_: None)
+    assert loopback.local_only(host) is None
 
 
 @pytest.mark.parametrize("url", ["postgresql://backend@127.0.0.1:5432/app",
@@ -328,15 +316,18 @@ def operator_context() -> Context:
                                  "postgresql://backend@/app?host=/cloudsql/p:r:i"])
 def test_a_loopback_url_checked_from_the_operator_fails_at_once_naming_verify_from_pod(
         url: str) -> None:
-    s = DatabaseSchemaSpec.model_validate({
+    kube = FakeKube()
+    body = kube.add_schema("team", "backend-schema", {
         "database": {"urlSecretRef": {"name": "backend-db", "key": "DATABASE_URL"}},
         "tables": ["t"]})
-    started = time.perf_counter()
-    outcome = asyncio.run(reconcile_loop.verify({}, s, url, operator_context()))
-    assert time.perf_counter() - started < 0.5, "no connection attempt, no timeout"
-    assert outcome.reason is Reason.INVALID_SPEC and outcome.stalled
-    assert "only be reached from the backend's own pods" in outcome.message
-    assert "verifyFrom: Pod" in outcome.message
+    kube.add_secret("team", "backend-db", DATABASE_URL=url)
+    connections: list[str] = []
+    ctx = kube.context(batches=Batches(run=lambda url, *_: connections.append(url) or []))
+    asyncio.run(reconcile_loop.reconcile(body, ctx, logging.getLogger("test")))
+    ready = kube.status("team", "backend-schema")["conditions"][0]
+    assert ready["reason"] == Reason.INVALID_SPEC.value and connections == []
+    assert "only be reached from the backend's own pods" in ready["message"]
+    assert "verifyFrom: Pod" in ready["message"]
 
 
 def test_checks_in_pods_are_not_started_twice_a_second_while_pods_wait() -> None:
@@ -355,15 +346,15 @@ def test_checks_in_pods_are_not_started_twice_a_second_while_pods_wait() -> None
 def test_only_a_new_generation_of_a_cloned_deployment_wakes_its_schema() -> None:
     registry = Registry()
     key = ("team", "backend-schema")
-    registry.wakeups[key] = asyncio.Event()
+    wakeup = registry.looping(key)
     registry.watch(key, spec())
     registry.deployment_seen("team", "backend", 4)
     registry.deployment_seen("team", "backend", 4)  # a rollout's status updates
     registry.deployment_seen("team", "other", 1)
     registry.deployment_seen("team", "other", 2)
-    assert not registry.wakeups[key].is_set()
+    assert not wakeup.is_set()
     registry.deployment_seen("team", "backend", 5)
-    assert registry.wakeups[key].is_set()
+    assert wakeup.is_set()
 
 
 def test_a_cloned_deployment_created_after_its_schema_wakes_it_but_not_the_first_listing(
@@ -373,27 +364,27 @@ def test_a_cloned_deployment_created_after_its_schema_wakes_it_but_not_the_first
     every Deployment: that wakes nothing (it would start a verify pod per schema)."""
     registry = Registry()
     key = ("team", "backend-schema")
-    registry.wakeups[key] = asyncio.Event()
+    wakeup = registry.looping(key)
     registry.watch(key, spec())
     registry.deployment_seen("team", "backend", (1, None))  # listed at start
-    assert not registry.wakeups[key].is_set()
+    assert not wakeup.is_set()
     registry.deployment_seen("team", "backend", None)  # deleted
     registry.deployment_seen("team", "backend", (1, None), created=True)
-    assert registry.wakeups[key].is_set()
+    assert wakeup.is_set()
 
 
 def test_consenting_on_the_deployment_of_a_migration_job_wakes_its_schema() -> None:
     registry = Registry()
     key = ("team", "backend-schema")
-    registry.wakeups[key] = asyncio.Event()
+    wakeup = registry.looping(key)
     registry.watch(key, DatabaseSchemaSpec.model_validate({
         "database": {"urlSecretRef": {"name": "s", "key": "k"}}, "tables": ["t"],
         "migrations": {"run": "Job", "job": {"fromDeployment": {"name": "backend"},
                                              "command": ["alembic", "upgrade", "head"]}}}))
     registry.deployment_seen("team", "backend", (3, None))
-    assert not registry.wakeups[key].is_set()
+    assert not wakeup.is_set()
     registry.deployment_seen("team", "backend", (3, "backend-schema"))
-    assert registry.wakeups[key].is_set()
+    assert wakeup.is_set()
 
 
 def test_verify_writes_its_verdict_for_the_kubelet_even_on_bad_input(
@@ -415,10 +406,10 @@ def test_the_gke_example_gives_a_verify_pod_with_the_proxy_and_the_iam_identity(
     schema = yaml.safe_load((folder / "databaseschema.yaml").read_text())
     backend = yaml.safe_load((folder / "deployment.yaml").read_text())
     s = DatabaseSchemaSpec.model_validate(schema["spec"])
-    pod = vp.verify_pod(schema=schema["metadata"]["name"], uid="u", spec=s, deployment=backend,
-                        image=IMAGE)["spec"]
+    pod = manifest.verify_pod(schema=schema["metadata"]["name"], uid="u", spec=s,
+                              deployment=backend, image=IMAGE)["spec"]
     assert pod["serviceAccountName"] == "backend"
     assert [c["name"] for c in pod["initContainers"]] == ["cloud-sql-proxy"]
     url = yaml.safe_load((folder / "secret.yaml").read_text())["stringData"]["DATABASE_URL"]
     parts = urlsplit(url)
-    assert vp.local_only(parts.hostname) is not None and parts.password is None
+    assert loopback.local_only(parts.hostname) is not None and parts.password is None

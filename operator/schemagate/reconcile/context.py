@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemagate import kube
 from schemagate.bulkhead import Bulkheads
 from schemagate.core.gate.pods import IndexedPod, Key
 from schemagate.core.tenancy.allowed_hosts import AllowedHosts
 from schemagate.metrics import Metrics
 from schemagate.reconcile.author_rights import AuthorRights
 from schemagate.reconcile.batch import Batches
+from schemagate.reconcile.edge import KubeEdge
 from schemagate.reconcile.liveness import Progress
 from schemagate.reconcile.registry import Registry
 from schemagate.reconcile.schedule import Backoff
-from schemagate.verify_in_pod import VerifyPods
+from schemagate.reconcile.verify_in_pod import VerifyPods
 
 JSON = Mapping[str, Any]
 
@@ -30,7 +30,7 @@ PodIndex = Mapping[Key, Collection[IndexedPod]]
 
 @dataclass
 class Context:
-    kube: kube.Kube
+    kube: KubeEdge
     registry: Registry
     metrics: Metrics
     announce: Announce
@@ -44,11 +44,8 @@ class Context:
     #: Passes in flight, for the liveness probe.
     progress: Progress = field(default_factory=Progress)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    #: None: a LIST of the namespace's pods per check (`--no-economy`).
-    pods: PodIndex | None = None
-    #: False (`--no-economy`): each schema checks on its own, writes its status every
-    #: interval, searches other databases at every check, patches pods by the watch's copy.
-    economy: bool = True
+    #: The pod watch's index: the pods of each schema, without a LIST per check.
+    pods: PodIndex = field(default_factory=dict)
     #: Secret values may be kept between checks: a watch on Secrets tells when one changes.
     keep_secrets: bool = False
     batches: Batches = field(default_factory=Batches)

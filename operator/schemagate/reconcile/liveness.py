@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 Key = tuple[str, str]
 
-#: The longest an ordinary pass may take: two checks at the longest connect timeout
-#: (60 s) with their searches, and a few API calls at their own request timeout.
-PASS_BOUND = 420.0
+#: The longest an ordinary pass may take: its check at the longest connect timeout (60 s)
+#: with the search of other databases (136 s, `database.check_deadline`), and a few API
+#: calls at their own request timeout (15 s). No pass waits for a pod or a Job it
+#: started: it looks at them again on the next pass.
+PASS_BOUND = 200.0
 
 
 @dataclass

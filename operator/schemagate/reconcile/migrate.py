@@ -27,6 +27,7 @@ from schemagate.core.status.outcome import Outcome
 from schemagate.core.tenancy.scrub import PATTERNS, Scrubber
 from schemagate.core.wire.models import AlembicSpec, DatabaseSchemaSpec, JobSpec, MigrationStatus
 from schemagate.core.wire.reasons import Reason
+from schemagate.reconcile.edge import KubeEdge
 
 JSON = dict[str, Any]
 Step = migration.Step
@@ -46,7 +47,7 @@ class AlembicScripts:
         return self.graph.heads
 
 
-async def read_scripts(namespace: str, alembic: AlembicSpec, kube_api: kube.Kube
+async def read_scripts(namespace: str, alembic: AlembicSpec, kube_api: KubeEdge
                        ) -> AlembicScripts | Outcome:
     ref = alembic.config_map_ref.name
     config_map = await asyncio.to_thread(kube_api.config_map, namespace, ref)
@@ -63,7 +64,7 @@ async def read_scripts(namespace: str, alembic: AlembicSpec, kube_api: kube.Kube
 
 
 async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSpec,
-                   outcome: Outcome, previous: MigrationStatus, kube_api: kube.Kube,
+                   outcome: Outcome, previous: MigrationStatus, kube_api: KubeEdge,
                    now: datetime, scrubber: Scrubber = PATTERNS) -> Step:
     """`run: Job`: start, follow or judge the Job cloned from the backend's Deployment.
     `previous` is the status.migration last written (never a body the watch may not
@@ -93,7 +94,7 @@ async def job_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec, job: JobSp
 
 async def alembic_step(body: Mapping[str, Any], spec: DatabaseSchemaSpec,
                        scripts: AlembicScripts, outcome: Outcome, previous: MigrationStatus,
-                       kube_api: kube.Kube, image: str | None, now: datetime,
+                       kube_api: KubeEdge, image: str | None, now: datetime,
                        scrubber: Scrubber = PATTERNS) -> Step:
     """`run: Alembic`: the same, for a Job of the operator's image (`image`) that runs
     the ConfigMap's revision files; `outcome` was verified against their heads."""
@@ -128,7 +129,7 @@ def _rerun(meta: Mapping[str, Any]) -> str | None:
     return (meta.get("annotations") or {}).get(jobs.RERUN_ANNOTATION)
 
 
-async def _decide(kube_api: kube.Kube, namespace: str, manifest: JSON, outcome: Outcome,
+async def _decide(kube_api: KubeEdge, namespace: str, manifest: JSON, outcome: Outcome,
                   previous: MigrationStatus, spec: DatabaseSchemaSpec, now: datetime,
                   heads: list[str] | None = None, scrubber: Scrubber = PATTERNS
                   ) -> Decision:
@@ -140,7 +141,7 @@ async def _decide(kube_api: kube.Kube, namespace: str, manifest: JSON, outcome: 
                             declared=len(spec.tables), now=timestamp(now), heads=heads))
 
 
-async def _observe(kube_api: kube.Kube, namespace: str, name: str, scrubber: Scrubber, *,
+async def _observe(kube_api: KubeEdge, namespace: str, name: str, scrubber: Scrubber, *,
                    words: bool) -> ObservedJob | None:
     job = await asyncio.to_thread(kube_api.job, namespace, name)
     if job is None:
@@ -153,7 +154,7 @@ async def _observe(kube_api: kube.Kube, namespace: str, name: str, scrubber: Scr
     return ObservedJob(state, jobs.snapshot_of(job), said, jobs.job_failure(job))
 
 
-async def _create(kube_api: kube.Kube, namespace: str, manifest: JSON,
+async def _create(kube_api: KubeEdge, namespace: str, manifest: JSON,
                   decision: Decision) -> Outcome | None:
     """Creates the Job; a Job the API server refuses as written (422, 403) comes back as
     the `InvalidSpec` that says so, not as a retry loop."""

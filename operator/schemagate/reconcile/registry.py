@@ -30,14 +30,37 @@ class Published:
 
 
 @dataclass
-class Registry:
-    """What this process knows between events: each schema's gate and its wake-up."""
+class SchemaState:
+    """What this process knows of one DatabaseSchema between its passes."""
 
-    gates: dict[Key, Published] = field(default_factory=dict)
-    #: What each schema reads besides itself: ("Secret" | "ConfigMap", namespace, name).
-    references: dict[Key, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
-    wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
-    versions: dict[Key, object] = field(default_factory=dict)
+    #: Set by whatever should make its loop look again; None until its loop runs.
+    wakeup: asyncio.Event | None = None
+    #: The last check its pods were gated by (None: no pass got that far yet).
+    published: Published | None = None
+    #: What it reads besides itself: ("Secret" | "ConfigMap" | "Deployment", namespace, name).
+    references: frozenset[tuple[str, str, str]] = frozenset()
+    #: What the watch last showed of it (generation, rerun annotation); None: not shown yet.
+    version: object = None
+    #: What its last check found in other databases (database.OtherDatabases).
+    elsewhere: OtherDatabases | None = None
+    #: Its last pass left it settled: every gated pod open, none waiting, nothing running;
+    #: its next timed pass may read the watch's copy.
+    settled: bool = False
+    #: The start of its check under way: a pod that existed by then needs no wake-up, that
+    #: check serves it (with verifyFrom: Pod the check spans the passes its pod runs).
+    checking: datetime | None = None
+    #: Its credentials refused in a row (`schedule.refusals_after`).
+    refusals: int = 0
+    #: Its last check was refused: until its next pass, nothing wakes it (`schedule.Backoff`).
+    held: bool = False
+
+
+@dataclass
+class Registry:
+    """What this process knows between events: each schema's state, the pods it saw and
+    patched, the Secrets it read and the Deployments it watches."""
+
+    schemas: dict[Key, SchemaState] = field(default_factory=dict)
     #: When this process first saw each pod (uid): a moment the pod certainly existed by.
     seen: dict[str, datetime] = field(default_factory=dict)
     #: What this process last patched on each pod (uid), by condition type.
@@ -50,25 +73,26 @@ class Registry:
         field(default_factory=dict)
     #: Bumped by every change of a Secret: a read that began before it is not kept.
     secret_changes: int = 0
-    #: What each schema's last check found in other databases (search.OtherDatabases).
-    elsewhere: dict[Key, OtherDatabases] = field(default_factory=dict)
-    #: Whether each schema's last pass left it settled: every gated pod open, none
-    #: waiting, nothing running; its next timed pass may read the watch's copy.
-    settled: dict[Key, bool] = field(default_factory=dict)
-    #: The start of each schema's check under way: a pod that existed by then needs no
-    #: wake-up, that check serves it (with verifyFrom: Pod a wake-up is a pod).
-    checking: dict[Key, datetime] = field(default_factory=dict)
     #: The generation last seen of each Deployment (namespace, name) of the watched
     #: namespaces: one small entry each.
     deployments: dict[Key, object] = field(default_factory=dict)
-    #: Each schema's credentials refused in a row (`schedule.refusals_after`).
-    refusals: dict[Key, int] = field(default_factory=dict)
-    #: The schemas whose last check was refused: until their next pass, nothing wakes
-    #: them (`schedule.Backoff`).
-    held: set[Key] = field(default_factory=set)
     #: Each schema's secrets (the URLs read from its Secret), removed from the text about
     #: that schema alone: its messages, status, pod conditions, Events and log records.
     scrubbers: Scrubbers = field(default_factory=Scrubbers)
+
+    def of(self, key: Key) -> SchemaState:
+        """The schema's state, made empty the first time it is asked for."""
+        return self.schemas.setdefault(key, SchemaState())
+
+    def looping(self, key: Key) -> asyncio.Event:
+        """The schema's loop runs: its wake-up, which events may now set."""
+        state = self.of(key)
+        if state.wakeup is None:
+            state.wakeup = asyncio.Event()
+        return state.wakeup
+
+    def loops(self) -> int:
+        return sum(1 for state in self.schemas.values() if state.wakeup is not None)
 
     def first_seen(self, uid: str, now: datetime) -> datetime:
         if uid not in self.seen and len(self.seen) >= SEEN_PODS_LIMIT:
@@ -89,20 +113,28 @@ class Registry:
 
     def latest_generation(self, key: Key) -> int:
         """The newest generation the watch has shown for the schema (0: none yet)."""
-        version = self.versions.get(key)
+        state = self.schemas.get(key)
+        version = None if state is None else state.version
         if isinstance(version, tuple) and version and isinstance(version[0], int):
             return version[0]
         return 0
 
+    def shown(self, key: Key) -> bool:
+        """The watch has shown the schema: its loop is about to check it, if not already."""
+        state = self.schemas.get(key)
+        return state is not None and state.version is not None
+
     def wake(self, key: Key) -> None:
-        if key in self.wakeups:
-            self.wakeups[key].set()
+        state = self.schemas.get(key)
+        if state is not None and state.wakeup is not None:
+            state.wakeup.set()
 
     def notice(self, key: Key, version: object) -> None:
         """Wake the schema's loop when what it acts on changed (generation, rerun)."""
-        if self.versions.get(key, version) != version:
+        state = self.of(key)
+        if state.version is not None and state.version != version:
             self.wake(key)
-        self.versions[key] = version
+        state.version = version
 
     def watch(self, key: Key, spec: DatabaseSchemaSpec) -> None:
         refs = {("Secret", key[0], spec.database.url_secret_ref.name)}
@@ -112,15 +144,15 @@ class Registry:
             refs.add(("Deployment", key[0], spec.migrations.job.from_deployment.name))
         if spec.migrations.alembic is not None:
             refs.add(("ConfigMap", key[0], spec.migrations.alembic.config_map_ref.name))
-        self.references[key] = frozenset(refs)
+        self.of(key).references = frozenset(refs)
 
     def wake_users_of(self, kind: str, namespace: str, name: str) -> None:
         if kind == "Secret":
             self.secret_changes += 1
             for cached in [k for k in self.secrets if k[:2] == (namespace, name)]:
                 del self.secrets[cached]
-        for schema, refs in self.references.items():
-            if (kind, namespace, name) in refs:
+        for schema, state in self.schemas.items():
+            if (kind, namespace, name) in state.references:
                 self.wake(schema)
 
     def deployment_seen(self, namespace: str, name: str, version: object,
@@ -139,7 +171,7 @@ class Registry:
     async def sleep(self, key: Key, seconds: float) -> bool:
         """Sleep `seconds` or until woken; True when woken. A schema held after a
         refusal sleeps the whole `seconds`, whatever wakes it."""
-        event = self.wakeups.setdefault(key, asyncio.Event())
+        event = self.looping(key)
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while True:
@@ -149,19 +181,12 @@ class Registry:
             except TimeoutError:
                 woken = event.is_set()
             event.clear()
-            if not (woken and key in self.held) or loop.time() >= end:
+            state = self.schemas.get(key)
+            if not (woken and state is not None and state.held) or loop.time() >= end:
                 return woken
 
     def forget(self, key: Key) -> None:
-        held, event = key in self.held, self.wakeups.pop(key, None)
-        self.held.discard(key)
-        if held and event is not None:
-            event.set()  # a refused schema is not kept asleep past its deletion
-        self.gates.pop(key, None)
-        self.references.pop(key, None)
-        self.versions.pop(key, None)
-        self.elsewhere.pop(key, None)
-        self.settled.pop(key, None)
-        self.checking.pop(key, None)
-        self.refusals.pop(key, None)
+        state = self.schemas.pop(key, None)
+        if state is not None and state.held and state.wakeup is not None:
+            state.wakeup.set()  # a refused schema is not kept asleep past its deletion
         self.scrubbers.forget(key)

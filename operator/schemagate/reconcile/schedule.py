@@ -49,8 +49,7 @@ RECHECK_IN_POD = 5.0
 def worth_writing(previous: DatabaseSchemaStatus, status: DatabaseSchemaStatus,
                   spec: DatabaseSchemaSpec | None, every: float | None = None) -> bool:
     """Write when something a user sees changed; a write that would only move
-    lastVerifiedTime waits `every` seconds (`heartbeat`; None: the interval, as the
-    operator did before `--economy`).
+    lastVerifiedTime waits `every` seconds (`heartbeat`; None: the schema's interval).
 
     Fast re-checks while pods wait, and every idle check, would otherwise write the object.
     """

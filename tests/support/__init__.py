@@ -1,0 +1,1 @@
+"""What the tests share: the one fake of the Kubernetes edge (`fake_kube`)."""
