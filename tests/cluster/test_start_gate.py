@@ -5,6 +5,7 @@ missing never crash-loops, and starts once the schema is right."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,10 +200,15 @@ def test_the_service_account_may_remove_schemagate_scheduling_gates_and_nothing_
         "metadata": {"name": "held", "labels": {"app": "x"}},
         "spec": {"schedulingGates": [{"name": "example.com/other"}, {"name": GATE}],
                  "containers": [{"name": "app", "image": "schemagate/backend:dev"}]}})
-    label = [{"op": "add", "path": "/metadata/labels/extra", "value": "y"}]
+    tries = itertools.count()
+
+    def relabel() -> str:
+        """A label change, a new value each time (the same one again would be no change)."""
+        return refusal(operator_api, namespace, "held", [
+            {"op": "add", "path": "/metadata/labels/extra", "value": f"y{next(tries)}"}])
+
     # The chart's policy takes effect once the API server's informer has it.
-    refused = wait_for("the label change refused",
-                       lambda: refusal(operator_api, namespace, "held", label), timeout=30)
+    refused = wait_for("the label change refused", relabel, timeout=30)
     assert "may not change a pod's metadata" in refused, refused
     other = refusal(operator_api, namespace, "held",
                     [{"op": "remove", "path": "/spec/schedulingGates/0"}])
