@@ -292,7 +292,8 @@ class Kube:
         `uid`; returns the pod's generation after that, or None when the pod is gone or is
         another pod of that name. A gate already removed changes nothing."""
         # Strategic merge keyed by `name`: the other scheduling gates stay. The uid in
-        # the patch is a precondition: the API server refuses it for another pod (409).
+        # the patch is a precondition: for another pod of that name the API server
+        # refuses it, as a change of the immutable metadata.uid (422).
         body = {"metadata": {"uid": uid},
                 "spec": {"schedulingGates": [{"name": gate, "$patch": "delete"}]}}
         try:
@@ -300,7 +301,8 @@ class Kube:
                 name, namespace, body, _preload_content=False,
                 _content_type="application/strategic-merge-patch+json")
         except ApiException as exc:
-            if exc.status in (404, 409):
+            if exc.status in (404, 409) or (exc.status == 422 and _refused_field(
+                    exc, "metadata.uid")):
                 return None
             raise
         generation = json.loads(response.data)["metadata"].get("generation")
@@ -327,6 +329,17 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise
+
+
+def _refused_field(exc: ApiException, field: str) -> bool:
+    """The API server's 422 names `field` among its causes."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return False
+    causes = (status.get("details") or {}).get("causes") or () if isinstance(
+        status, dict) else ()
+    return any(isinstance(c, dict) and c.get("field") == field for c in causes)
 
 
 # The leader-election Lease (schemagate.leader). Each call has its own deadline: a leader
