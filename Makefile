@@ -7,9 +7,10 @@ export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
 # output (pip, apt-get, go, buildah) goes to that log, whose tail is shown on a failure.
 STEP   := bash hack/step.sh
 
-.PHONY: test lint types layers test-unit test-db test-cluster test-chaos test-tenants cluster-up cluster-down demo \
-        control-plane node images chart chart-readme bench bench-gate bench-leader bench-scale bench-verify-pod bench-start-gate crds \
-        clean actionlint helm _venv _chart _actionlint
+.PHONY: test lint types layers test-unit test-chart test-db test-image test-cluster test-chaos test-tenants \
+        test-localenv tier-times cluster-up cluster-down demo control-plane node images chart chart-readme bench \
+        bench-gate bench-leader bench-scale bench-verify-pod bench-plan bench-start-gate crds clean actionlint \
+        helm _venv _chart _actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(STEP) venv $(MAKE) --no-print-directory _venv
@@ -34,27 +35,49 @@ types: $(VENV)/.installed
 layers: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
+# Each tier alone (its marker is its directory, so `pytest -m TIER` selects the same),
+# writing its JUnit XML for `make tier-times`.
+JUNIT = --junitxml=build/junit-$(1).xml
+
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(call JUNIT,unit) tests/unit
+
+# The chart, the shipped alerts and dashboard, the workflows: the pinned helm and
+# actionlint, built once from the Go module proxy by the tests themselves.
+test-chart: $(VENV)/.installed
+	$(PY) -m pytest $(call JUNIT,chart) tests/chart
 
 test-db: $(VENV)/.installed
-	$(PY) -m pytest tests/db
+	$(PY) -m pytest $(call JUNIT,db) tests/db
+
+test-image: $(VENV)/.installed
+	$(PY) -m pytest $(call JUNIT,image) tests/image
 
 test-cluster: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/cluster
+	$(PY) -m pytest $(call JUNIT,cluster) tests/cluster
 
 # The chaos tier: stalled databases, outages, SIGKILL and SIGTERM, the largest spec.
 test-chaos: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/chaos
+	$(PY) -m pytest $(call JUNIT,chaos) tests/chaos
 
 # The tenancy tier: hostile inputs in some namespaces, a victim in another, the operator
 # installed by the chart (its 384Mi limit included).
 test-tenants: $(VENV)/.installed control-plane node images
-	$(PY) -m pytest tests/tenants
+	$(PY) -m pytest $(call JUNIT,tenants) tests/tenants
 
-# Everything CI runs (.ci/run calls this); tests/ holds the tenancy and chaos tiers too.
+# The local environment's own tests (the node's up/down cycles last).
+test-localenv: $(VENV)/.installed control-plane node images
+	$(PY) -m pytest $(call JUNIT,localenv) localenv/tests
+
+# Everything CI runs (.ci/run calls this): every tier, in one session.
 test: lint types layers control-plane chart actionlint node images
-	$(PY) -m pytest tests/unit tests/db tests/image tests/cluster tests/tenants tests/chaos localenv/tests
+	$(PY) -m pytest $(call JUNIT,test) tests/unit tests/chart tests/db tests/image tests/cluster \
+	  tests/tenants tests/chaos localenv/tests
+
+# The table of tiers and their times in docs/development.md, from the JUnit XML the
+# last `make test` and `make test-TIER` runs wrote (each tier from the newest).
+tier-times: $(VENV)/.installed
+	$(PY) hack/tier_times.py build/junit-*.xml
 
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
@@ -90,15 +113,16 @@ _chart:
 	  || exit 1; done
 	@echo "chart: helm lint and helm template pass"
 
-# The GitHub workflows cannot run here; actionlint (built once from the Go module proxy
-# at the version pinned in hack/build-control-plane.sh, cached like helm) checks them.
+# The GitHub workflows (ours, and the example in contrib/github) cannot run here;
+# actionlint (built once from the Go module proxy at the version pinned in
+# hack/build-control-plane.sh, cached like helm) checks them.
 # shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
 actionlint:
 	@$(STEP) actionlint $(MAKE) --no-print-directory _actionlint
 
 _actionlint:
 	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
-	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml
+	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml contrib/github/*.yaml
 	@echo "actionlint: the workflows pass"
 
 cluster-up: $(VENV)/.installed control-plane node images
@@ -119,6 +143,10 @@ crds: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/verify.py
+
+# `schemagate plan` over 200 revisions next to `alembic upgrade --sql` alone, in one run.
+bench-plan: $(VENV)/.installed
+	$(PY) bench/plan.py
 
 bench-gate: $(VENV)/.installed control-plane
 	$(PY) bench/gate_latency.py

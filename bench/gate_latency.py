@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -238,7 +240,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    run(args.sizes, args.reps)
+    # The machine has one node: a run that started the cluster stops it, even on Ctrl-C
+    # or `timeout`, so that the next benchmark or test can start its own.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    was_up = local_cluster.is_up(ROOT)
+    try:
+        run(args.sizes, args.reps)
+    finally:
+        if not was_up:
+            local_cluster.down(ROOT)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ class StallingProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self.connections = 0
+        #: Connections held once ready for queries: a check stuck in the database itself.
+        self.stalled = 0
         #: When each connection was accepted (time.monotonic()), oldest first.
         self.accepted_at: list[float] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -87,11 +89,16 @@ class StallingProxy:
         with self._lock:
             self._sockets += [client, server]
         ready = ReadyForQuery()
-        stalled = False
+        stalled = counted = False
         try:
             while not self._stop.is_set():
                 readable, _, _ = select.select([client, server], [], [], 0.1)
-                if stalled or (self._frozen.is_set() and ready.seen):
+                holding = stalled or (self._frozen.is_set() and ready.seen)
+                if holding and not counted:
+                    counted = True
+                    with self._lock:
+                        self.stalled += 1
+                if holding:
                     for sock in readable:  # accept every byte, answer none
                         if not sock.recv(65536):
                             return

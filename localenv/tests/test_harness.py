@@ -14,9 +14,9 @@ import pytest
 
 from localenv import cluster as local_cluster
 from localenv import node as local_node
-from tests.cluster.fixtures import STRATEGIC_MERGE, Kube, Wait
+from tests.cluster.fixtures import STRATEGIC_MERGE, Kube
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 GATE = "schemagate.io/harness"
 
 
@@ -66,27 +66,27 @@ def _pods_ready(kube: Kube, namespace: str) -> list[tuple[str | None, str | None
 
 
 def test_a_readiness_gate_holds_a_deployment_unavailable_until_its_condition_is_true(
-        kube: Kube, namespace: str, wait: Wait) -> None:
+        kube: Kube, namespace: str) -> None:
     kube.apps.create_namespaced_deployment(namespace, _deployment(replicas=2))
 
     # Containers run, yet the gate's condition is absent: NotReady, not Available.
-    wait(lambda: _pods_ready(kube, namespace),
-         lambda seen: seen == [("False", "ReadinessGatesNotReady")] * 2,
-         what="two running pods held NotReady by their readiness gate")
-    assert wait(lambda: _available(kube, namespace), lambda s: s is not None) == "False"
+    wait_for("two running pods held NotReady by their readiness gate",
+             lambda: _pods_ready(kube, namespace),
+             lambda seen: seen == [("False", "ReadinessGatesNotReady")] * 2, timeout=60)
+    assert wait_for("the Deployment's Available condition", lambda: _available(kube, namespace),
+                    lambda s: s is not None, timeout=60) == "False"
 
     _set_gate(kube, namespace, "True", "schema verified")
-    wait(lambda: _available(kube, namespace), lambda s: s == "True",
-         what="the Deployment to become Available once the gate is True")
+    wait_for("the Deployment to become Available once the gate is True",
+             lambda: _available(kube, namespace), lambda s: s == "True", timeout=60)
     assert _pods_ready(kube, namespace) == [("True", None)] * 2
 
     _set_gate(kube, namespace, "False", "tables missing")
-    wait(lambda: _available(kube, namespace), lambda s: s == "False",
-         what="the Deployment to become unavailable again once the gate is False")
+    wait_for("the Deployment to become unavailable again once the gate is False",
+             lambda: _available(kube, namespace), lambda s: s == "False", timeout=60)
     # One unready pod makes the Deployment unavailable; the kubelet turns each in turn.
-    wait(lambda: _pods_ready(kube, namespace),
-         lambda seen: seen == [("False", "ReadinessGatesNotReady")] * 2,
-         what="both pods NotReady again")
+    wait_for("both pods NotReady again", lambda: _pods_ready(kube, namespace),
+             lambda seen: seen == [("False", "ReadinessGatesNotReady")] * 2, timeout=60)
     for pod in kube.core.list_namespaced_pod(namespace, label_selector="app=backend").items:
         ready, gate = _condition(pod.status.conditions, "Ready"), \
             _condition(pod.status.conditions, GATE)
@@ -124,7 +124,7 @@ def _terminated(kube: Kube, namespace: str, job: str) -> Any:
 
 
 def test_a_job_runs_in_a_real_container_with_env_from_a_secret_and_its_own_logs(
-        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str) -> None:
     kube.core.create_namespaced_secret(namespace, {
         "metadata": {"name": "backend-db"},
         "stringData": {"DATABASE_URL": "postgresql://backend@db.example/app"}})
@@ -135,8 +135,8 @@ def test_a_job_runs_in_a_real_container_with_env_from_a_secret_and_its_own_logs(
     kube.batch.create_namespaced_job(namespace, _job("migrate", ["python", "-c", script],
                                                      env=env))
 
-    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
-                timeout=90) == "Complete"
+    assert wait_for("the Job to finish", lambda: _job_outcome(kube, namespace, "migrate"),
+                    timeout=90) == "Complete"
     assert _terminated(kube, namespace, "migrate").exit_code == 0
     # The image's own Python and user (the Dockerfile's), read back through the kubelet.
     logs = cluster.kubectl("-n", namespace, "logs", "job/migrate")
@@ -146,12 +146,12 @@ def test_a_job_runs_in_a_real_container_with_env_from_a_secret_and_its_own_logs(
 
 
 def test_a_failing_job_fails_with_the_tail_of_its_output(
-        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str) -> None:
     noisy = "for i in $(seq 1 50); do echo step $i; done; echo 'relation missing' >&2; exit 3"
     kube.batch.create_namespaced_job(namespace, _job("migrate", ["sh", "-c", noisy]))
 
-    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
-                timeout=90) == "Failed"
+    assert wait_for("the Job to finish", lambda: _job_outcome(kube, namespace, "migrate"),
+                    timeout=90) == "Failed"
     terminated = _terminated(kube, namespace, "migrate")
     assert (terminated.exit_code, terminated.reason) == (3, "Error")
     # containerd copies stdout and stderr from two pipes at once: each stream keeps its
@@ -168,7 +168,7 @@ def test_a_failing_job_fails_with_the_tail_of_its_output(
 
 
 def test_an_image_the_node_does_not_have_is_never_pulled(
-        kube: Kube, namespace: str, wait: Wait) -> None:
+        kube: Kube, namespace: str) -> None:
     kube.batch.create_namespaced_job(namespace, _job("other", ["true"], image="busybox:1.36"))
 
     def waiting_reason() -> str | None:
@@ -176,12 +176,12 @@ def test_an_image_the_node_does_not_have_is_never_pulled(
         waiting = statuses[0].state.waiting if statuses else None
         return waiting.reason if waiting else None
 
-    assert wait(waiting_reason, lambda r: r == "ErrImageNeverPull",
-                what="the pod to wait on an image it may not pull") == "ErrImageNeverPull"
+    assert wait_for("the pod to wait on an image it may not pull", waiting_reason,
+                    lambda r: r == "ErrImageNeverPull", timeout=60) == "ErrImageNeverPull"
 
 
 def test_a_job_reads_its_configmap_volume_at_the_mount_path(
-        kube: Kube, namespace: str, wait: Wait) -> None:
+        kube: Kube, namespace: str) -> None:
     kube.core.create_namespaced_config_map(namespace, {
         "metadata": {"name": "migrations"}, "data": {"alembic.ini": "[alembic]\n"}})
     job = _job("read", ["sh", "-c", "pwd; cat alembic.ini"])
@@ -191,15 +191,15 @@ def test_a_job_reads_its_configmap_volume_at_the_mount_path(
         workingDir="/migrations", volumeMounts=[{"name": "scripts", "mountPath": "/migrations"}])
     kube.batch.create_namespaced_job(namespace, job)
 
-    assert wait(lambda: _job_outcome(kube, namespace, "read"), what="the Job to finish",
-                timeout=90) == "Complete"
+    assert wait_for("the Job to finish", lambda: _job_outcome(kube, namespace, "read"),
+                    timeout=90) == "Complete"
     pod = _pod(kube, namespace, "read").metadata.name
     assert kube.core.read_namespaced_pod_log(pod, namespace).splitlines() == [
         "/migrations", "[alembic]"]
 
 
 def test_pods_have_their_own_addresses_reach_the_host_and_nothing_beyond(
-        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str) -> None:
     # A listener on the host at the cluster's host address, as the tests' PostgreSQL is.
     with socket.socket() as listener:
         listener.bind((cluster.host_address, 0))
@@ -217,8 +217,8 @@ def test_pods_have_their_own_addresses_reach_the_host_and_nothing_beyond(
         listener.settimeout(60)
         peer, (address, _) = listener.accept()
         peer.close()
-    assert wait(lambda: _job_outcome(kube, namespace, "net"), what="the Job to finish",
-                timeout=60) == "Complete"
+    assert wait_for("the Job to finish", lambda: _job_outcome(kube, namespace, "net"),
+                    timeout=60) == "Complete"
     pod = _pod(kube, namespace, "net")
     assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(local_node.POD_CIDR)
     assert address == pod.status.pod_ip, "the host sees the pod's own address"
@@ -245,7 +245,7 @@ def test_kubectl_reaches_a_ready_api_server_of_the_pinned_version(
 
 
 def test_the_cluster_recovers_when_the_api_server_restarts(
-        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str) -> None:
     kube.core.create_namespaced_config_map(namespace, {
         "metadata": {"name": "before"}, "data": {"written": "before the restart"}})
 
@@ -257,33 +257,36 @@ def test_the_cluster_recovers_when_the_api_server_restarts(
         local_cluster.start_apiserver(cluster.root)
 
     # The same client reconnects, and what was written before is still there.
-    survived = wait(lambda: kube.core.read_namespaced_config_map("before", namespace),
-                    what="the ConfigMap written before the restart")
+    survived = wait_for("the ConfigMap written before the restart",
+                        lambda: kube.core.read_namespaced_config_map("before", namespace),
+                        timeout=60)
     assert survived.data == {"written": "before the restart"}
     # The controllers, the scheduler and the kubelet reconnected too: a new Job runs.
     kube.batch.create_namespaced_job(namespace, _job("after", ["python", "-c", "print('ok')"]))
-    assert wait(lambda: _job_outcome(kube, namespace, "after"), what="the Job created after "
-                "the restart to finish", timeout=90) == "Complete"
+    assert wait_for("the Job created after the restart to finish",
+                    lambda: _job_outcome(kube, namespace, "after"), timeout=90) == "Complete"
 
 
 def test_the_cluster_recovers_when_etcd_restarts(
-        cluster: local_cluster.Cluster, kube: Kube, namespace: str, wait: Wait) -> None:
+        cluster: local_cluster.Cluster, kube: Kube, namespace: str) -> None:
     kube.core.create_namespaced_config_map(namespace, {
         "metadata": {"name": "kept"}, "data": {"key": "value"}})
 
     local_cluster.stop_etcd(cluster.root)
     try:
-        wait(lambda: cluster.kubectl("get", "--raw", "/readyz", timeout=30).returncode,
-             lambda code: code != 0, what="the API server to report not ready without etcd")
+        wait_for("the API server to report not ready without etcd",
+                 lambda: cluster.kubectl("get", "--raw", "/readyz", timeout=30).returncode,
+                 lambda code: code != 0, timeout=60)
     finally:
         local_cluster.start_etcd(cluster.root)
 
-    wait(lambda: cluster.kubectl("get", "--raw", "/readyz").stdout.strip(),
-         lambda out: out == "ok", what="the API server to be ready again")
+    wait_for("the API server to be ready again",
+             lambda: cluster.kubectl("get", "--raw", "/readyz").stdout.strip(),
+             lambda out: out == "ok", timeout=60)
     assert kube.core.read_namespaced_config_map("kept", namespace).data == {"key": "value"}
     kube.batch.create_namespaced_job(namespace, _job("after", ["true"]))
-    assert wait(lambda: _job_outcome(kube, namespace, "after"), what="a Job after the etcd "
-                "restart to finish", timeout=90) == "Complete"
+    assert wait_for("a Job after the etcd restart to finish",
+                    lambda: _job_outcome(kube, namespace, "after"), timeout=90) == "Complete"
 
 
 SIDECAR = """
@@ -312,7 +315,7 @@ sys.exit({code})
     (3, True, "Failed", 128 + 9),      # SIGTERM ignored: SIGKILL after the grace period
 ])
 def test_a_native_sidecar_runs_beside_the_job_and_is_stopped_once_it_ends(
-        kube: Kube, namespace: str, wait: Wait, main_exit: int, ignore_sigterm: bool,
+        kube: Kube, namespace: str, main_exit: int, ignore_sigterm: bool,
         outcome: str, sidecar_exit: int) -> None:
     shared = [{"name": "shared", "mountPath": "/shared"}]
     job = _job("migrate", ["python", "-c", WAIT_FOR_SIDECAR.format(code=main_exit)],
@@ -333,8 +336,8 @@ def test_a_native_sidecar_runs_beside_the_job_and_is_stopped_once_it_ends(
          "command": ["python", "-c", WAIT_FOR_SIDECAR.format(code=0)], "volumeMounts": shared}]
     kube.batch.create_namespaced_job(namespace, job)
 
-    assert wait(lambda: _job_outcome(kube, namespace, "migrate"), what="the Job to finish",
-                timeout=60) == outcome
+    assert wait_for("the Job to finish", lambda: _job_outcome(kube, namespace, "migrate"),
+                    timeout=60) == outcome
     pod = kube.core.list_namespaced_pod(namespace, label_selector="job-name=migrate").items[0]
     main = pod.status.container_statuses[0].state.terminated
     assert main.exit_code == main_exit, main.message

@@ -22,7 +22,7 @@ from localenv import cluster as local_cluster
 from localenv import node as local_node
 from tests.cluster import fixtures as cluster_fixtures
 
-pytestmark = [pytest.mark.cluster, pytest.mark.node_cycles]
+pytestmark = pytest.mark.node_cycles
 WATCHED = (*local_node.FOREIGN_PATHS, Path("/var/lib/containers"), Path("/etc/cni"),
            Path("/var/lib/containerd"))
 

@@ -1,5 +1,6 @@
-"""The `schemagate` command: `verify`, `snapshot`, `run`, `migrate` and `crd`. `run` and
-`migrate` import Kopf and the Alembic runner inside their handlers, so no other loads them.
+"""The `schemagate` command: `verify`, `snapshot`, `run`, `migrate`, `plan` and `crd`.
+`run`, `migrate` and `plan` import Kopf or the Alembic runner inside their handlers, so no
+other loads them.
 
 Each subcommand registers its parser in `build_parser` and sets `handler` to a
 function taking the parsed arguments and returning the exit status.
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snapshot(commands)
     _add_run(commands)
     _add_migrate(commands)
+    _add_plan(commands)
     _add_crd(commands)
     return parser
 
@@ -503,6 +505,59 @@ def run_migrate(args: argparse.Namespace) -> int:
     from schemagate.job import command  # SQLAlchemy and Alembic: only this needs them
 
     return command.run(args)
+
+
+# schemagate plan
+
+def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plan = commands.add_parser(
+        "plan", help="render the pending Alembic revisions offline and check them",
+        description="Render the SQL of every revision that would run (offline, "
+                    "current:heads), print it, and report what it would do: squawk's lint "
+                    "(locks, rewrites, breaking changes), changes to what the serving "
+                    "version declares (--serving), and revisions that cannot be planned "
+                    "offline. Exit status: 0 clean; 1 a blocking finding; 2 bad usage or "
+                    "input; 3 database unreachable or credentials refused.")
+    plan.add_argument("scripts", type=Path, metavar="SCRIPTS",
+                      help="the Alembic scripts: an alembic.ini, a script folder (with "
+                           "versions/), or a folder of revision files")
+    start = plan.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from", dest="start", action="append", metavar="REV",
+                       help="start after this revision (base: from nothing); repeat for "
+                            "several heads")
+    start.add_argument("--url-env", metavar="VAR",
+                       help="start where the database is: the environment variable holding "
+                            "its URL (never argv); its version table is read as verify "
+                            "reads it")
+    plan.add_argument("--serving", type=Path, metavar="FILE",
+                      help="what the serving version declares: `schemagate snapshot` output "
+                           "or a DatabaseSchema manifest")
+    plan.add_argument("--schema", default="public", metavar="S",
+                      help="the schema of the tables and of a snapshot's names (default "
+                           "public)")
+    plan.add_argument("--version-table", default="alembic_version", metavar="NAME")
+    plan.add_argument("--version-table-schema", metavar="S", help="default: --schema")
+    plan.add_argument("--connect-timeout", type=float, default=5, metavar="S")
+    plan.add_argument("--lint", choices=("block", "warn", "off"), default="block",
+                      help="squawk's findings block (default), only warn, or squawk is not "
+                           "run")
+    plan.add_argument("--lint-exclude", action="append", default=[], metavar="RULE",
+                      help="a squawk rule to leave out, besides the style and timeout rules "
+                           "left out by default; repeat for each")
+    plan.add_argument("--lint-timeout", type=float, default=60, metavar="S",
+                      help="how long squawk may take (default 60)")
+    plan.add_argument("--render-timeout", type=float, default=300, metavar="S",
+                      help="how long importing and rendering the revisions may take "
+                           "(default 300)")
+    plan.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                      help="text (default), json, or markdown for a pull-request comment")
+    plan.set_defaults(handler=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from schemagate.job import plan_command  # Alembic, sqlglot, revision files: only this
+
+    return plan_command.run(args)
 
 
 # schemagate crd

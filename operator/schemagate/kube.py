@@ -342,6 +342,76 @@ def _refused_field(exc: ApiException, field: str) -> bool:
     return any(isinstance(c, dict) and c.get("field") == field for c in causes)
 
 
+class PersonsKube:
+    """The API as a person's `kubectl schemagate` reads it: with their kubeconfig and
+    context, their own rights, and nothing written but the rerun annotation."""
+
+    #: Pods of a namespace read at most, in one page: the screens are for people.
+    POD_LIMIT = 5000
+    #: Events about one object read at most.
+    EVENT_LIMIT = 200
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.namespace = namespace
+        self._kube = Kube(api)
+
+    def database_schema(self, name: str) -> JSON | None:
+        return self._kube.database_schema(self.namespace, name)
+
+    def database_schemas(self) -> list[JSON]:
+        found: Any = self._kube.custom.list_namespaced_custom_object(
+            models.GROUP, models.VERSION, self.namespace, models.PLURAL)
+        return sorted(found.get("items") or [], key=lambda o: o["metadata"]["name"])
+
+    def pods(self) -> list[JSON]:
+        response: Any = self._kube.core.list_namespaced_pod(
+            self.namespace, limit=self.POD_LIMIT, _preload_content=False)
+        items: list[JSON] = json.loads(response.data)["items"]
+        return items
+
+    def pod(self, name: str) -> JSON | None:
+        return self._kube._raw(self._kube.core.read_namespaced_pod, name, self.namespace)
+
+    def events_about(self, kind: str, name: str) -> list[JSON]:
+        response: Any = self._kube.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.kind={kind},"
+            f"involvedObject.name={name}", limit=self.EVENT_LIMIT, _preload_content=False)
+        items: list[JSON] = json.loads(response.data)["items"]
+        return items
+
+    def job(self, name: str) -> JSON | None:
+        return self._kube.job(self.namespace, name)
+
+    def annotate_database_schema(self, name: str, key: str, value: str) -> None:
+        """Sets one annotation with a merge patch, as `kubectl annotate --overwrite` does:
+        the API server applies the person's RBAC and the admission policies to it."""
+        self._kube.custom.patch_namespaced_custom_object(
+            models.GROUP, models.VERSION, self.namespace, models.PLURAL, name,
+            {"metadata": {"annotations": {key: value}}})
+
+
+def connect_as_person(kubeconfig: str | None, context: str | None
+                      ) -> tuple[client.ApiClient, str]:
+    """A client from the kubeconfig (the file given, else KUBECONFIG, else
+    ~/.kube/config) and its `context` (else the current one), and the namespace that
+    context names (else `default`). Raises ConfigError when the kubeconfig cannot be used."""
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context,
+                                client_configuration=configuration, persist_config=False)
+    except (config.ConfigException, OSError) as exc:
+        raise ConfigError(f"cannot use the kubeconfig: {describe(exc)}") from None
+    chosen: JSON = next((c for c in contexts if c.get("name") == (context or (current or {}).get(
+        "name"))), {})
+    namespace = (chosen.get("context") or {}).get("namespace") or "default"
+    return _Client(configuration, RequestCounter()), str(namespace)
+
+
+class ConfigError(Exception):
+    """The kubeconfig or its context cannot be used."""
+
+
 # The leader-election Lease (schemagate.leader). Each call has its own deadline: a leader
 # that cannot renew within its renew deadline must know it, not wait on a socket.
 

@@ -4,7 +4,6 @@ take) while something is broken, and after it is mended."""
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.cluster.scenario import Backend, Database
 from tests.stalling import PLAIN, Mode, StallingProxy
+from tests.support.wait import wait_for
 
 
 class Operator:
@@ -59,13 +59,13 @@ def chaos_operator(cluster: Cluster, namespace: str, tmp_path: Path, crd: None
     if running.process is not None and running.process.process.poll() is None:
         cluster.kubectl("-n", namespace, "delete", "dbschema", "--all", "--timeout=60s",
                         "--wait=false")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            left = cluster.kubectl("-n", namespace, "get", "dbschema", "-o", "name").stdout
-            if not left.strip():
-                break
-            time.sleep(0.5)
-        running.process.stop()
+        try:
+            wait_for("the DatabaseSchemas gone (their finalizers removed)",
+                     lambda: cluster.kubectl("-n", namespace, "get", "dbschema", "-o",
+                                             "name").stdout.split(),
+                     lambda left: not left, timeout=60, interval=0.5)
+        finally:
+            running.process.stop()
     else:  # nothing will remove the finalizers: drop them, or the namespace stays
         names = cluster.kubectl("-n", namespace, "get", "dbschema", "-o", "name").stdout.split()
         for name in names:

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.chaos.conftest import Backend, Database, Operator, healthy, through
-from tests.cluster.scenario import IMAGE_MIGRATIONS, TABLES, wait_for
+from tests.cluster.scenario import IMAGE_MIGRATIONS, TABLES
 from tests.cluster.test_migration_job import BACKEND_ENV, alembic, job_schema, jobs
 from tests.stalling import StallingProxy
-
-pytestmark = pytest.mark.chaos
+from tests.support.wait import wait_for
 
 
 def test_killed_while_checking(backend: Backend, db: Database, path: StallingProxy,
@@ -24,8 +21,8 @@ def test_killed_while_checking(backend: Backend, db: Database, path: StallingPro
     backend.schema()
     backend.deployment(replicas=1)
     chaos_operator.start()
-    wait_for("a check in flight", lambda: path.connections >= 1, timeout=30)
-    time.sleep(1)
+    wait_for("a check in flight, stuck in the database", lambda: path.stalled,
+             lambda n: n >= 1, timeout=30)
     chaos_operator.kill()
 
     path.thaw()

@@ -13,9 +13,8 @@ from localenv import node as local_node
 from localenv import postgres as local_postgres
 from localenv.cluster import Cluster
 from tests.chaos.conftest import Backend, Database, Operator, healthy
-from tests.cluster.scenario import TABLES, wait_for
-
-pytestmark = pytest.mark.chaos
+from tests.cluster.scenario import TABLES, after_checks
+from tests.support.wait import wait_for
 
 OUTAGE = 30.0
 
@@ -91,7 +90,9 @@ def test_postgresql_away_for_30_s(backend: Backend, own_postgres: local_postgres
         assert db.password not in condition["message"]
         backend.kubectl("scale", "deployment/backend", "--replicas=2")
         wait_for("the second pod", lambda: len(backend.pods()) == 2, timeout=60)
-        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+        assert chaos_operator.process is not None
+        after_checks(chaos_operator.process.metrics, 2)  # a whole check with the second pod
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))  # the outage's length
         assert sorted(backend.gate_states()) == ["False", "True"], \
             "a pod created while the database is away must stay closed"
     finally:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import yaml
 
 from tests.chaos.conftest import Backend, Database, Operator, superuser_sql
-from tests.cluster.scenario import IMAGE_MIGRATIONS, wait_for
+from tests.cluster.scenario import IMAGE_MIGRATIONS
 from tests.cluster.test_migration_job import BACKEND_ENV, alembic, jobs
-
-pytestmark = pytest.mark.chaos
+from tests.support.wait import wait_for
 
 TABLES = [f"t{i:05d}_".ljust(63, "x") for i in range(10_000)]
 CREATE_MANY = """

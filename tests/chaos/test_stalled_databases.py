@@ -7,13 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from tests.chaos.conftest import Backend, Database, Operator, healthy, through
-from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.scenario import TABLES, after_checks
 from tests.stalling import StallingProxy
-
-pytestmark = pytest.mark.chaos
+from tests.support.wait import wait_for
 
 STALLED = 50
 
@@ -90,7 +87,8 @@ def test_a_database_that_freezes_closes_the_gate_for_new_pods_and_time_tells_the
 
     backend.kubectl("scale", "deployment/backend", "--replicas=2")
     wait_for("the second pod", lambda: len(backend.pods()) == 2, timeout=60)
-    time.sleep(6)  # more than a whole check
+    assert chaos_operator.process is not None
+    after_checks(chaos_operator.process.metrics, 2)  # a whole check with the second pod
     assert sorted(backend.gate_states()) == ["False", "True"], \
         "a pod created while the database is silent must stay closed (the old one holds)"
     status = backend.get("dbschema", "backend-schema")["status"]

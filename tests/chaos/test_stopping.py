@@ -5,13 +5,10 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
-
 from tests.chaos.conftest import Backend, Database, Operator, healthy, through
-from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.scenario import TABLES
 from tests.stalling import StallingProxy
-
-pytestmark = pytest.mark.chaos
+from tests.support.wait import wait_for
 
 
 def test_sigterm_with_checks_stuck_in_a_silent_database(
@@ -25,8 +22,8 @@ def test_sigterm_with_checks_stuck_in_a_silent_database(
         manifest["spec"]["database"]["connectTimeoutSeconds"] = 60  # the longest there is
         backend.apply(manifest)
     process = chaos_operator.start()
-    wait_for("checks stuck in the database", lambda: stalled.connections >= 1, timeout=30)
-    time.sleep(2)
+    wait_for("checks stuck in the database", lambda: stalled.stalled, lambda n: n >= 1,
+             timeout=30)
 
     started = time.monotonic()
     process.process.send_signal(signal.SIGTERM)

@@ -4,8 +4,7 @@
 starts one for the session and stops it at the end (SCHEMAGATE_KEEP_CLUSTER=1
 keeps it; SCHEMAGATE_CLUSTER_ROOT=DIR uses DIR/.cluster instead of the
 repository's). `kube` gives the client's API objects, logged in as the cluster's
-admin; `namespace` gives each test a namespace of its own, deleted afterwards;
-`wait` polls for a condition with a deadline instead of sleeping.
+admin; `namespace` gives each test a namespace of its own, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
@@ -25,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
 
 from localenv import cluster as local_cluster
+from tests.support.wait import wait_for
 
-T = TypeVar("T")
 # The cluster roots this session started (so a test may stop them; see test_node_cycles).
 STARTED_BY_SESSION: dict[str, bool] = {}
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -40,30 +37,6 @@ class Kube:
     batch: client.BatchV1Api
     custom: client.CustomObjectsApi
     apiextensions: client.ApiextensionsV1Api
-
-
-Wait = Callable[..., Any]
-
-
-def wait_for(probe: Callable[[], T], until: Callable[[T], bool] = bool, timeout: float = 60.0,
-             what: str = "the condition", interval: float = 0.2) -> T:
-    """Calls `probe` until `until(result)` holds; returns that result. On timeout,
-    fails the test with the last result seen (or the last API error)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = probe()
-            if until(result):
-                return result
-            last = result
-        except ApiException as error:  # e.g. not created yet, or the API server restarting
-            last = f"ApiException {error.status}: {error.reason}"
-        except Exception as error:  # connection refused while the API server is away
-            last = f"{type(error).__name__}: {str(error)[:200]}"
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +62,6 @@ def kube(cluster: local_cluster.Cluster) -> Kube:
 
 
 @pytest.fixture
-def wait() -> Wait:
-    return wait_for
-
-
-@pytest.fixture
 def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace named after the test, ready for pods (its `default`
     ServiceAccount exists), deleted after the test."""
@@ -101,8 +69,8 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"{stem}-{secrets.token_hex(3)}"
     kube.core.create_namespace({"metadata": {"name": name,
                                              "labels": {"schemagate.io/test": "true"}}})
-    wait_for(lambda: kube.core.read_namespaced_service_account("default", name), timeout=30,
-             what=f"the default ServiceAccount of namespace {name}")
+    wait_for(f"the default ServiceAccount of namespace {name}",
+             lambda: kube.core.read_namespaced_service_account("default", name), timeout=30)
     yield name
     try:
         kube.core.delete_namespace(name)

@@ -1,10 +1,12 @@
 """Fixtures for tests that run the operator as a real process: the CRD installed, a
-database of the test's own, a `Backend` view of the namespace, and the operator."""
+database of the test's own, a `Backend` view of the namespace, the operator, and a
+backend that operator has verified."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,9 @@ from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.cluster.scenario import ROOT, Backend, Database
+from tests.support.wait import wait_for
+
+VerifiedBackend = Callable[..., Backend]
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +57,22 @@ def operator(cluster: Cluster, namespace: str, tmp_path: Path, crd: None
     process = start_operator(cluster, namespace, tmp_path)
     yield process
     stop_operator(cluster, namespace, process)
+
+
+@pytest.fixture
+def verified_backend(backend: Backend, db: Database,
+                     operator: local_operator.OperatorProcess) -> VerifiedBackend:
+    """Builds what many tests start from: the real migration applied, the URL's Secret,
+    the Deployment (`replicas` pods), then the DatabaseSchema (`spec` over the defaults),
+    and waits until the operator has opened every pod's gate."""
+
+    def build(replicas: int = 1, **spec: Any) -> Backend:
+        db.migrate()
+        backend.secret(db.url())
+        backend.deployment(replicas=replicas)
+        backend.schema(**spec)
+        wait_for(f"the {replicas} gates open", backend.gate_states,
+                 lambda gates: gates == ["True"] * replicas, timeout=30)
+        return backend
+
+    return build

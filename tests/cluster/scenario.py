@@ -4,20 +4,20 @@ would set them up; used by the operator's cluster tests."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import sqlalchemy as sa
 import yaml
 
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
+from tests.support.database import admin_sql, new_tenant
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
@@ -29,39 +29,37 @@ TABLES = ["credit_transactions", "agent_executions", "subscriptions"]
 V1_REVISION = "3f2a9c"
 V2_REVISION = "4b5c6d"
 V2_TABLE = "invoices"
-T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0,
-             interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+def checks(metrics: str) -> float:
+    """The checks an operator has ended so far, whatever their reason, from its /metrics."""
+    return sum(float(value) for value in re.findall(
+        r"^schemagate_checks_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))
+
+
+def after_checks(metrics: Callable[[], str], count: int, timeout: float = 60) -> float:
+    """Returns once the operator whose /metrics `metrics` reads has ended `count` more
+    checks than now. With two, and one schema watched, one whole check of it began and
+    ended after the call: what a test asserts then has been looked at, not merely
+    waited for."""
+    start = checks(metrics())
+    return wait_for(f"{count} more checks by the operator", lambda: checks(metrics()),
+                    lambda seen: seen >= start + count, timeout=timeout)
 
 
 class Database:
-    """A database of its own and a role with a password, on the session's server."""
+    """A database of its own and a role with a password, on the session's server: a
+    tenant of tests.support.database, with the URL that pods use."""
 
     def __init__(self, pg: LocalPostgres) -> None:
         self.pg = pg
-        suffix = uuid.uuid4().hex[:8]
-        self.name, self.user, self.password = f"app_{suffix}", f"backend_{suffix}", f"pw-{suffix}"
-        self.admin(f'CREATE ROLE "{self.user}" LOGIN PASSWORD \'{self.password}\'')
-        self.admin(f'CREATE DATABASE "{self.name}" OWNER "{self.user}"')
         # Other tests' databases on this server hold the same tables; each role sees only
         # its own, or every check would rightly answer TablesElsewhere.
-        self.admin(f'REVOKE CONNECT ON DATABASE "{self.name}" FROM PUBLIC')
+        tenant = new_tenant(pg, role_prefix="backend")
+        self.name, self.user, self.password = tenant.database, tenant.role, tenant.password
 
     def admin(self, sql: str, database: str = "postgres") -> None:
-        engine = sa.create_engine(self.pg.url(database=database), isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(sa.text(sql))
-        engine.dispose()
+        admin_sql(self.pg, sql, database=database)
 
     def url(self, password: str | None = None, port: int | None = None) -> str:
         # At the cluster's host address: the URL goes into Secrets that pods use.
@@ -70,10 +68,8 @@ class Database:
         return url if port is None else url.replace(f":{self.pg.port}/", f":{port}/")
 
     def execute(self, sql: str) -> None:
-        engine = sa.create_engine(self.pg.url(database=self.name))
-        with engine.begin() as conn:
-            conn.execute(sa.text(sql))
-        engine.dispose()
+        """`sql` as the superuser in this database."""
+        admin_sql(self.pg, sql, database=self.name)
 
     def migrate_v2(self) -> None:
         """The next release's migration, as another process would run it."""

@@ -25,10 +25,10 @@ import yaml
 from localenv.cluster import Cluster
 from tests.cluster.fixtures import Kube
 from tests.cluster.identities import Identity, identity
-from tests.cluster.scenario import TABLES, wait_for
+from tests.cluster.scenario import TABLES
 from tests.cluster.test_rbac import Release, installed, release_namespace
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 __all__ = ["release_namespace"]  # a fixture used here
 
 

@@ -13,8 +13,6 @@ import yaml
 from localenv.cluster import Cluster
 from tests.chart import ROOT, Manifest, one, render, render_text
 
-pytestmark = pytest.mark.cluster
-
 
 @pytest.mark.parametrize("mode", ["all-namespaces", "watch-namespaces"])
 def test_the_rendered_chart_passes_a_server_side_dry_run(cluster: Cluster, namespace: str,

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.operator_fixtures import VerifiedBackend
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 #: What `schemagate snapshot --table subscriptions` prints after the incident's migration.
 V1_COLUMNS = [{"table": "subscriptions", "columns": [
@@ -79,14 +81,9 @@ def test_an_upgrade_that_needs_a_new_column_is_held_until_the_column_exists(
 
 
 @pytest.mark.parametrize(("policy", "after_drift"), [("Hold", "True"), ("Close", "False")])
-def test_a_retyped_column_is_drift(policy: str, after_drift: str, backend: Backend,
-                                   db: Database, operator: local_operator.OperatorProcess
-                                   ) -> None:
-    db.migrate()
-    backend.secret(db.url())
-    backend.deployment(replicas=1)
-    backend.schema(columns=V1_COLUMNS, gate={**GATE, "onDrift": policy})
-    wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=30)
+def test_a_retyped_column_is_drift(policy: str, after_drift: str, db: Database,
+                                   verified_backend: VerifiedBackend) -> None:
+    backend = verified_backend(columns=V1_COLUMNS, gate={**GATE, "onDrift": policy})
 
     db.execute("ALTER TABLE subscriptions ALTER COLUMN plan TYPE varchar(32)")
     drift = backend.wait_reason("ColumnsMismatch", timeout=20)

@@ -12,9 +12,8 @@ import yaml
 
 from localenv.cluster import Cluster
 from tests.chart import of_kind, render
-from tests.cluster.fixtures import wait_for
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 GATE = {"conditionType": "schemagate.io/backend-schema"}
 
 
@@ -55,8 +54,8 @@ def test_a_labelled_pod_gets_the_gate_and_others_are_untouched(
         cluster: Cluster, namespace: str, injection: list[dict[str, Any]]) -> None:
     labelled = pod("labelled", {"app": "backend", "schemagate.io/schema": "backend-schema"})
     # The policy takes effect once the API server's informer has it: poll, never sleep.
-    gates = wait_for(lambda: admitted(cluster, namespace, labelled)["spec"].get(
-        "readinessGates"), timeout=30, what="the injected readiness gate")
+    gates = wait_for("the injected readiness gate", lambda: admitted(
+        cluster, namespace, labelled)["spec"].get("readinessGates"), timeout=30)
     assert gates == [GATE]
 
     plain = admitted(cluster, namespace, pod("plain", {"app": "backend"}))
@@ -75,13 +74,15 @@ def test_a_labelled_pod_gets_the_gate_and_others_are_untouched(
 def test_a_pod_outside_the_watched_namespaces_is_untouched(
         cluster: Cluster, namespace: str, injection: list[dict[str, Any]], kube: Any) -> None:
     labelled = pod("labelled", {"schemagate.io/schema": "backend-schema"})
-    wait_for(lambda: admitted(cluster, namespace, labelled)["spec"].get("readinessGates"),
-             timeout=30, what="the injected readiness gate")
+    wait_for("the injected readiness gate",
+             lambda: admitted(cluster, namespace, labelled)["spec"].get("readinessGates"),
+             timeout=30)
     elsewhere = f"{namespace}-x"
     kube.core.create_namespace({"metadata": {"name": elsewhere}})
     try:
-        wait_for(lambda: kube.core.read_namespaced_service_account("default", elsewhere),
-                 timeout=30, what="the default ServiceAccount")
+        wait_for("the default ServiceAccount",
+                 lambda: kube.core.read_namespaced_service_account("default", elsewhere),
+                 timeout=30)
         assert "readinessGates" not in admitted(cluster, elsewhere, labelled)["spec"]
     finally:
         kube.core.delete_namespace(elsewhere)

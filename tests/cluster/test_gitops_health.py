@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from localenv import operator as local_operator
 from tests import kstatus
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 
 def test_a_new_schema_nobody_checked_is_in_progress(backend: Backend) -> None:

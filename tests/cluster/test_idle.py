@@ -5,10 +5,11 @@ metric `schemagate_api_requests_total` and by the object's resourceVersion."""
 from __future__ import annotations
 
 import re
-import time
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.operator_fixtures import VerifiedBackend
+from tests.cluster.scenario import Backend, Database, after_checks
+from tests.support.wait import wait_for
 
 
 def requests(operator: local_operator.OperatorProcess) -> dict[tuple[str, str], float]:
@@ -41,19 +42,18 @@ def test_a_pod_created_after_the_check_opens_without_listing_the_namespace(
 
 
 def test_a_pod_whose_condition_is_right_is_not_patched_and_status_not_rewritten_at_idle(
-        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
-    db.migrate()
-    backend.secret(db.url())
-    backend.deployment(replicas=2)
-    backend.schema()  # verifyIntervalSeconds: 5
-    wait_for("both gates open", lambda: backend.gate_states() == ["True", "True"], timeout=30)
+        db: Database, operator: local_operator.OperatorProcess,
+        verified_backend: VerifiedBackend) -> None:
+    backend = verified_backend(replicas=2)  # verifyIntervalSeconds: 5
     wait_for("status counting both pods open", lambda: backend.get(
         "dbschema", "backend-schema")["status"]["gate"].get("ready") == 2, timeout=15)
-    time.sleep(6)  # one more pass, which still may write what it found first
+    # One more pass, which still may write what it found first: once a second check has
+    # ended, the first one's pass has written all it had to.
+    after_checks(operator.metrics, 2)
     before = backend.get("dbschema", "backend-schema")
     patched = requests(operator).get(("patch", "pods/status"), 0)
     verified = last_verified(operator, backend.namespace)
-    time.sleep(16)  # three intervals: three checks of the database
+    after_checks(operator.metrics, 3)  # three checks of the database
 
     after = backend.get("dbschema", "backend-schema")
     assert last_verified(operator, backend.namespace) >= verified + 5  # it did look

@@ -16,7 +16,6 @@ import json
 import re
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm
 from tests.cluster.fixtures import Kube
-from tests.cluster.scenario import Database, wait_for
+from tests.cluster.scenario import Database, after_checks
 from tests.cluster.test_kind import RESTRICTED, migration_job, scenario
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 IMAGE = "schemagate:dev"
 
 
@@ -140,8 +139,12 @@ def test_the_chart_installed_operator_holds_the_incident_and_opens_on_the_real_m
                              + kubectl("logs", f"deployment/{release}")[-3000:]) from None
     wait_for("two running, unready backend pods",
              lambda: _ready(kubectl) == ["False", "False"], timeout=120)
-    time.sleep(10)  # several verifications later (every 5 s), still held
-    assert _ready(kubectl) == ["False", "False"]
+    # The metrics Service, through its ClusterIP (kube-proxy on the node).
+    service = kubectl.json("service", f"{release}-metrics")
+    address = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}" \
+              "/metrics"
+    after_checks(lambda: _scrape(kubectl, address), 2, timeout=120)
+    assert _ready(kubectl) == ["False", "False"]  # two checks later, still held
 
     kubectl.apply(migration_job("migrate", "alembic.ini", IMAGE))
     kubectl("wait", "--for=condition=Complete", "job/migrate", "--timeout=180s")
@@ -149,10 +152,6 @@ def test_the_chart_installed_operator_holds_the_incident_and_opens_on_the_real_m
     kubectl("wait", "--for=condition=Available", "deployment/backend", "--timeout=120s")
     assert _ready(kubectl) == ["True", "True"]
 
-    # The metrics Service, through its ClusterIP (kube-proxy on the node).
-    service = kubectl.json("service", f"{release}-metrics")
-    address = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}" \
-              "/metrics"
     metrics = _scrape(kubectl, address)
     gate = re.search(r'^schemagate_gate_open\{[^}]*name="backend-schema"[^}]*\} (\S+)$',
                      metrics, re.MULTILINE)

@@ -17,8 +17,7 @@ import json
 import os
 import secrets
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,9 @@ import pytest
 import yaml
 
 from localenv.cluster import Cluster
+from tests.cluster.scenario import after_checks
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "examples" / "incident" / "migrations"
 E2E_KUBECONFIG = os.environ.get("SCHEMAGATE_E2E_KUBECONFIG")
@@ -149,16 +149,6 @@ class Kubectl:
         return json.loads(self("get", *args, "-o", "json"))
 
 
-def eventually(what: str, probe: Callable[[], Any], timeout: float = 180) -> Any:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture
 def e2e_namespace() -> Iterator[Kubectl]:
     assert E2E_KUBECONFIG
@@ -189,10 +179,15 @@ def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migrati
 
     kubectl.apply(migration_job("migrate-empty", "alembic-empty.ini", IMAGE))
     kubectl("wait", "--for=condition=Complete", "job/migrate-empty", "--timeout=180s")
-    eventually("NoRevision", lambda: reason() == "NoRevision")
-    eventually("two running, unready backend pods", lambda: ready() == ["False", "False"])
-    time.sleep(10)  # several verifications later, still held
-    assert ready() == ["False", "False"]
+    wait_for("NoRevision", reason, lambda seen: seen == "NoRevision", timeout=180, interval=2)
+    wait_for("two running, unready backend pods", ready,
+             lambda seen: seen == ["False", "False"], timeout=180, interval=2)
+    operator = Kubectl(E2E_KUBECONFIG or "", OPERATOR_NAMESPACE)
+    # The chart's metrics Service, through the API server's proxy.
+    after_checks(lambda: operator("get", "--raw", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}"
+                                  "/services/schemagate-metrics:metrics/proxy/metrics"), 2,
+                 timeout=120)
+    assert ready() == ["False", "False"]  # two checks later, still held
 
     kubectl.apply(migration_job("migrate", "alembic.ini", IMAGE))
     kubectl("wait", "--for=condition=Complete", "job/migrate", "--timeout=180s")
@@ -200,7 +195,6 @@ def test_the_installed_operator_holds_the_incident_and_opens_on_the_real_migrati
     kubectl("wait", "--for=condition=Available", "deployment/backend", "--timeout=120s")
     assert ready() == ["True", "True"]
 
-    operator = Kubectl(E2E_KUBECONFIG or "", OPERATOR_NAMESPACE)
     pods = operator.json("pods", "-l", "app.kubernetes.io/name=schemagate")["items"]
     assert [s["restartCount"] for p in pods for s in p["status"]["containerStatuses"]] == [0]
     log = operator("logs", "deployment/schemagate")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import TABLES, Backend, Database, wait_for
+from tests.cluster.scenario import TABLES, Backend, Database
+from tests.support.wait import wait_for
 
 
 def test_columns_say_what_is_missing_and_how_many_pods_are_open(

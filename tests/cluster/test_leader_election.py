@@ -9,7 +9,8 @@ from pathlib import Path
 
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database, checks
+from tests.support.wait import wait_for
 
 LEASE = "schemagate-leader"
 
@@ -23,11 +24,6 @@ def start(cluster: Cluster, namespace: str, log: Path) -> local_operator.Operato
 def leading(process: local_operator.OperatorProcess) -> bool | None:
     match = re.search(r"^schemagate_leader (\S+)$", process.metrics(), re.MULTILINE)
     return None if match is None else float(match.group(1)) == 1.0
-
-
-def checks(process: local_operator.OperatorProcess) -> float:
-    return sum(float(v) for v in re.findall(r"^schemagate_checks_total\{[^}]*\} (\S+)$",
-                                            process.metrics(), re.MULTILINE))
 
 
 def lease(backend: Backend) -> dict[str, object]:
@@ -54,8 +50,8 @@ def test_only_the_leader_acts_and_sigkill_hands_over(
         backend.schema()
         backend.wait_reason("Verified")
         wait_for("the first pod open", lambda: pods_open(backend, 1))
-        assert checks(first) > 0
-        assert checks(second) == 0, "a standby checks nothing and writes nothing"
+        assert checks(first.metrics()) > 0
+        assert checks(second.metrics()) == 0, "a standby checks nothing and writes nothing"
         assert leading(second) is False
         assert "standing by" in (tmp_path / "second.log").read_text()
 
@@ -63,7 +59,7 @@ def test_only_the_leader_acts_and_sigkill_hands_over(
         backend.kubectl("scale", "deployment/backend", "--replicas=2")
         wait_for("the second replica leading", lambda: leading(second), timeout=60)
         wait_for("the new gated pod open", lambda: pods_open(backend, 2), timeout=60)
-        assert checks(second) > 0
+        assert checks(second.metrics()) > 0
         assert int(str(lease(backend)["leaseTransitions"])) >= 1
     finally:
         cluster.kubectl("-n", backend.namespace, "delete", "dbschema", "--all",

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
-from tests.cluster.scenario import MIGRATIONS, Backend, Database, wait_for
+from tests.cluster.scenario import MIGRATIONS, Backend, Database
+from tests.support.wait import wait_for
 
 FIRST = (MIGRATIONS / "versions" / "3f2a9c_billing_and_agents.py").read_text()
 SECOND = '''"""invoices"""

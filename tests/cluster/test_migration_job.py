@@ -17,8 +17,8 @@ from tests.cluster.scenario import (
     TABLES,
     Backend,
     Database,
-    wait_for,
 )
+from tests.support.wait import wait_for
 
 BACKEND_ENV = [{"name": "DATABASE_URL",
                 "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]

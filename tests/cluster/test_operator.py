@@ -14,8 +14,9 @@ import pytest
 from localenv import operator as local_operator
 from localenv.cluster import Cluster
 from localenv.postgres import free_port
-from tests.cluster.operator_fixtures import start_operator, stop_operator
-from tests.cluster.scenario import TABLES, Backend, Database, wait_for
+from tests.cluster.operator_fixtures import VerifiedBackend, start_operator, stop_operator
+from tests.cluster.scenario import TABLES, Backend, Database, after_checks
+from tests.support.wait import wait_for
 
 
 def test_the_incident_is_held_until_the_schema_is_really_there(
@@ -119,14 +120,10 @@ spec:
 
 
 @pytest.mark.parametrize(("policy", "after_drift"), [("Hold", "True"), ("Close", "False")])
-def test_drift_follows_on_drift(policy: str, after_drift: str, backend: Backend, db: Database,
-                                operator: local_operator.OperatorProcess) -> None:
-    db.migrate()
-    backend.secret(db.url())
-    backend.deployment(replicas=1)
-    backend.schema(gate={"podSelector": {"matchLabels": {"app": "backend-schema"}},
-                         "onDrift": policy})
-    wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=30)
+def test_drift_follows_on_drift(policy: str, after_drift: str, db: Database,
+                                verified_backend: VerifiedBackend) -> None:
+    backend = verified_backend(gate={"podSelector": {"matchLabels": {"app": "backend-schema"}},
+                                     "onDrift": policy})
 
     db.execute("DROP TABLE agent_executions")
     drift = backend.wait_reason("StampedButMissing", timeout=20)
@@ -137,13 +134,10 @@ def test_drift_follows_on_drift(policy: str, after_drift: str, backend: Backend,
 
 
 def test_unreachable_after_verification_holds_open_gates_and_new_pods_closed(
-        backend: Backend, db: Database, operator: local_operator.OperatorProcess) -> None:
-    db.migrate()
-    backend.secret(db.url())
-    backend.deployment(replicas=1)
-    backend.schema(gate={"podSelector": {"matchLabels": {"app": "backend-schema"}},
-                         "onDrift": "Close"})
-    wait_for("the gate open", lambda: backend.gate_states() == ["True"], timeout=30)
+        db: Database, operator: local_operator.OperatorProcess,
+        verified_backend: VerifiedBackend) -> None:
+    backend = verified_backend(gate={"podSelector": {"matchLabels": {"app": "backend-schema"}},
+                                     "onDrift": "Close"})
 
     backend.secret(db.url(port=free_port()))  # the database goes away
     ready = backend.wait_reason("DatabaseUnreachable", timeout=20)
@@ -151,7 +145,7 @@ def test_unreachable_after_verification_holds_open_gates_and_new_pods_closed(
     backend.kubectl("scale", "deployment/backend", "--replicas=2")
     wait_for("a second pod with its gate set",
              lambda: sorted(backend.gate_states()) == ["False", "True"] or None, timeout=20)
-    time.sleep(2)  # the old pod must stay open across several checks
+    after_checks(operator.metrics, 3)  # the old pod must stay open across several checks
     assert sorted(backend.gate_states()) == ["False", "True"]
 
 

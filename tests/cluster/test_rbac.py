@@ -29,9 +29,9 @@ from localenv.postgres import LocalPostgres
 from tests.chart import CHART, documented_rights, helm, set_flags
 from tests.cluster.fixtures import Kube
 from tests.cluster.identities import Identity, identity
-from tests.cluster.scenario import BACKEND_IMAGE, IMAGE_MIGRATIONS, Backend, Database, wait_for
+from tests.cluster.scenario import BACKEND_IMAGE, IMAGE_MIGRATIONS, Backend, Database
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 CRD = "crd/databaseschemas.schemagate.io"
 
 

@@ -21,7 +21,8 @@ import yaml
 
 from localenv import operator as local_operator
 from tests.cluster.operator_fixtures import stop_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 BACKEND_ENV = [{"name": "DATABASE_URL",
                 "valueFrom": {"secretKeyRef": {"name": "backend-db", "key": "DATABASE_URL"}}}]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from localenv import operator as local_operator
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 
 
 def without_gate(manifest: dict[str, Any]) -> dict[str, Any]:

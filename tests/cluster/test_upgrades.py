@@ -9,7 +9,6 @@ backend's next release (v2) needs the table `invoices` and revision 4b5c6d;
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,10 @@ from tests.cluster.scenario import (
     Backend,
     Database,
     PodWatch,
-    wait_for,
+    after_checks,
 )
 from tests.cluster.test_migration_alembic import FIRST, SECOND, config_map
+from tests.support.wait import wait_for
 
 GATE = "schemagate.io/backend-schema"
 V2_TABLES = [*TABLES, V2_TABLE]
@@ -105,7 +105,9 @@ def test_a_deployment_applied_before_its_schema_waits_for_its_revision(
         backend.deployment(version="v2", revision=V2_REVISION)
         gates = held(backend, "v2", {"RevisionNotApplied"})
         assert V2_REVISION in gates[0]["message"] and V1_REVISION in gates[0]["message"]
-        time.sleep(10)  # the scenario: an Argo CD sync wave later, the DatabaseSchema
+        # The scenario: an Argo CD sync wave later (two checks of the database), the
+        # DatabaseSchema.
+        after_checks(operator.metrics, 2)
         backend.schema(tables=V2_TABLES)
         held(backend, "v2", {"StampedButMissing"})
         assert not watch.ever_ready("v2")

@@ -27,9 +27,9 @@ from localenv import operator as local_operator
 from localenv import proxy
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
-from tests.cluster.scenario import Backend, Database, wait_for
+from tests.cluster.scenario import Backend, Database, after_checks
+from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.cluster
 IMAGE = "schemagate:dev"
 VERIFY_LABEL = "schemagate.io/verify-of"
 RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -143,7 +143,7 @@ def test_a_backend_reached_only_through_its_proxy_is_verified_from_a_pod_cloned_
             backend.kubectl("scale", "deployment/backend", "--replicas=3")
             wait_for("a third pod, closed", lambda: sorted(backend.gate_states()) ==
                      ["False", "True", "True"], timeout=60)
-            time.sleep(6)  # another check later, still closed
+            after_checks(operator.metrics, 2)  # a whole check later, still closed
             assert sorted(backend.gate_states()) == ["False", "True", "True"]
             assert backend.condition()["reason"] == "StampedButMissing"
 

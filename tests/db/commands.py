@@ -72,7 +72,7 @@ class AlembicProject:
     def alembic(self, url: str, *args: str) -> subprocess.CompletedProcess[str]:
         """`alembic -c alembic.ini ARGS` against `url`; fails the test on a non-zero exit."""
         result = subprocess.run([str(BIN / "alembic"), "-c", str(self.ini), *args],
-                                env=_environment(DATABASE_URL=url), cwd=self.root,
+                                env=environment(DATABASE_URL=url), cwd=self.root,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"alembic {' '.join(args)}: {result.stderr}"
         return result
@@ -103,7 +103,7 @@ def schemagate_verify(url: str | None, *args: str, json_output: bool = True,
                       url_env: str = "DATABASE_URL", stdin: str | None = None,
                       timeout: float = 60) -> Run:
     """`schemagate verify ARGS [--json]` with the URL in `url_env` (unset when None)."""
-    env = _environment(**({url_env: url} if url is not None else {}))
+    env = environment(**({url_env: url} if url is not None else {}))
     argv = [str(BIN / "schemagate"), "verify", *args, *(["--json"] if json_output else [])]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, input=stdin,
                             timeout=timeout)
@@ -113,7 +113,7 @@ def schemagate_verify(url: str | None, *args: str, json_output: bool = True,
 def schemagate_snapshot(url: str | None, *args: str, url_env: str = "DATABASE_URL",
                         timeout: float = 120) -> Run:
     """`schemagate snapshot ARGS` with the URL in `url_env` (unset when None)."""
-    env = _environment(**({url_env: url} if url is not None else {}))
+    env = environment(**({url_env: url} if url is not None else {}))
     result = subprocess.run([str(BIN / "schemagate"), "snapshot", *args], env=env,
                             capture_output=True, text=True, timeout=timeout)
     return Run(result.returncode, result.stdout, result.stderr)
@@ -129,6 +129,6 @@ def tables_file(path: Path, tables: list[str]) -> Path:
     return path
 
 
-def _environment(**extra: str) -> dict[str, str]:
+def environment(**extra: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "TMPDIR", "XDG_RUNTIME_DIR")
     return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}

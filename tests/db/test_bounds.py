@@ -13,7 +13,7 @@ from typing import TypeVar
 from schemagate.core.check.verdict import Requirement
 from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 T = TypeVar("T")
 

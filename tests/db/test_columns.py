@@ -12,7 +12,7 @@ import yaml
 
 from localenv.postgres import free_port
 from tests.db.commands import Run, schemagate_snapshot, schemagate_verify, tables_file
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 BILLING = """
 CREATE TABLE subscriptions (id bigint PRIMARY KEY, plan_id integer NOT NULL,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from schemagate.core.check.verdict import Requirement
 from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect, search
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 
 @pytest.fixture

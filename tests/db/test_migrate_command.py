@@ -17,8 +17,8 @@ import pytest
 
 from schemagate.core.migration.alembic_job import EXIT_RETRY
 from schemagate.job import upgrade
-from tests.db.conftest import Tenant
 from tests.db.test_migrations import TWO_REVISIONS, revision, tables
+from tests.support.database import Tenant
 
 HOSTILE = {
     "raises": 'print(os.environ["DATABASE_URL"])\n'

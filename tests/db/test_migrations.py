@@ -23,7 +23,8 @@ from schemagate.core.wire.reasons import Reason
 from schemagate.job import upgrade
 from schemagate.job.scripts import scripts_from_files
 from schemagate.postgres import connect
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
+from tests.support.wait import wait_for
 
 OPTIONS: dict[str, Any] = {"schema": "app", "version_table": "schema_version",
                            "version_table_schema": "public"}
@@ -249,14 +250,15 @@ def test_a_migrator_killed_mid_statement_frees_the_lock_and_leaves_nothing(
     migrator = start_migrator(trap, {"a1_slow.py": revision("a1", None, body.format(
         seconds=30))}, tmp_path / "killed")
     try:
-        wait_for(lambda: rows(trap, f"""
+        wait_for("the migrator holding the lock inside pg_sleep", lambda: rows(trap, f"""
             SELECT FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
             WHERE a.application_name = 'schemagate-migrator' AND a.query LIKE '%pg_sleep%'
               AND l.locktype = 'advisory' AND l.granted
-              AND ((l.classid::int8 << 32) | l.objid::int8) = {KEY}"""), within=30)
+              AND ((l.classid::int8 << 32) | l.objid::int8) = {KEY}"""), timeout=30,
+                 interval=0.05)
         migrator.send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(lambda: try_lock(trap), within=10)
+        wait_for("the lock free", lambda: try_lock(trap), timeout=10, interval=0.05)
         released = time.monotonic() - killed
     finally:
         migrator.kill()
@@ -347,13 +349,6 @@ def try_lock(tenant: Tenant) -> bool:
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (KEY,)).fetchone()
         conn.execute("SELECT pg_advisory_unlock_all()")
         return bool(got and got[0])
-
-
-def wait_for(condition: Any, *, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {within} s"
-        time.sleep(0.05)
 
 
 def test_a_version_table_no_alembic_wrote_is_read_no_further(trap: Tenant,

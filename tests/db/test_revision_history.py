@@ -12,7 +12,7 @@ from schemagate.core.status.outcome import from_verdict, next_status
 from schemagate.core.wire.models import DatabaseSchemaStatus, GateStatus
 from schemagate.postgres import catalog
 from schemagate.reconcile.steps import knowledge
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GATE = GateStatus(condition_type="schemagate.io/backend-schema")

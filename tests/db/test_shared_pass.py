@@ -3,39 +3,40 @@ searched once for the same missing tables (real PostgreSQL, counted by the serve
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 
 from schemagate.core.check.verdict import Requirement
 from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, search
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
+from tests.support.wait import wait_for
 
 
 def sessions(tenant: Tenant, name: str) -> int:
     """Connections the server has seen to database `name` (pg_stat_database.sessions)."""
     with psycopg.connect(tenant.server.url(database="postgres", driver="postgresql"),
                          autocommit=True) as conn:
-        for _ in range(50):  # a session's stats reach the view when it ends, within a moment
+
+        def row() -> tuple[int] | None:
             conn.execute("SELECT pg_stat_clear_snapshot()")
-            row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
-                               (name,)).fetchone()
-            if row is not None:
-                return int(row[0])
-            time.sleep(0.1)
-    raise AssertionError(f"no statistics for database {name}")
+            return conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                                (name,)).fetchone()
+
+        # A session's stats reach the view when it ends, within a moment.
+        found = wait_for(f"statistics for database {name}", row, timeout=5, interval=0.1)
+        return int(found[0])
 
 
 def settled_sessions(tenant: Tenant, name: str) -> int:
-    last = -1
-    for _ in range(30):
-        now = sessions(tenant, name)
-        if now == last:
-            return now
-        last = now
-        time.sleep(0.2)
-    return last
+    """`sessions`, once two readings a moment apart agree."""
+    seen: list[int] = []
+
+    def last_two() -> list[int]:
+        seen.append(sessions(tenant, name))
+        return seen[-2:]
+
+    return wait_for(f"the sessions of {name} to settle", last_two,
+                    lambda two: len(two) == 2 and two[0] == two[1], timeout=6, interval=0.2)[0]
 
 
 def test_many_schemas_on_one_url_cost_one_connection(tenant: Tenant) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from localenv.postgres import free_port
 from tests.db.commands import AlembicProject, schemagate_verify, tables_file
-from tests.db.conftest import Tenant
+from tests.support.database import Tenant
 
 
 def incident_tables(tenant: Tenant) -> list[str]:

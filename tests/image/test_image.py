@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.image.dockerfile import ROOT, dockerignore_allows, run_build_stage, stages
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -49,7 +47,6 @@ def test_the_build_context_is_only_what_the_package_needs() -> None:
         assert not dockerignore_allows(kept_out, ROOT / ".dockerignore"), kept_out
 
 
-@pytest.mark.image
 def test_the_build_stage_installs_the_pinned_runtime_and_schemagate_runs(
         tmp_path: Path) -> None:
     _, (build, final) = _stages()
@@ -99,7 +96,6 @@ def _hadolint() -> Path:
     return cache / "bin" / "hadolint"
 
 
-@pytest.mark.image
 def test_hadolint_finds_nothing() -> None:
     result = subprocess.run([str(_hadolint()), "--failure-threshold", "info", str(DOCKERFILE)],
                             capture_output=True, text=True, timeout=60, check=False)

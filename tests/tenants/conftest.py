@@ -19,8 +19,9 @@ import pytest
 from localenv.cluster import Cluster
 from localenv.postgres import LocalPostgres
 from tests.chart import CHART, helm
-from tests.cluster.fixtures import Kube, wait_for
+from tests.cluster.fixtures import Kube
 from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import VICTIM_SCHEMA, Alive, ChartOperator, Victim
 
 #: One namespace per test module (test_<finding>.py), all watched from the start.
@@ -55,7 +56,7 @@ def tenant_namespaces(kube: Kube, cluster: Cluster) -> Iterator[dict[str, str]]:
     def accounts() -> list[str]:
         return [kube.core.read_namespaced_service_account("default", name).metadata.name
                 for name in names.values()]
-    wait_for(accounts, timeout=30, what="the default ServiceAccount of every namespace")
+    wait_for("the default ServiceAccount of every namespace", accounts, timeout=30)
     yield names
     for name in names.values():
         cluster.kubectl("delete", "namespace", name, "--wait=false")
@@ -78,8 +79,7 @@ def chart_operator(cluster: Cluster, kube: Kube, tenant_namespaces: dict[str, st
     try:
         assert result.returncode == 0, result.stderr
         operator = ChartOperator(cluster, release, namespace)
-        wait_for(operator.healthz, lambda code: code == 200, timeout=60,
-                 what="the operator's /healthz")
+        wait_for("the operator's /healthz", operator.healthz, lambda code: code == 200, timeout=60)
         yield operator
     finally:
         for watched_namespace in tenant_namespaces.values():
@@ -99,8 +99,8 @@ def victim(cluster: Cluster, postgres: LocalPostgres, tenant_namespaces: dict[st
     backend.schema(VICTIM_SCHEMA)
     backend.deployment(gate=VICTIM_SCHEMA, replicas=1)
     backend.wait_reason("Verified", VICTIM_SCHEMA, timeout=90)
-    wait_for(lambda: backend.gate_states(VICTIM_SCHEMA), lambda gates: gates == ["True"],
-             timeout=60, what="the victim's first pod open")
+    wait_for("the victim's first pod open", lambda: backend.gate_states(VICTIM_SCHEMA),
+             lambda gates: gates == ["True"], timeout=60)
     return Victim(backend, db)
 
 
@@ -130,7 +130,7 @@ def alive(request: pytest.FixtureRequest, chart_operator: ChartOperator, victim:
         # A status the old operator garbled is written afresh by the new one.
         victim.backend.kubectl("patch", f"dbschema/{VICTIM_SCHEMA}", "--subresource=status",
                                "--type=merge", "-p", '{"status":null}')
-        wait_for(victim.restored, timeout=60, what="the victim verified by the mended operator")
+        wait_for("the victim verified by the mended operator", victim.restored, timeout=60)
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from localenv.cluster import Cluster
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import BACKEND_IMAGE, Backend, Database
+from tests.support.wait import wait_for
 
 IMAGE = "schemagate:dev"
 LIVENESS_PORT = 8081
@@ -93,8 +92,8 @@ class ChartOperator:
                                       f"deployment/{self.release}", "--timeout=120s",
                                       timeout=150)
         assert result.returncode == 0, result.stderr
-        wait_for(lambda: self.healthz(), lambda code: code == 200, timeout=60,
-                 what="the mended operator's /healthz")
+        wait_for("the mended operator's /healthz", self.healthz, lambda code: code == 200,
+                 timeout=60)
 
 
 @dataclass
@@ -161,12 +160,12 @@ class Victim:
         self.backend.kubectl("scale", "deployment/backend", f"--replicas={len(before) + 1}")
         started = time.monotonic()
         try:
-            wait_for(new_gates, lambda gates: "True" in gates.values(), timeout=within,
-                     what="the victim's new pod's gate to open", interval=0.25)
-            wait_for(self.gate_counts, lambda seen: seen == counts,
-                     timeout=max(within - (time.monotonic() - started), 2),
-                     what=f"the victim's status to count (pods, ready) {counts}")
-        except pytest.fail.Exception as exc:
+            wait_for("the victim's new pod's gate to open", new_gates,
+                     lambda gates: "True" in gates.values(), timeout=within, interval=0.25)
+            wait_for(f"the victim's status to count (pods, ready) {counts}", self.gate_counts,
+                     lambda seen: seen == counts,
+                     timeout=max(within - (time.monotonic() - started), 2))
+        except AssertionError as exc:
             return [f"{exc}; the victim's status: {self.status_problems() or 'intact'}"]
         finally:
             self.backend.kubectl("scale", "deployment/backend", f"--replicas={len(before)}")
@@ -224,8 +223,8 @@ def taken(backend: Backend, names: list[str], timeout: float = 30, every: bool =
         items = json.loads(backend.kubectl("get", "dbschema", "-o", "json"))["items"]
         return {i["metadata"]["name"]: i["metadata"].get("finalizers") or [] for i in items}
     which = all if every else any
-    wait_for(finalized, lambda seen: which(seen.get(name) for name in names), timeout=timeout,
-             what=f"the operator to take up {len(names)} schema(s) in {backend.namespace}")
+    wait_for(f"the operator to take up {len(names)} schema(s) in {backend.namespace}",
+             finalized, lambda seen: which(seen.get(name) for name in names), timeout=timeout)
 
 
 def revision_pod(schema: str, name: str, revision: str) -> dict[str, Any]:

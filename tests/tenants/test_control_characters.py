@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "garbled"
 FORGED = "FAKE LOG LINE"
 TABLE = f"credit\n{FORGED}\x1b]0;pwned\x07"
@@ -32,8 +29,8 @@ def test_a_table_name_with_a_newline_and_an_escape_forges_no_log_line(
     assert not set("\n\x1b\x07") & set(judged["message"]), judged
 
     # The operator logs the schema's transition to TablesMissing, message and all.
-    log = wait_for(lambda: alive.operator.log(tail=400), lambda text: FORGED in text,
-                   timeout=30, what="the operator's log line quoting the table's name")
+    log = wait_for("the operator's log line quoting the table's name",
+                   lambda: alive.operator.log(tail=400), lambda text: FORGED in text, timeout=30)
     forged = [line for line in log.splitlines() if line.startswith(FORGED)]
     assert not forged, f"the table's name forged log lines: {forged}"
     assert ESCAPED in log, log

@@ -4,10 +4,8 @@ closed with the "cannot tell" message, and a pod that names B opens."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import V1_REVISION, Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import (
     Alive,
     Victim,
@@ -18,7 +16,6 @@ from tests.tenants.tenancy import (
     unharmed,
 )
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "downgraded"
 B, C = "5d1e0b", "6a9f3c"
 
@@ -33,25 +30,26 @@ def test_a_pod_naming_a_revision_the_database_went_back_from_stays_closed(
     db.migrate()  # A, with the declared tables
     hostile.secret(db.url())
     hostile.schema(SCHEMA)
-    wait_for(lambda: current(hostile), lambda seen: seen == [V1_REVISION], timeout=60,
-             what=f"the operator to see the database at A ({V1_REVISION})")
+    wait_for(f"the operator to see the database at A ({V1_REVISION})", lambda: current(hostile),
+             lambda seen: seen == [V1_REVISION], timeout=60)
 
     # A to C in one `alembic upgrade head`: B's and C's tables, stamped C.
     db.execute("CREATE TABLE b_things (id int)")
     db.execute("CREATE TABLE c_things (id int)")
     stamp(db, C)
-    wait_for(lambda: current(hostile), lambda seen: seen == [C], timeout=30,
-             what=f"the operator to see the database at C ({C})")
+    wait_for(f"the operator to see the database at C ({C})", lambda: current(hostile),
+             lambda seen: seen == [C], timeout=30)
     # Back to B, which the operator never saw: C's table dropped, stamped B.
     db.execute("DROP TABLE c_things")
     stamp(db, B)
-    wait_for(lambda: current(hostile), lambda seen: seen == [B], timeout=30,
-             what=f"the operator to see the database back at B ({B})")
+    wait_for(f"the operator to see the database back at B ({B})", lambda: current(hostile),
+             lambda seen: seen == [B], timeout=30)
 
     hostile.apply_all(revision_pod(SCHEMA, "names-c", C), revision_pod(SCHEMA, "names-b", B))
-    judged = wait_for(lambda: pod_gates(hostile, SCHEMA), lambda seen: seen.get(
-        "names-b", {}).get("status") == "True" and seen.get("names-c", {}).get("status") in (
-        "True", "False"), timeout=60, what="the pod naming B open, the pod naming C judged")
+    judged = wait_for("the pod naming B open, the pod naming C judged",
+                      lambda: pod_gates(hostile, SCHEMA), lambda seen: seen.get(
+                          "names-b", {}).get("status") == "True" and seen.get(
+                          "names-c", {}).get("status") in ("True", "False"), timeout=60)
     assert judged["names-c"]["status"] == "False", \
         f"a pod naming {C} opened on a database without {C}: {judged['names-c']}"
     assert "cannot tell" in judged["names-c"].get("message", ""), judged["names-c"]

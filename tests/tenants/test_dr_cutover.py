@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import V1_REVISION, V2_REVISION, Backend, Database
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import (
     Alive,
     Victim,
@@ -22,16 +20,15 @@ from tests.tenants.tenancy import (
     unharmed,
 )
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "cutover"
 #: Y's revision: between X's A and C, never seen on X.
 B = "5d1e0b"
 
 
 def at(backend: Backend, heads: list[str]) -> dict[str, Any]:
-    return wait_for(lambda: revision_status(backend, SCHEMA),
-                    lambda seen: seen.get("current") == heads, timeout=60,
-                    what=f"the operator to see the database at {heads}")
+    return wait_for(f"the operator to see the database at {heads}",
+                    lambda: revision_status(backend, SCHEMA),
+                    lambda seen: seen.get("current") == heads, timeout=60)
 
 
 def test_a_secret_pointed_at_another_database_starts_its_history_anew(
@@ -57,9 +54,10 @@ def test_a_secret_pointed_at_another_database_starts_its_history_anew(
 
     hostile.apply_all(revision_pod(SCHEMA, "names-c", V2_REVISION),
                       revision_pod(SCHEMA, "names-b", B))
-    judged = wait_for(lambda: pod_gates(hostile, SCHEMA), lambda seen: seen.get(
-        "names-b", {}).get("status") == "True" and seen.get("names-c", {}).get("status") in (
-        "True", "False"), timeout=60, what="the pod naming B open, the pod naming C judged")
+    judged = wait_for("the pod naming B open, the pod naming C judged",
+                      lambda: pod_gates(hostile, SCHEMA), lambda seen: seen.get(
+                          "names-b", {}).get("status") == "True" and seen.get(
+                          "names-c", {}).get("status") in ("True", "False"), timeout=60)
     assert judged["names-c"]["status"] == "False", \
         f"a pod naming {V2_REVISION} opened on a database without it: {judged['names-c']}"
     assert "cannot tell" in judged["names-c"].get("message", ""), judged["names-c"]

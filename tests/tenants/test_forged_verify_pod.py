@@ -9,13 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import IMAGE, Alive, Victim, parses_as_rfc3339, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "cloned"
 VERIFY_LABEL = "schemagate.io/verify-of"
 HASH_ANNOTATION = "schemagate.io/verify-hash"
@@ -75,15 +72,16 @@ def test_a_pod_forging_a_verify_pods_verdict_opens_no_gate(
         "connectTimeoutSeconds": 2, "verifyFrom": "Pod",
         "verifyPod": {"fromDeployment": {"name": "backend", "container": "app"}}})
     hostile.wait_reason("Verified", SCHEMA, timeout=90)
-    hash_, verdict = wait_for(lambda: kept_verified_pod(hostile), lambda kept: bool(kept[0]),
-                              timeout=30, what="a kept verify pod with a Verified verdict")
+    hash_, verdict = wait_for("a kept verify pod with a Verified verdict",
+                              lambda: kept_verified_pod(hostile), lambda kept: bool(kept[0]),
+                              timeout=30)
 
     db.execute("DROP TABLE agent_executions")
     hostile.wait_reason("StampedButMissing", SCHEMA, timeout=60)
     old = {p["metadata"]["name"] for p in hostile.pods(SCHEMA)}
     hostile.kubectl("scale", "deployment/backend", f"--replicas={len(old) + 1}")
-    wait_for(lambda: new_pod_and_status(hostile, old)["gate"], lambda gate: gate == ["False"],
-             timeout=60, what="the new backend pod, closed")
+    wait_for("the new backend pod, closed", lambda: new_pod_and_status(hostile, old)["gate"],
+             lambda gate: gate == ["False"], timeout=60)
 
     hostile.apply(forged_pod(hash_, verdict))
     forged_written = datetime.now(UTC) + timedelta(seconds=FORGED_RUNS + 1)
@@ -93,8 +91,8 @@ def test_a_pod_forging_a_verify_pods_verdict_opens_no_gate(
         return seen["gate"] == ["True"] or (parses_as_rfc3339(stamp) and datetime.fromisoformat(
             str(stamp)[:-1] + "+00:00") > forged_written + timedelta(seconds=1))
 
-    seen = wait_for(lambda: new_pod_and_status(hostile, old), decided, timeout=90,
-                    what="a check that ended after the forged verdict was written")
+    seen = wait_for("a check that ended after the forged verdict was written",
+                    lambda: new_pod_and_status(hostile, old), decided, timeout=90)
     assert seen["gate"] == ["False"], f"the new pod opened on a forged verdict: {seen}"
     assert seen["reason"] == "StampedButMissing" and seen["verifyPod"] != "forged-verify", seen
     unharmed(victim, alive)

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.cluster.scenario import Backend
 from tests.tenants.tenancy import Alive, Victim, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "leaky"
 #: The values the Job's output holds; its command spells them in pieces, so only the
 #: output (the trace of `sh -x`, then what it prints) holds them whole. One stream: the

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
 from tests.stalling import PLAIN, StallingProxy
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, unharmed
 
-pytestmark = pytest.mark.tenants
 SCHEMA = "guessing"
 FIRST_WAIT, REWRITES = 10.0, 5
 
@@ -31,8 +28,8 @@ def test_rewriting_a_refused_secret_brings_no_attempt_before_the_backoff_ends(
 
         guess(0)
         hostile.schema(SCHEMA)
-        refused = wait_for(lambda: hostile.condition(SCHEMA), lambda c: c.get(
-            "reason") == "AuthenticationFailed", timeout=60, what="the first refusal")
+        refused = wait_for("the first refusal", lambda: hostile.condition(SCHEMA),
+                           lambda c: c.get("reason") == "AuthenticationFailed", timeout=60)
         assert f"next attempt in {FIRST_WAIT:g} s" in refused["message"], refused
         attempts = len(proxy.accepted_at)
         assert attempts >= 1, "the refusal came from no connection"
@@ -43,14 +40,14 @@ def test_rewriting_a_refused_secret_brings_no_attempt_before_the_backoff_ends(
         assert rewritten - proxy.accepted_at[attempts - 1] < FIRST_WAIT, \
             "the rewrites took longer than the wait; nothing is shown"
 
-        wait_for(lambda: len(proxy.accepted_at), lambda seen: seen > attempts,
-                 timeout=FIRST_WAIT + 20, what="the attempt after the wait")
+        wait_for("the attempt after the wait", lambda: len(proxy.accepted_at),
+                 lambda seen: seen > attempts, timeout=FIRST_WAIT + 20)
         gap = proxy.accepted_at[attempts] - proxy.accepted_at[attempts - 1]
         assert gap >= FIRST_WAIT - 0.5, \
             f"an attempt {gap:.1f} s after the refusal: a Secret write brought it sooner"
-        doubled = wait_for(lambda: hostile.condition(SCHEMA), lambda c: "next attempt in" in c.get(
-            "message", "") and f"in {FIRST_WAIT:g} s" not in c["message"], timeout=30,
-            what="the second refusal's message")
+        doubled = wait_for("the second refusal's message", lambda: hostile.condition(SCHEMA),
+                           lambda c: "next attempt in" in c.get("message", "")
+                           and f"in {FIRST_WAIT:g} s" not in c["message"], timeout=30)
         assert f"next attempt in {2 * FIRST_WAIT:g} s" in doubled["message"], doubled
     finally:
         proxy.close()

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
-
-pytestmark = pytest.mark.tenants
 
 
 def test_passwords_that_are_common_words_leave_the_victims_status_intact(
@@ -42,7 +38,7 @@ def test_passwords_that_are_common_words_leave_the_victims_status_intact(
     # victim's scale-up then makes it write the victim's status afresh.
     taken(hostile, [f"tenant-{key}" for key in passwords])
     unharmed(victim, alive)
-    judged = wait_for(lambda: reasons(hostile), lambda seen: len(seen) == len(passwords)
-                      and all(seen.values()), timeout=30,
-                      what="every hostile schema's own reason")
+    judged = wait_for("every hostile schema's own reason", lambda: reasons(hostile),
+                      lambda seen: len(seen) == len(passwords) and all(seen.values()),
+                      timeout=30)
     assert judged["tenant-ci"] == "AuthenticationFailed", judged

@@ -4,14 +4,12 @@ reason of its own, the victim's new pod opens."""
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 SIZE = 900 * 1024
 SCHEMA = "bomb"
 
@@ -33,8 +31,8 @@ def test_a_900_kb_revision_file_costs_the_operator_no_restart(
                                        "alembic": {"configMapRef": {"name": "migrations"}}})
     taken(hostile, [SCHEMA])
 
-    wait_for(lambda: (reasons(hostile)[SCHEMA], alive.operator.restarts()),
-             lambda seen: bool(seen[0]) or seen[1] != alive.before, timeout=60,
-             what="the hostile schema's reason (or the operator's restart)")
+    wait_for("the hostile schema's reason (or the operator's restart)",
+             lambda: (reasons(hostile)[SCHEMA], alive.operator.restarts()),
+             lambda seen: bool(seen[0]) or seen[1] != alive.before, timeout=60)
     unharmed(victim, alive)
     assert reasons(hostile)[SCHEMA], "the hostile schema has no reason"

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 SIZE = 96 * 1024
 
 
@@ -29,8 +26,8 @@ def test_a_96_kb_secret_value_is_the_hostile_schemas_invalid_spec_and_nobody_els
     taken(hostile, [f"tenant-{key}" for key in values], every=False)
 
     unharmed(victim, alive)
-    judged = wait_for(lambda: reasons(hostile), lambda found: all(found.values()), timeout=30,
-                      what="each hostile schema's own reason")
+    judged = wait_for("each hostile schema's own reason", lambda: reasons(hostile),
+                      lambda found: all(found.values()), timeout=30)
     assert set(judged.values()) == {"InvalidSpec"}, judged
     for key in values:
         message = hostile.condition(f"tenant-{key}")["message"]

@@ -3,12 +3,9 @@ refused by the API server, before the operator ever quotes it in a message."""
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
 from tests.cluster.scenario import Backend
-
-pytestmark = pytest.mark.tenants
 
 
 def test_a_selector_value_over_63_characters_is_refused_by_the_api_server(

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import contextlib
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend
 from tests.stalling import Mode, StallingProxy
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 URLS, LISTENERS, HOSTS = 32, 8, 4
 
 
@@ -42,12 +39,13 @@ def test_urls_naming_silent_hosts_starve_no_other_namespace(
             hostile.schema_manifest("tenant-all", database={
                 "urlSecretRef": {"name": "silent", "key": "every-listener"}}))
         taken(hostile, names, timeout=60)
-        wait_for(lambda: sum(listener.connections for listener in listeners),
-                 lambda count: count >= LISTENERS, timeout=30,
-                 what="the operator connecting to the silent hosts")
+        wait_for("the operator connecting to the silent hosts",
+                 lambda: sum(listener.connections for listener in listeners),
+                 lambda count: count >= LISTENERS, timeout=30)
 
         unharmed(victim, alive)
-        judged = wait_for(lambda: reasons(hostile), lambda found: len(found) == URLS + 1 and all(
-            found.values()), timeout=120, what="each of the 33 schemas' own reason")
+        judged = wait_for("each of the 33 schemas' own reason", lambda: reasons(hostile),
+                          lambda found: len(found) == URLS + 1 and all(found.values()),
+                          timeout=120)
         assert judged.pop("tenant-all") == "InvalidSpec"
         assert set(judged.values()) == {"DatabaseUnreachable"}, judged

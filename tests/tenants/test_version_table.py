@@ -6,13 +6,10 @@ new pod opens."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.cluster.fixtures import wait_for
 from tests.cluster.scenario import Backend, Database
+from tests.support.wait import wait_for
 from tests.tenants.tenancy import Alive, Victim, reasons, taken, unharmed
 
-pytestmark = pytest.mark.tenants
 #: Each schema's view, and what its message must say.
 VIEWS = {
     "one-huge-row": ("SELECT pg_catalog.repeat('x', 200000000) AS version_num",
@@ -44,9 +41,10 @@ def test_a_version_table_of_a_200_mb_row_or_ten_million_rows_costs_the_operator_
             "connectTimeoutSeconds": 2}))
     taken(hostile, list(VIEWS))
 
-    wait_for(lambda: (reasons(hostile), alive.operator.restarts()),
+    wait_for("each hostile schema's reason (or the operator's restart)",
+             lambda: (reasons(hostile), alive.operator.restarts()),
              lambda seen: all(seen[0].get(name) for name in VIEWS) or seen[1] != alive.before,
-             timeout=60, what="each hostile schema's reason (or the operator's restart)")
+             timeout=60)
     unharmed(victim, alive)
     for name, (_, said) in VIEWS.items():
         judged = hostile.condition(name)

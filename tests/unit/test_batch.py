@@ -11,18 +11,23 @@ from schemagate.core.check.verdict import Requirement, Verdict
 from schemagate.core.wire.reasons import Reason
 from schemagate.postgres import catalog, connect
 from schemagate.reconcile.batch import Batches
+from tests.support.wait import wait_for_async
 
 
 class Recorder:
     """Stands for `catalog.verify_many`: records each pass (one connection each)."""
 
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, fail: Exception | None = None,
+                 hold: threading.Event | None = None) -> None:
         self.passes: list[tuple[str, int]] = []
         self.fail = fail
+        self.hold = hold  # set: each pass runs until it is set, as a slow server answers
 
     def __call__(self, url: str, asked: Sequence[catalog.Asked], timeout: float
                  ) -> list[Verdict]:
         self.passes.append((url, len(asked)))
+        if self.hold is not None:
+            self.hold.wait(timeout=5)
         if self.fail is not None:
             raise self.fail
         return [Verdict(verified=True, reason=Reason.VERIFIED, message=r.schema)
@@ -45,15 +50,20 @@ def test_asks_that_arrive_together_share_one_pass_per_url() -> None:
 
 
 def test_an_ask_during_a_pass_goes_in_the_next_one() -> None:
-    recorder = Recorder()
+    answer = threading.Event()
+    recorder = Recorder(hold=answer)
     batches = Batches(run=recorder)
 
     async def main() -> None:
         first = asyncio.create_task(batches.verify("a", Requirement(tables=("t",)), 5.0,
                                                    namespace="team"))
-        await asyncio.sleep(0.1)
-        await batches.verify("a", Requirement(tables=("t",)), 5.0, namespace="team")
-        await first
+        await wait_for_async("the first pass under way", lambda: recorder.passes,
+                             timeout=5, interval=0.005)
+        second = asyncio.create_task(batches.verify("a", Requirement(tables=("t",)), 5.0,
+                                                    namespace="team"))
+        await asyncio.sleep(0)  # one turn of the loop: the second ask is in, the pass runs on
+        answer.set()
+        await asyncio.gather(first, second)
 
     asyncio.run(main())
     assert recorder.passes == [("a", 1), ("a", 1)]

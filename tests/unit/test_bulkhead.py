@@ -7,10 +7,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from schemagate.bulkhead import PER_SERVER, WORKERS, Bulkheads, NoAnswer
+from tests.support.wait import wait_for_async
+
+
+async def in_flight(what: str, count: Callable[[], int | None], expected: int) -> None:
+    """Waits until `count` (calls holding slots; None: none) is `expected`: the calls
+    started before the test goes on are then under way, not merely created."""
+    await wait_for_async(what, lambda: count() or 0, lambda n: n == expected, timeout=5,
+                         interval=0.001)
 
 
 def test_a_stuck_server_holds_only_its_own_slots() -> None:
@@ -21,7 +30,7 @@ def test_a_stuck_server_holds_only_its_own_slots() -> None:
         stuck = [asyncio.create_task(pools.run(f"team-{i % 5}", "frozen:5432", 1.0,
                                                release.wait))
                  for i in range(50)]
-        await asyncio.sleep(0.05)
+        await in_flight("frozen's two slots taken", lambda: pools.in_flight.get("frozen:5432"), 2)
         started = time.monotonic()
         answer = await pools.run("team-0", "healthy:5432", 1.0, lambda: "verified")
         healthy = time.monotonic() - started
@@ -45,7 +54,8 @@ def test_a_namespace_with_32_hung_servers_cannot_delay_another_namespace() -> No
         hostile = [asyncio.create_task(pools.run("hostile", f"10.0.0.{i}:5432", 0.5,
                                                  release.wait))
                    for i in range(WORKERS)]
-        await asyncio.sleep(0.05)
+        await in_flight("the hostile namespace's share taken",
+                        lambda: pools.in_flight_of.get("hostile"), WORKERS // 4)
         started = time.monotonic()
         answer = await pools.run("victim", "db.victim:5432", 1.0, lambda: "verified")
         waited = time.monotonic() - started
@@ -69,7 +79,8 @@ def test_on_a_shared_server_another_namespace_gets_a_slot_while_one_has_many_wai
         pools = Bulkheads()
         busy = [asyncio.create_task(pools.run("busy", "shared:5432", 0.5, release.wait))
                 for _ in range(20)]
-        await asyncio.sleep(0.05)
+        await in_flight("busy's slots on shared taken", lambda: pools.in_flight.get("shared:5432"),
+                        PER_SERVER - 1)
         started = time.monotonic()
         await pools.run("quiet", "shared:5432", 1.0, lambda: None)
         waited = time.monotonic() - started
@@ -96,7 +107,8 @@ def test_waiting_namespaces_take_turns_on_a_shared_server() -> None:
 
         holders = [asyncio.create_task(pools.run(ns, "shared:5432", 5.0, gate.wait))
                    for ns, gate in zip(["a", "a", "a", "c"], gates, strict=True)]
-        await asyncio.sleep(0.05)
+        await in_flight("every slot on shared taken", lambda: pools.in_flight.get("shared:5432"),
+                        PER_SERVER)
         backlog = [asyncio.create_task(pools.run("a", "shared:5432", 5.0, waiter, "a"))
                    for _ in range(5)]
         await asyncio.sleep(0.01)
@@ -121,7 +133,8 @@ def test_a_namespace_with_a_huge_backlog_costs_the_others_nothing_per_call() -> 
         backlog = [asyncio.create_task(pools.run("hostile", f"10.0.{i // 250}.{i % 250}:5432",
                                                  60.0, release.wait))
                    for i in range(10_000)]
-        await asyncio.sleep(0.05)
+        await in_flight("the hostile namespace's share taken",
+                        lambda: pools.in_flight_of.get("hostile"), pools.per_namespace)
         started = time.monotonic()
         await asyncio.gather(*(pools.run("victim", f"db{i % 20}:5432", 5.0, lambda: None)
                                for i in range(1_000)))
@@ -150,8 +163,7 @@ def test_an_abandoned_call_counts_against_its_namespace_until_its_thread_ends() 
             await pools.run("team", "three:5432", 0.1, lambda: "answered")
         assert await pools.run("other", "three:5432", 0.1, lambda: "answered") == "answered"
         release.set()
-        while pools.in_flight_of.get("team"):
-            await asyncio.sleep(0.01)
+        await in_flight("team's abandoned calls ended", lambda: pools.in_flight_of.get("team"), 0)
         assert pools.in_flight == {}
         return await pools.run("team", "three:5432", 1.0, lambda: "answered")
 
@@ -193,7 +205,7 @@ def test_a_caller_cancelled_while_waiting_leaves_no_slot_taken() -> None:
         pools = Bulkheads(workers=4, per_server=1)
         holder = asyncio.create_task(pools.run("team", "db:5432", 5.0, release.wait))
         waiter = asyncio.create_task(pools.run("team", "db:5432", 5.0, lambda: "never"))
-        await asyncio.sleep(0.02)
+        await in_flight("the holder's slot taken", lambda: pools.in_flight.get("db:5432"), 1)
         waiter.cancel()
         release.set()
         await holder

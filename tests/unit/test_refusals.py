@@ -5,9 +5,8 @@ its Secret writes."""
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from schemagate.core.check.verdict import Verdict
 from schemagate.core.status.outcome import Outcome
@@ -18,6 +17,7 @@ from schemagate.reconcile.batch import Batches
 from schemagate.reconcile.loop import keep_verified
 from schemagate.reconcile.schedule import Backoff, refusals_after
 from tests.support.fake_kube import FakeKube
+from tests.support.wait import wait_for_async
 
 KEY = ("ns", "s")
 BODY = {"metadata": {"namespace": "ns", "name": "s", "generation": 1},
@@ -58,11 +58,8 @@ def context(server: Server, kube: FakeKube) -> Context:
                         backoff=Backoff(first=HOLD, cap=HOLD))
 
 
-async def until(condition: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
-        await asyncio.sleep(0.005)
+async def attempts(server: Server, until: Callable[[int], bool], what: str) -> None:
+    await wait_for_async(what, lambda: len(server.attempts), until, timeout=5, interval=0.005)
 
 
 def test_secret_writes_during_the_wait_after_a_refusal_start_no_attempt() -> None:
@@ -73,13 +70,13 @@ def test_secret_writes_during_the_wait_after_a_refusal_start_no_attempt() -> Non
     async def main() -> None:
         stopped: list[bool] = []
         loop = asyncio.create_task(keep_verified(BODY, stopped, ctx, logger()))
-        await until(lambda: len(server.attempts) == 1)
+        await attempts(server, lambda n: n == 1, "the first attempt")
         refused_at = server.attempts[0]
         while time.monotonic() - refused_at < HOLD * 0.8:  # 50 writes, spread over the wait
             ctx.registry.wake_users_of("Secret", "ns", "db")  # what the Secret watch says
             writes.append(time.monotonic())
             await asyncio.sleep(HOLD / 60)
-        await until(lambda: len(server.attempts) >= 2)
+        await attempts(server, lambda n: n >= 2, "the attempt after the wait")
         stopped.append(True)
         loop.cancel()
 
@@ -120,9 +117,9 @@ def test_after_a_successful_check_a_secret_write_is_checked_at_once() -> None:
     async def main() -> None:
         stopped: list[bool] = []
         loop = asyncio.create_task(keep_verified(BODY, stopped, ctx, logger()))
-        await until(lambda: len(server.attempts) >= 2)  # refused, then (after the wait) in
+        await attempts(server, lambda n: n >= 2, "refused, then (after the wait) in")
         ctx.registry.wake_users_of("Secret", "ns", "db")
-        await until(lambda: len(server.attempts) >= 3)
+        await attempts(server, lambda n: n >= 3, "the check of the Secret write")
         stopped.append(True)
         loop.cancel()
 
@@ -145,7 +142,9 @@ def test_a_schema_deleted_while_it_waits_after_a_refusal_stops_at_once() -> None
     async def main() -> None:
         stopped: list[bool] = []
         loop = asyncio.create_task(keep_verified(BODY, stopped, ctx, logger()))
-        await until(lambda: KEY in ctx.registry.schemas and ctx.registry.of(KEY).held)
+        await wait_for_async("the schema held after the refusal",
+                             lambda: KEY in ctx.registry.schemas and ctx.registry.of(KEY).held,
+                             timeout=5, interval=0.005)
         stopped.append(True)
         ctx.registry.forget(KEY)  # what releasing its gates does
         await asyncio.wait_for(loop, timeout=5)

@@ -249,6 +249,11 @@ def test_any_other_url_or_dsn_password_is_scrubbed_by_its_shape(
 def test_a_url_read_from_a_secret_never_shows_in_why_it_is_unusable(
         data: st.DataObject, password: str) -> None:
     good = data.draw(urls(password))
+    # A password that is a word of the status itself ("Schema" in "SchemaVerified") is
+    # found there whatever the scrubber does: such a draw proves nothing.
+    fixed = sinks(Scrubber([]), Reason.INVALID_SPEC,
+                  "the URL in Secret backend-db key DATABASE_URL cannot be used: ")
+    assume(not leaks(password, fixed))
     for bad in [good.replace(":5432", ":port"), with_option(good, quote(password, safe="")),
                 good.split("://", 1)[0] + "ql://" + good.split("://", 1)[1]]:
         messages = []

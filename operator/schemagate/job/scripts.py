@@ -45,6 +45,8 @@ class Scripts:
     ignored: tuple[str, ...] = ()
     #: Each revision's down revisions and dependencies: what the pod gate orders by.
     graph: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The revisions as Alembic loaded them (each file imported once).
+    loaded: ScriptDirectory | None = field(default=None, compare=False, repr=False)
 
 
 def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
@@ -63,9 +65,9 @@ def scripts_from_files(files: Mapping[str, str], workdir: Path) -> Scripts:
     for name in read.files:
         (directory / "versions" / name).write_text(files[name], encoding="utf-8")
     (directory / "env.py").write_text(_ENV_PY.read_text(encoding="utf-8"), encoding="utf-8")
-    _load(directory, read)
+    loaded = _load(directory, read)
     return Scripts(directory=directory, heads=read.heads, revisions=read.revisions,
-                   ignored=read.ignored, graph=read.graph)
+                   ignored=read.ignored, graph=read.graph, loaded=loaded)
 
 
 def alembic_config(directory: Path) -> Config:
@@ -76,7 +78,7 @@ def alembic_config(directory: Path) -> Config:
     return config
 
 
-def _load(directory: Path, read: ScriptGraph) -> None:
+def _load(directory: Path, read: ScriptGraph) -> ScriptDirectory:
     """Alembic loads every revision file, and finds the heads `read` found. Alembic only
     warns about a down_revision no file declares, or a duplicate revision; both fail
     here."""
@@ -94,7 +96,7 @@ def _load(directory: Path, read: ScriptGraph) -> None:
         complaints.append(f"Alembic finds the heads {_listed(heads)}, the files declare "
                           f"{_listed(read.heads)} (an identifier assigned at run time?)")
     if error is None and not complaints:
-        return
+        return script
     # A revision file may raise anything at import, with any text in it.
     raise InvalidScripts(scrub_patterns(_load_error(error, complaints, directory / "versions",
                                                     read)))

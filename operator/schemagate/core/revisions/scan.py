@@ -10,17 +10,25 @@ regular expressions skip everything else. Time is linear in the file, memory con
 beyond it; only an assignment's value, at most `MAX_VALUE` characters, is read as a
 Python literal. Anything else wrong with the file (a syntax error the scan does not
 follow) is found by the migration Job, which loads the files through Alembic.
+
+`schemagate plan` also asks whether a file names offline mode (`mentions_offline_mode`),
+from its tokens, in time linear in the file as well.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 
 #: Characters of one assignment's value read as a literal: a tuple of many down
 #: revisions fits with room to spare, and the literal's tree stays small.
 MAX_VALUE = 4096
 NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
+#: What a revision file that branches on offline mode names: `context.is_offline_mode()`,
+#: `op.get_context().as_sql`.
+OFFLINE_MODE_NAMES = frozenset({"is_offline_mode", "as_sql"})
 
 # What can hide or continue a statement: a comment, a string (a short one whole, else
 # its opening quote), a run of brackets, a backslash. A string's prefix (r, b, f...)
@@ -204,3 +212,16 @@ def _line_end(text: str, pos: int) -> int:
 
 def _line(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
+
+
+def mentions_offline_mode(text: str) -> bool:
+    """Whether `text` names offline mode in its code (not in a string or a comment): then
+    what the file renders offline is not what it runs online. Tokens only, in time linear
+    in the file; a file that cannot be tokenized says no, and fails to load instead."""
+    if not any(name in text for name in OFFLINE_MODE_NAMES):
+        return False  # most files: no need to tokenize
+    try:
+        return any(token.type == tokenize.NAME and token.string in OFFLINE_MODE_NAMES
+                   for token in tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False

@@ -1,7 +1,10 @@
-"""The Helm chart as the tests see it: the pinned helm, rendering, and the rendered objects.
+"""The chart tier: the Helm chart, the shipped alerts and dashboard, and the workflows,
+checked by the pinned helm and actionlint. Here, the chart as the tests see it: the
+pinned helm, rendering, and the rendered objects.
 
-helm is built once from the Go module proxy by `hack/build-control-plane.sh helm`
-(`make chart` and `make test` build it first) and cached beside the control plane.
+helm and actionlint are built once from the Go module proxy by
+`hack/build-control-plane.sh` (`make test-chart` and `make test` build them first) and
+cached beside the control plane.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "schemagate"
 Manifest = dict[str, Any]
 
