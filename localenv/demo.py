@@ -102,9 +102,12 @@ class Demo:
         return None
 
     def rolled_out_v2(self) -> bool:
-        pods = json.loads(self.kubectl("get", "pods", "-l", "app=backend", "-o", "json"))
-        live = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
-        return len(live) == 2 and len(self.v2_pods()) == 2 and all(
+        """Every pod v2 and Ready, read from one listing (two would mix moments of the
+        rollout)."""
+        live = self.backend_pods()
+        v2 = [p for p in live if "schemagate.io/revision" in (
+            p["metadata"].get("annotations") or {})]
+        return len(live) == 2 and len(v2) == 2 and all(
             any(c["type"] == "Ready" and c["status"] == "True"
                 for c in p.get("status", {}).get("conditions", [])) for p in live)
 
