@@ -111,6 +111,13 @@ class Demo:
             any(c["type"] == "Ready" and c["status"] == "True"
                 for c in p.get("status", {}).get("conditions", [])) for p in live)
 
+    def serving(self) -> bool:
+        """Every backend pod has passed its start-up check (Ready says only that its
+        process started: the check takes a moment more)."""
+        return all("serving on port" in self.kubectl("logs", p["metadata"]["name"],
+                                                     check=False)
+                   for p in self.backend_pods())
+
     def backend_pods(self) -> list[dict[str, Any]]:
         pods = json.loads(self.kubectl("get", "pods", "-l", "app=backend", "-o", "json"))
         return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -349,6 +356,8 @@ def upgrade(demo: Demo, n: int, total: int) -> None:
     wait_for("the v2 rollout", demo.rolled_out_v2, timeout=120)
     say(f"      every pod is v2 and Ready {time.monotonic() - started:.1f}s after the "
         "migration: opened only once its revision was applied")
+    # The drift that follows must meet backends that run, not one still checking.
+    wait_for("the v2 backends serving", demo.serving, timeout=60)
 
 
 def drift(demo: Demo, n: int, total: int) -> None:
