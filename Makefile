@@ -3,19 +3,26 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 export SCHEMAGATE_CACHE ?= $(HOME)/.cache/schemagate
+# Each build step prints one line (its time, its log in .cluster/build-logs/); its
+# output (pip, apt-get, go, buildah) goes to that log, whose tail is shown on a failure.
+STEP   := bash hack/step.sh
 
 .PHONY: test lint types layers test-unit test-chart test-db test-image test-cluster test-chaos test-tenants \
         test-localenv tier-times cluster-up cluster-down demo control-plane node images chart chart-readme bench \
-        bench-gate bench-leader bench-scale bench-verify-pod bench-plan crds clean actionlint
+        bench-gate bench-leader bench-scale bench-verify-pod bench-plan bench-start-gate crds clean actionlint \
+        helm _venv _chart _actionlint
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(STEP) venv $(MAKE) --no-print-directory _venv
+
+_venv:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
 	@# The local environment (localenv/) and the tests import from the checkout, never
 	@# from the wheel: the repository root goes on the venv's path, not into the package.
 	$(PY) -c 'import sysconfig, sys; open(sysconfig.get_paths()["purelib"] + "/schemagate-dev.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
-	touch $@
+	touch $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
@@ -75,25 +82,31 @@ tier-times: $(VENV)/.installed
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module
 # proxy once; later runs reuse the cache in $(SCHEMAGATE_CACHE).
 control-plane:
-	@bash hack/build-control-plane.sh control-plane >/dev/null
+	@$(STEP) "control plane" bash hack/build-control-plane.sh control-plane
 
 # The real node: the Debian packages it needs (installed when missing, said first),
 # then kubelet, kube-proxy, kube-scheduler and pause built once into the same cache.
 node:
-	@bash hack/bootstrap-node.sh
-	@bash hack/build-control-plane.sh node >/dev/null
+	@$(STEP) "node packages" bash hack/bootstrap-node.sh
+	@$(STEP) "node binaries" bash hack/build-control-plane.sh node
 
 # The node's images (pause, busybox, the python:3.11-slim base, schemagate:dev from
 # our Dockerfile, schemagate/backend:dev), rebuilt only when their inputs change.
 images: $(VENV)/.installed node
-	$(PY) -m localenv.images build
+	@$(STEP) images $(PY) -m localenv.images build
 
 # helm lint and helm template over the chart in each mode, with the pinned helm built once
 # from the Go module proxy (hack/build-control-plane.sh helm) into the same cache.
 CHART_VALUES := "" "--set watchNamespaces={team-a,team-b}" "--set metrics.serviceMonitor.enabled=true" \
   "--set metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,metrics.podMonitoring.enabled=true" \
   "--set tenancy.allowedHosts.team-a={db.team-a.svc,10.20.0.0/16}"
-chart:
+helm:
+	@$(STEP) helm bash hack/build-control-plane.sh helm
+
+chart: helm
+	@$(STEP) chart $(MAKE) --no-print-directory _chart
+
+_chart:
 	@helm=$$(bash hack/build-control-plane.sh helm) && for values in $(CHART_VALUES); do \
 	  $$helm lint --strict --quiet charts/schemagate $$values && \
 	  $$helm template schemagate charts/schemagate -n schemagate-system $$values >/dev/null \
@@ -105,17 +118,20 @@ chart:
 # hack/build-control-plane.sh, cached like helm) checks them.
 # shellcheck and pyflakes are not on our machines: their checks are off, not skipped by chance.
 actionlint:
+	@$(STEP) actionlint $(MAKE) --no-print-directory _actionlint
+
+_actionlint:
 	@lint=$$(bash hack/build-control-plane.sh actionlint) && \
 	  $$lint -shellcheck= -pyflakes= .github/workflows/*.yaml contrib/github/*.yaml
 	@echo "actionlint: the workflows pass"
 
-cluster-up: $(VENV)/.installed control-plane node
+cluster-up: $(VENV)/.installed control-plane node images
 	$(PY) -m localenv.cluster up
 
 cluster-down: $(VENV)/.installed
 	$(PY) -m localenv.cluster down
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed control-plane node images helm
 	$(PY) -m localenv.demo
 
 chart-readme: $(VENV)/.installed
@@ -145,6 +161,11 @@ bench-scale: $(VENV)/.installed control-plane node
 
 bench-verify-pod: $(VENV)/.installed control-plane node images
 	$(PY) bench/verify_pod.py
+
+# The readiness gate alone against the start-up gate, a backend that exits 3 on missing
+# tables (about 4 minutes, on the real node).
+bench-start-gate: $(VENV)/.installed control-plane node images
+	$(PY) bench/start_gate.py
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 # Go module proxy at pinned versions, into a cache outside the repository keyed
 # by those versions; `node` adds kubelet, kube-proxy, kube-scheduler and the pause
 # binary of a real node. A second run with the same versions does nothing.
-set -euo pipefail
+set -Eeuo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
@@ -19,6 +19,8 @@ WORK="$CACHE_ROOT/build"
 what="${1:-control-plane}"
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# A failure's last line says which command failed, also one whose output was captured.
+trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 staging_replaces() {
   # kubernetes' own go.mod lists every staging module it replaces with ./staging;
@@ -41,8 +43,13 @@ build_kubernetes() {
   local dir="$WORK/k8s-$K8S_VERSION"
   mkdir -p "$dir"
   cd "$dir"
-  local gomod
-  gomod=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  local gomod download
+  # go reports a failed download in its JSON, on stdout: said here, or it would be lost.
+  if ! download=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION"); then
+    log "cannot download k8s.io/kubernetes@$K8S_VERSION: $(sed -n 's/.*"Error": "\(.*\)".*/\1/p' <<<"$download")"
+    exit 1
+  fi
+  gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$download")
   {
     printf 'module schemagate.local/k8sbuild\n\ngo 1.26\n\nrequire k8s.io/kubernetes %s\n\n' "$K8S_VERSION"
     staging_replaces "$gomod"
@@ -165,6 +172,7 @@ build_actionlint() {
 case "$what" in
   path)
     # Where the binaries are (or will be); exit status 1 when they are not built yet.
+    trap - ERR
     echo "$BIN_DIR"
     [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/etcd" ]
     ;;
@@ -200,6 +208,7 @@ case "$what" in
     echo "$NODE_DIR"
     ;;
   node-path)
+    trap - ERR
     echo "$NODE_DIR"
     [ -x "$NODE_DIR/kubelet" ] && [ -x "$NODE_DIR/pause" ]
     ;;

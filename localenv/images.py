@@ -11,7 +11,8 @@
 - `schemagate:dev`: our `Dockerfile`, built with buildah FROM that base, as a user
   builds it;
 - `schemagate/backend:dev`: the demo backend: `schemagate:dev` (which has alembic,
-  SQLAlchemy and psycopg) plus `examples/incident/migrations` at /app/migrations.
+  SQLAlchemy and psycopg) plus `examples/incident/migrations` at /app/migrations and
+  `localenv/backend.py`, which exits 3 at start-up when its tables are missing.
 
 Each is an archive in `<cache>/images/`, named by a hash of its inputs: a change to
 the Dockerfile, the package or the migrations rebuilds what depends on it, and
@@ -301,7 +302,7 @@ def _make_operator(out: Path) -> None:
         _bud(context / "Dockerfile", context, OPERATOR_IMAGE, out)
 
 
-BACKEND_INPUTS = ("examples/incident/migrations",)
+BACKEND_INPUTS = ("examples/incident/migrations", "localenv/backend.py")
 BACKEND_RECIPE = 2  # the archive carries schemagate:dev too
 
 
@@ -317,6 +318,7 @@ def _make_backend(out: Path) -> None:
         context = Path(tmp)
         shutil.copytree(REPO_ROOT / "examples/incident/migrations", context / "migrations",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(REPO_ROOT / "localenv/backend.py", context / "backend.py")
         shutil.copy2(BACKEND_DOCKERFILE, context / "Dockerfile")
         _bud(context / "Dockerfile", context, BACKEND_IMAGE, out)
     _add_names(out, OPERATOR.archive())

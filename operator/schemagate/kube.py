@@ -263,14 +263,18 @@ class Kube:
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: PodCondition, transition_time: str,
-                          scrubber: Scrubber) -> None:
-        body = {"status": {"conditions": [{
+                          scrubber: Scrubber, generation: int | None = None) -> None:
+        """`generation`: the pod's metadata.generation the condition was decided on."""
+        condition: JSON = {
             "type": condition_type,
             "status": "True" if wanted.status else "False",
             "reason": wanted.reason,
             "message": scrubber.message(wanted.message),
             "lastTransitionTime": transition_time,
-        }]}}
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        body = {"status": {"conditions": [condition]}}
         try:
             # Strategic merge keyed by `type`: the kubelet's conditions survive.
             response: Any = self.core.patch_namespaced_pod_status(pod, namespace, body,
@@ -281,6 +285,28 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:  # a pod deleted meanwhile needs no gate
                 raise
+
+    def release_start_gate(self, namespace: str, name: str, uid: str, gate: str
+                           ) -> int | None:
+        """Removes the scheduling gate `gate` from the pod `name` while it is the pod with
+        `uid`; returns the pod's generation after that, or None when the pod is gone or is
+        another pod of that name. A gate already removed changes nothing."""
+        # Strategic merge keyed by `name`: the other scheduling gates stay. The uid in
+        # the patch is a precondition: for another pod of that name the API server
+        # refuses it, as a change of the immutable metadata.uid (422).
+        body = {"metadata": {"uid": uid},
+                "spec": {"schedulingGates": [{"name": gate, "$patch": "delete"}]}}
+        try:
+            response: Any = self.core.patch_namespaced_pod(
+                name, namespace, body, _preload_content=False,
+                _content_type="application/strategic-merge-patch+json")
+        except ApiException as exc:
+            if exc.status in (404, 409) or (exc.status == 422 and _refused_field(
+                    exc, "metadata.uid")):
+                return None
+            raise
+        generation = json.loads(response.data)["metadata"].get("generation")
+        return generation if isinstance(generation, int) else None
 
     def database_schema(self, namespace: str, name: str) -> JSON | None:
         try:
@@ -303,6 +329,17 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise
+
+
+def _refused_field(exc: ApiException, field: str) -> bool:
+    """The API server's 422 names `field` among its causes."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return False
+    causes = (status.get("details") or {}).get("causes") or () if isinstance(
+        status, dict) else ()
+    return any(isinstance(c, dict) and c.get("field") == field for c in causes)
 
 
 class PersonsKube:

@@ -50,6 +50,8 @@ CLUSTER = {("apiextensions.k8s.io", "customresourcedefinitions", v)
 # With authorRights.enabled: the policy's binding, by name, to know it is in force.
 BINDING = {("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "get")}
 NAMESPACES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+# With gateInjection.holdStart: removing the start-up gate from a held pod.
+START_GATE = {("", "pods", "patch")}
 TWO_NAMESPACES = {"watchNamespaces": "{team-a,team-b}"}
 
 
@@ -58,7 +60,7 @@ def test_docs_rbac_lists_exactly_the_rights_the_chart_grants() -> None:
     assert documented_rights("cluster") == CLUSTER | NAMESPACES | BINDING
 
 
-@pytest.mark.parametrize("values", [{}, TWO_NAMESPACES,
+@pytest.mark.parametrize("values", [{}, TWO_NAMESPACES, {"gateInjection.holdStart": "true"},
                                     {"metrics.serviceMonitor.enabled": "true"},
                                     {"metrics.prometheusRule.enabled": "true",
                                      "metrics.dashboard.enabled": "true",
@@ -139,6 +141,25 @@ def test_watching_every_namespace_takes_one_cluster_role() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "schemagate",
                                     "namespace": "schemagate-system"}]
     assert one(manifests, "ServiceAccount")["metadata"]["name"] == "schemagate"
+
+
+def test_hold_start_adds_pod_patch_and_the_policies_that_confine_it() -> None:
+    assert documented_rights("gateInjection.holdStart") == START_GATE
+    assert not [m for m in render() if "start-gate" in m["metadata"]["name"]], "off by default"
+    manifests = render({**TWO_NAMESPACES, "gateInjection.holdStart": "true"}, release="sg",
+                       namespace="ops")
+    assert all(grants(r) == NAMESPACED | START_GATE for r in watching_roles(manifests))
+    names = {m["metadata"]["name"] for m in manifests}
+    assert {"sg-schemagate-start-gate", "sg-schemagate-start-gate-only"} <= names
+    confine = next(m for m in of_kind(manifests, "ValidatingAdmissionPolicy")
+                   if m["metadata"]["name"].endswith("start-gate-only"))
+    assert "system:serviceaccount:ops:sg-schemagate" in \
+        confine["spec"]["matchConditions"][0]["expression"]
+    binding = next(m for m in of_kind(manifests, "MutatingAdmissionPolicyBinding")
+                   if m["metadata"]["name"].endswith("start-gate"))
+    assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0][
+        "values"] == ["team-a", "team-b"]
 
 
 def watching_roles(manifests: list[Manifest]) -> list[Manifest]:

@@ -60,6 +60,8 @@ class FakeKube:
         #: What the operator wrote or said, in order.
         self.statuses: list[tuple[Key, JSON]] = []
         self.condition_patches: list[tuple[str, str, bool, str]] = []
+        #: The pods' scheduling gates released and conditions written, in order.
+        self.calls: list[tuple[Any, ...]] = []
         self.events: list[tuple[Key, str, str, bool]] = []
         self.secret_reads = 0
         #: Seconds each Secret read takes (a round trip, for reads that overlap).
@@ -86,13 +88,16 @@ class FakeKube:
         self.secrets[(namespace, name)] = dict(data)
 
     def add_pod(self, namespace: str, name: str, *, gates: tuple[str, ...] = (),
-                labels: dict[str, str] | None = None, created: datetime | None = None) -> JSON:
-        """A backend pod, with a readiness gate for each schema named in `gates`."""
+                labels: dict[str, str] | None = None, created: datetime | None = None,
+                held: tuple[str, ...] = (), generation: int = 1) -> JSON:
+        """A backend pod, with a readiness gate for each schema named in `gates`, and the
+        start-up gate's scheduling gate for each named in `held` (Pending, on no node)."""
         pod = {"metadata": {"namespace": namespace, "name": name, "uid": f"uid-{name}",
-                            "labels": labels or {},
+                            "labels": labels or {}, "generation": generation,
                             "creationTimestamp": stamp(created or self.clock())},
-               "spec": {"readinessGates": [{"conditionType": f"{GROUP}/{g}"} for g in gates]},
-               "status": {"conditions": []}}
+               "spec": {"readinessGates": [{"conditionType": f"{GROUP}/{g}"} for g in gates],
+                        "schedulingGates": [{"name": f"{GROUP}/{g}"} for g in held]},
+               "status": {"phase": "Pending" if held else "Running", "conditions": []}}
         self.pods[(namespace, name)] = pod
         return copy.deepcopy(pod)
 
@@ -154,16 +159,36 @@ class FakeKube:
 
     def set_pod_condition(self, namespace: str, pod: str, condition_type: str,
                           wanted: PodCondition, transition_time: str,
-                          scrubber: Scrubber) -> None:
+                          scrubber: Scrubber, generation: int | None = None) -> None:
         target = self.pods.get((namespace, pod))
         if target is None:
             return  # deleted meanwhile, as the API's 404
         conditions = [c for c in target["status"]["conditions"] if c["type"] != condition_type]
-        conditions.append({"type": condition_type, "status": "True" if wanted.status else "False",
-                           "reason": wanted.reason, "message": scrubber.message(wanted.message),
-                           "lastTransitionTime": transition_time})
+        condition = {"type": condition_type, "status": "True" if wanted.status else "False",
+                     "reason": wanted.reason, "message": scrubber.message(wanted.message),
+                     "lastTransitionTime": transition_time}
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        conditions.append(condition)
         target["status"]["conditions"] = conditions
         self.condition_patches.append((pod, condition_type, wanted.status, wanted.reason))
+        self.calls.append(("condition", pod, wanted.status, generation))
+
+    def release_start_gate(self, namespace: str, name: str, uid: str, gate: str
+                           ) -> int | None:
+        """As the API server: the scheduling gate goes from the pod of that uid, whose
+        generation moves on; None for a pod gone or another of that name."""
+        target = self.pods.get((namespace, name))
+        if target is None or target["metadata"]["uid"] != uid:
+            return None
+        gates = target["spec"].get("schedulingGates") or []
+        kept = [g for g in gates if g["name"] != gate]
+        if kept != gates:
+            target["spec"]["schedulingGates"] = kept
+            target["metadata"]["generation"] = target["metadata"].get("generation", 1) + 1
+        self.calls.append(("release", name, uid, gate))
+        generation: int = target["metadata"]["generation"]
+        return generation
 
     def create_pod(self, namespace: str, manifest_: JSON) -> JSON:
         name = next(self._names)

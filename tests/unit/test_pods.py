@@ -74,6 +74,28 @@ def test_the_watch_copy_that_shows_our_patch_is_believed() -> None:
     assert pods.believed(None, None, T0) is None
 
 
+def test_a_condition_is_written_again_when_the_pod_changed_since_it_was_decided() -> None:
+    """The gate condition observes the pod's metadata.generation: a condition that says
+    the same of an older generation (a spec change since, or written before conditions
+    carried it) is patched; one that observed a later generation than a lagging copy of
+    the pod is left as it is."""
+    ok = PodCondition(True, "Verified", "ok")
+    said = {"status": "True", "reason": "Verified", "message": "ok"}
+    assert pods.patch_needed(said, ok, generation=2)
+    assert pods.patch_needed({**said, "observedGeneration": 1}, ok, generation=2)
+    assert not pods.patch_needed({**said, "observedGeneration": 2}, ok, generation=2)
+    assert not pods.patch_needed({**said, "observedGeneration": 3}, ok, generation=2)
+    assert not pods.patch_needed(said, ok)  # a pod without generation (older API servers)
+
+
+def test_a_watch_copy_of_an_older_generation_than_our_patch_is_not_believed() -> None:
+    ours = pods.Written(True, "Verified", "ok", "2026-01-01T12:00:00Z", T0, generation=2)
+    older = {"status": "True", "reason": "Verified", "message": "ok", "observedGeneration": 1}
+    believed = pods.believed(older, ours, T0 + timedelta(seconds=1))
+    assert believed is not None and believed["observedGeneration"] == 2
+    assert not pods.patch_needed(believed, PodCondition(True, "Verified", "ok"), generation=2)
+
+
 def test_the_transition_time_moves_only_when_the_status_flips() -> None:
     now = "2026-01-01T13:00:00Z"
     current = {"status": "True", "lastTransitionTime": "2026-01-01T12:00:00Z"}

@@ -61,6 +61,13 @@ A ClusterRole when it watches every namespace, a Role in each one otherwise.
 - apiGroups: [""]
   resources: [pods/status]
   verbs: [patch]
+{{- if and .Values.gateInjection.enabled .Values.gateInjection.holdStart }}
+# gateInjection.holdStart - the scheduling gate schemagate.io/<name> is removed from a
+# held pod with a patch; the chart's start-gate-only policy refuses any other change.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [patch]
+{{- end }}
 # The backends' database URLs: read to verify, watched so a change is verified at once
 # (secrets.watch: false grants get only; the operator then re-reads them on every check).
 - apiGroups: [""]

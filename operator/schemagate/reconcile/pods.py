@@ -1,8 +1,10 @@
 """The gate on the pods. The pass's step `gate_pods` sets each pod's condition from the
-check just made (patch on change): only it opens a gate. A pod event records the pod,
-writes a closed condition on a pod that has none, and wakes the schema's loop; an event
-of the verify pod a check waits for wakes it too. The deletion of a DatabaseSchema
-releases its gates for good."""
+check just made (patch on change, or when the pod's generation moved past the one the
+condition observed): only it opens a gate, and it lets a pod held by the start-up gate
+start first (`reconcile.start_gate`). A pod event records the pod, writes a closed
+condition on a pod that has none, and wakes the schema's loop; an event of the verify
+pod a check waits for wakes it too. The deletion of a DatabaseSchema releases its gates
+for good, held pods included."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from schemagate.reconcile import report
 from schemagate.reconcile.context import JSON, Context, PodIndex
 from schemagate.reconcile.registry import Key, Published
 from schemagate.reconcile.schedule import MIN_DELAY, serve_at
+from schemagate.reconcile.start_gate import let_start
 from schemagate.reconcile.steps import Logger, Pass, held_after_refusal, knowledge
 
 #: Parallel pod-status patches while opening or closing a gate.
@@ -115,8 +118,13 @@ async def apply_gate(ctx: Context, key: Key, published: Published, *, read_only:
     answers = Answers(published, name, ctx.registry.latest_generation(key),
                       gate.open_templates(pods))
     wanted = [answers.condition(pod) for pod in pods]
+    # START-UP GATE (spec.gate.holdStart): held pods that open now start first.
+    if (started := await let_start(ctx, namespace, name, published.check.state, pods, wanted,
+                                   read_only=read_only)) is None:
+        return None
+    pods = started
     patches = [(pod, want, pod.condition) for pod, want in zip(pods, wanted, strict=True)
-               if patch_needed(pod.condition, want)]
+               if patch_needed(pod.condition, want, pod.generation)]
     if patches and read_only:
         return None
     if patches:
@@ -173,10 +181,12 @@ def patch_one(ctx: Context, namespace: str, schema: str, pod: gate.PodView,
     condition_type = gate.gate_condition_type(schema)
     when = transition_time(current, wanted, cond.timestamp(now))
     scrubber = ctx.registry.scrubbers.of((namespace, schema))
-    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when, scrubber)
+    ctx.kube.set_pod_condition(namespace, pod.name, condition_type, wanted, when, scrubber,
+                               generation=pod.generation)
     if pod.uid:
         ctx.registry.wrote(pod.uid, condition_type, Written(
-            wanted.status, wanted.reason, scrubber.message(wanted.message), when, now))
+            wanted.status, wanted.reason, scrubber.message(wanted.message), when, now,
+            pod.generation))
 
 
 async def pod_seen(pod: JSON, ctx: Context) -> None:
@@ -255,8 +265,10 @@ async def release(body: JSON, ctx: Context, logger: Logger) -> int:
     pods = [as_it_stands(ctx, p, condition_type, now)
             for p in indexed(ctx, namespace, name, LabelSelector()) if p.has_gate]
     wanted = gate.PodCondition(True, state.reason, state.message)
+    # START-UP GATE (spec.gate.holdStart): held pods start, their gate released.
+    pods = await let_start(ctx, namespace, name, state, pods, [wanted] * len(pods)) or pods
     patches = [(pod, wanted, pod.condition) for pod in pods
-               if patch_needed(pod.condition, wanted)]
+               if patch_needed(pod.condition, wanted, pod.generation)]
     if patches:
         await asyncio.to_thread(patch_all, ctx, namespace, name, patches)
     report.released(ctx, body, len(pods), logger)

@@ -1,1 +1,2 @@
-"""The readiness gate over plain data: which pods may be Ready, and the pods kept."""
+"""The gates over plain data: which pods may be Ready, which held pods may start, and
+the pods kept."""

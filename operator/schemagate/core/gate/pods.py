@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemagate.core.gate.readiness import PREFIX, PodCondition, PodView, schema_names_gating
+from schemagate.core.gate.start import held_schemas
 from schemagate.core.revisions.applied import SCHEMA_LABEL
 
 #: The index key of pods that name no DatabaseSchema (a schema name is never empty).
@@ -45,13 +46,16 @@ class IndexedPod:
     gates: frozenset[str] = frozenset()  # the schema names of its schemagate gates
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     deleting: bool = False
+    generation: int | None = None
+    held: frozenset[str] = frozenset()  # the schema names of its schemagate scheduling gates
 
     def view(self, schema_name: str, seen: datetime | None = None) -> PodView:
         """The pod as one gate sees it."""
         return PodView(name=self.name, uid=self.uid, labels=self.labels,
                        annotations=self.annotations, created=self.created,
                        condition=self.conditions.get(PREFIX + schema_name), seen=seen,
-                       has_gate=schema_name in self.gates)
+                       has_gate=schema_name in self.gates, generation=self.generation,
+                       held=schema_name in self.held)
 
 
 def index_entries(pod: Mapping[str, Any]) -> dict[Key, IndexedPod]:
@@ -75,8 +79,14 @@ def index_entries(pod: Mapping[str, Any]) -> dict[Key, IndexedPod]:
     entry = IndexedPod(name=meta.get("name", ""), uid=meta.get("uid", ""), labels=labels,
                        annotations=dict(meta.get("annotations") or {}),
                        created=parse_time(created) if created else None, gates=gates,
-                       conditions=conditions, deleting=deleting)
+                       conditions=conditions, deleting=deleting,
+                       generation=_generation(meta.get("generation")),
+                       held=held_schemas((pod.get("spec") or {}).get("schedulingGates")))
     return {(namespace, schema): entry for schema in named}
+
+
+def _generation(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_time(text: str) -> datetime:
@@ -92,32 +102,49 @@ class Written:
     message: str
     transition_time: str
     at: datetime
+    generation: int | None = None  # the pod's metadata.generation it observed
 
-    def as_condition(self) -> dict[str, str]:
-        return {"status": "True" if self.status else "False", "reason": self.reason,
-                "message": self.message, "lastTransitionTime": self.transition_time}
+    def as_condition(self) -> dict[str, Any]:
+        condition: dict[str, Any] = {
+            "status": "True" if self.status else "False", "reason": self.reason,
+            "message": self.message, "lastTransitionTime": self.transition_time}
+        if self.generation is not None:
+            condition["observedGeneration"] = self.generation
+        return condition
 
 
-def shows(condition: Mapping[str, Any] | None, status: bool, reason: str, message: str) -> bool:
+def shows(condition: Mapping[str, Any] | None, status: bool, reason: str, message: str,
+          generation: int | None = None) -> bool:
+    """The condition says this, and observed the pod's `generation` (or a later one: a
+    copy of the pod older than the condition must not take it back)."""
     if condition is None:
         return False
-    return (condition.get("status"), condition.get("reason"), condition.get("message")) == (
-        "True" if status else "False", reason, message)
+    if (condition.get("status"), condition.get("reason"), condition.get("message")) != (
+            "True" if status else "False", reason, message):
+        return False
+    if generation is None:
+        return True
+    observed = condition.get("observedGeneration")
+    return isinstance(observed, int) and observed >= generation
 
 
 def believed(seen: Mapping[str, Any] | None, written: Written | None,
              now: datetime) -> Mapping[str, Any] | None:
     """The pod's condition as it stands: the watch's copy, unless we patched it lately
     and the copy does not show that patch yet."""
-    if written is None or shows(seen, written.status, written.reason, written.message):
+    if written is None or shows(seen, written.status, written.reason, written.message,
+                                written.generation):
         return seen
     if now - written.at < WRITE_SETTLE:
         return written.as_condition()
     return seen
 
 
-def patch_needed(current: Mapping[str, Any] | None, wanted: PodCondition) -> bool:
-    return not shows(current, wanted.status, wanted.reason, wanted.message)
+def patch_needed(current: Mapping[str, Any] | None, wanted: PodCondition,
+                 generation: int | None = None) -> bool:
+    """The condition says otherwise, or observed an older `generation` of the pod (a
+    change of its spec, or a condition written before conditions carried it)."""
+    return not shows(current, wanted.status, wanted.reason, wanted.message, generation)
 
 
 def transition_time(current: Mapping[str, Any] | None, wanted: PodCondition,

@@ -95,6 +95,8 @@ class PodView:
     condition: Mapping[str, Any] | None = None  # this gate's pod condition, as the API shows it
     seen: datetime | None = None  # when this operator process first saw the pod
     has_gate: bool = True
+    generation: int | None = None  # metadata.generation: the gate condition observes it
+    held: bool = False  # carries this schema's scheduling gate: not started yet
 
     @property
     def is_true(self) -> bool:

@@ -247,6 +247,14 @@ class GateSpec(Model):
         description="What a verified schema that stops verifying (a table dropped, a column "
                     "retyped) does to open pods: Hold (the default) keeps them open and "
                     "reports, Close closes them; new pods stay closed either way.")
+    hold_start: bool = Field(
+        False,
+        description="true: pods labelled schemagate.io/schema: <name> are also held before "
+                    "they start, by the scheduling gate schemagate.io/<name> (added at "
+                    "creation by the chart's gateInjection.holdStart policy), removed when "
+                    "the readiness gate would open: no start, no crash, no backoff before "
+                    "the schema is right. Held pods are Pending: they count against the "
+                    "Deployment's progressDeadlineSeconds and a PodDisruptionBudget.")
 
 
 #: A type as PostgreSQL's `format_type` prints it: `bigint`, `character varying(64)`,
