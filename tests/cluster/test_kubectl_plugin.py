@@ -89,7 +89,12 @@ def test_a_missing_table_holds_the_pods_and_why_names_it(
     backend.deployment(replicas=2)
     backend.schema()
     backend.wait_reason("StampedButMissing")
-    wait_for("both pods held", lambda: backend.gate_states() == ["False", "False"])
+    # A pod seen before a check newer than it is closed as AwaitingFreshCheck first; the
+    # screen is read once both carry the check's own reason.
+    wait_for("both pods held by the missing table", lambda: [
+        (c.get("status"), c.get("reason")) for c in
+        (backend.pod_condition(p, "schemagate.io/backend-schema") for p in backend.pods())]
+        == [("False", "StampedButMissing")] * 2)
 
     status = plugin(backend.cluster, "status", "backend-schema", "-n", backend.namespace)
     print(status.stdout)
