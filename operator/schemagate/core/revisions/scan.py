@@ -36,8 +36,11 @@ OFFLINE_MODE_NAMES = frozenset({"is_offline_mode", "as_sql"})
 # even in a raw string.
 _QUOTES = ("'''", '"""', "'", '"')
 _STRINGS_BRACKETS = r"""'''|\"\"\"|'[^'\\\n]*'|"[^"\\\n]*"|'|"|[()\[\]{}]+|\\"""
-# A run of comment lines is one match; possessive, so the engine keeps no state per line.
-_HIDING = re.compile(r"#[^\n]*(?:\n[ \t]*#[^\n]*)*+|" + _STRINGS_BRACKETS)
+# A comment, to its line end. Each comment line is a match of its own: a run of them in
+# one match needs a possessive repeat to keep no state per line, and Python 3.11.2 (the
+# image's Debian Python) skips the alternatives after a possessive repeat and loses
+# brackets (an `unmatched ')'` in a valid file).
+_HIDING = re.compile(r"#[^\n]*|" + _STRINGS_BRACKETS)
 # Inside a string: an escaped character, the closing quote, or, for a one-line string,
 # the end of the line.
 _IN_STRING = {quote: re.compile(r"\\[\s\S]|" + re.escape(quote) + ("" if len(quote) == 3
